@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# vmpace: one entry point for dependencies, the out-of-tree KVM build, the
+# userspace tool, the test VM, the tests, the demo and the benchmarks.
+# 'make help' lists the targets.
+
+include tools/testing/rig/versions
+
+RIG		:= tools/testing/rig
+BUILD		?= $(CURDIR)/build
+KERNEL_SRC	?= /usr/src/linux-headers-$(KREL)
+JOBS		?= $(shell nproc)
+TREE		:= $(BUILD)/tree
+UAPI		:= $(BUILD)/uapi
+KSELFTEST_OUT	:= $(BUILD)/kselftest-kvm
+export BUILD KERNEL_SRC JOBS
+
+# Variables for the sub-makes of the kernel tree: never inherit ours.
+KMAKE		:= env -u MAKEFLAGS -u MFLAGS $(MAKE)
+
+.PHONY: all help deps tree modules headers selftests check check-host \
+	vm-shell vm-test abi-selftest patches clean distclean install
+
+all: modules headers selftests
+
+help:
+	@echo 'make deps         install the pinned Debian packages (as root)'
+	@echo 'make [all]        patched KVM modules, uapi headers, selftests'
+	@echo 'make modules      kvm.ko kvm-amd.ko kvm-intel.ko into build/modules'
+	@echo '                  (KERNEL_SRC=/lib/modules/$$(uname -r)/build for your kernel)'
+	@echo 'make check        everything, then all tests in the test VM'
+	@echo 'make vm-test T=re run the selftests whose name matches the regex in the VM'
+	@echo 'make vm-shell     shell in the test VM with our modules loaded'
+	@echo 'make patches      mailable series + checkpatch in build/patches'
+	@echo 'make install      install the modules for KERNEL_SRC (DESTDIR honoured)'
+
+deps:
+	@$(RIG)/deps.sh
+
+tree: deps
+	@$(RIG)/build-kvm.sh tree
+
+modules: deps
+	@$(RIG)/build-kvm.sh modules
+
+# Sanitised uapi headers of the patched tree, for all userspace we build.
+headers: tree
+	@$(KMAKE) -s -C $(TREE) O=$(BUILD)/hdr-obj ARCH=x86 \
+		INSTALL_HDR_PATH=$(UAPI) headers_install
+
+selftests: headers
+	@$(KMAKE) -s -C $(TREE)/tools/testing/selftests/kvm -j$(JOBS) \
+		LDFLAGS=-static KHDR_INCLUDES="-isystem $(UAPI)/include" \
+		OUTPUT=$(KSELFTEST_OUT)
+
+check: all
+	@$(RIG)/check.sh
+
+abi-selftest: modules
+	@$(RIG)/abi-selftest.sh
+
+vm-test: all
+	@$(RIG)/vm-tests.sh "$(T)"
+
+vm-shell: modules
+	@$(RIG)/vm-run.sh --shell
+
+patches: tree
+	@$(RIG)/mkpatches.sh
+
+install: modules
+	install -d $(DESTDIR)/lib/modules/$(KREL)/updates/vmpace
+	install -m 0644 $(BUILD)/modules/kvm.ko $(BUILD)/modules/kvm-amd.ko \
+		$(BUILD)/modules/kvm-intel.ko $(DESTDIR)/lib/modules/$(KREL)/updates/vmpace/
+	[ -n "$(DESTDIR)" ] || depmod $(KREL)
+
+clean:
+	rm -rf $(BUILD)/kmod $(BUILD)/modules $(BUILD)/tree $(BUILD)/hdr-obj \
+		$(UAPI) $(KSELFTEST_OUT) $(BUILD)/vm $(BUILD)/abi-selftest
+
+distclean:
+	rm -rf $(BUILD)

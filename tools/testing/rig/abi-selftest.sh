@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Prove that abi-check.sh catches a field inserted in the middle of struct
+# kvm_vcpu (before 'stat', which kernel/entry/kvm.c writes) and that it names
+# the moved field; and that the same probe with the pristine header passes.
+# Prints TAP.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions"
+. "$here/lib.sh"
+KERNEL_SRC=${KERNEL_SRC:-/usr/src/linux-headers-$KREL}
+tree=$BUILD/tree
+[ -d "$tree" ] || die "no patched tree: run 'make modules' first"
+
+work=$BUILD/abi-selftest
+rm -rf "$work"
+build_probe() { # dir header-to-use
+	local d=$1
+	mkdir -p "$d/override/include/linux"
+	cp "$here/abi-probe/abi_probe.c" "$here/abi-probe/Kbuild" "$d/"
+	cp "$2" "$d/override/include/linux/kvm_host.h"
+	make -s -C "$KERNEL_SRC" M="$d" NOSTDINC_FLAGS="-I$d/override/include" \
+		abi_probe.o >"$d/build.log" 2>&1 ||
+		{ cat "$d/build.log" >&2; die "probe build failed"; }
+}
+
+echo "1..2"
+build_probe "$work/good" "$tree/include/linux/kvm_host.h"
+if ABI_STRUCTS="kvm_vcpu kvm" "$here/abi-check.sh" "$work/good/abi_probe.o" \
+	>"$work/good.out" 2>&1; then
+	echo "ok 1 - abi-check accepts the series' kvm_host.h"
+else
+	sed 's/^/# /' "$work/good.out"; echo "not ok 1 - abi-check accepts the series' kvm_host.h"
+fi
+
+# Insert a member right after 'struct kvm_vcpu_arch arch;' in struct kvm_vcpu.
+mkdir -p "$work/bad"
+awk '/^struct kvm_vcpu \{/ { invcpu = 1 }
+     { print }
+     invcpu && /struct kvm_vcpu_arch arch;/ { print "\tu64 vmpace_abi_selftest_inserted;"; invcpu = 0 }' \
+	"$tree/include/linux/kvm_host.h" > "$work/bad/kvm_host.h"
+grep -q vmpace_abi_selftest_inserted "$work/bad/kvm_host.h" || die "could not break kvm_host.h"
+build_probe "$work/bad" "$work/bad/kvm_host.h"
+if ABI_STRUCTS="kvm_vcpu kvm" "$here/abi-check.sh" "$work/bad/abi_probe.o" \
+	>"$work/bad.out" 2>&1; then
+	echo "not ok 2 - abi-check rejects a member inserted before kvm_vcpu.stat # it passed"
+elif grep -q "struct kvm_vcpu: member 'stat' moved" "$work/bad.out"; then
+	sed -n 's/^/# /p' "$work/bad.out" | head -3
+	echo "ok 2 - abi-check rejects a member inserted before kvm_vcpu.stat, naming it"
+else
+	sed 's/^/# /' "$work/bad.out"
+	echo "not ok 2 - abi-check rejects a member inserted before kvm_vcpu.stat, naming it"
+fi

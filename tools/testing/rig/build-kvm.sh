@@ -1,0 +1,99 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the patched KVM modules out of tree:
+#   1. extract Debian's linux-source tarball once (cached by version),
+#   2. make a patched tree: pristine (hard links) + our new files + quilt series,
+#   3. sync the KVM directories into the M= build dir (content-compared, so an
+#      unchanged file keeps its mtime and kbuild stays incremental),
+#   4. build kvm.ko, kvm-amd.ko, kvm-intel.ko against $KERNEL_SRC,
+#   5. check the ABI against the target vmlinux, strip, install into build/modules.
+#
+# Usage: build-kvm.sh [tree|modules]   (default: modules)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+. "$here/versions"
+. "$here/lib.sh"
+
+what=${1:-modules}
+KERNEL_SRC=${KERNEL_SRC:-/usr/src/linux-headers-$KREL}
+JOBS=${JOBS:-$(nproc)}
+
+need_file "$KSRC_TARBALL" "$KSRC_PKG (version $KPKG_VERSION)"
+need_file "$KERNEL_SRC/Makefile" "a kernel build tree at KERNEL_SRC=$KERNEL_SRC (default: linux-headers-$KREL $KPKG_VERSION)"
+
+# --- 1. pristine source, extracted once per package version -----------------
+pristine_dir=$BUILD/src-$KPKG_VERSION
+pristine=$pristine_dir/linux-source-6.12
+if [ ! -e "$pristine_dir/.extracted" ]; then
+	log "extracting $KSRC_TARBALL"
+	rm -rf "$pristine_dir"
+	mkdir -p "$pristine_dir"
+	tar -C "$pristine_dir" -xJf "$KSRC_TARBALL"
+	touch "$pristine_dir/.extracted"
+fi
+
+# --- 2. patched tree, regenerated when our inputs change ---------------------
+tree=$BUILD/tree
+stamp=$(overlay_stamp)
+if [ "$(cat "$tree/.vmpace-stamp" 2>/dev/null)" != "$stamp" ]; then
+	log "patched tree: overlay + kernel/patches/series"
+	rm -rf "$tree"
+	cp -al "$pristine" "$tree"
+	overlay_list | while IFS= read -r pair; do
+		src=${pair%%	*} dst=${pair#*	}
+		if [ -e "$pristine/$dst" ]; then
+			die "$src would replace upstream $dst: change upstream files with a patch in kernel/patches"
+		fi
+		mkdir -p "$(dirname "$tree/$dst")"
+		# cp to a fresh name: never write through a hard link into pristine
+		cp "$repo/$src" "$tree/$dst"
+	done
+	if [ -s "$repo/kernel/patches/series" ]; then
+		(cd "$tree" && QUILT_PATCHES="$repo/kernel/patches" QUILT_PC=.pc \
+			quilt push -a -q --fuzz=0 >/dev/null) ||
+			die "kernel/patches/series does not apply to pristine $KPKG_VERSION"
+	fi
+	echo "$stamp" > "$tree/.vmpace-stamp"
+fi
+[ "$what" = tree ] && exit 0
+
+# --- 3. M= build dir ----------------------------------------------------------
+kmod=$BUILD/kmod
+mkdir -p "$kmod/virt/kvm" "$kmod/arch/x86/kvm"
+protect=(--filter='P *.o' --filter='P .*' --filter='P *.ko' --filter='P *.mod'
+	 --filter='P *.mod.c' --filter='P *.order' --filter='P *.symvers'
+	 --filter='P kvm-asm-offsets.h' --filter='P kvm-asm-offsets.s'
+	 --filter='P Kbuild')
+rsync -rc --delete "${protect[@]}" "$tree/virt/kvm/" "$kmod/virt/kvm/"
+rsync -rc --delete "${protect[@]}" "$tree/arch/x86/kvm/" "$kmod/arch/x86/kvm/"
+rsync -c "$here/kbuild/Kbuild.top" "$kmod/Kbuild"
+rsync -c "$here/kbuild/Kbuild.x86" "$kmod/arch/x86/kvm/Kbuild"
+
+# Headers changed by the series or added by us override the build tree's copy.
+ovl=$(mktemp -d)
+trap 'rm -rf "$ovl"' EXIT
+changed_headers | while IFS= read -r h; do
+	mkdir -p "$ovl/$(dirname "$h")"
+	cp "$tree/$h" "$ovl/$h"
+done
+mkdir -p "$kmod/override"
+rsync -rc --delete "$ovl/" "$kmod/override/"
+o=$kmod/override
+nostdinc="-I$o/arch/x86/include -I$o/include -I$o/arch/x86/include/uapi -I$o/include/uapi"
+
+# --- 4. build -----------------------------------------------------------------
+log "building kvm.ko kvm-amd.ko kvm-intel.ko against $KERNEL_SRC"
+werror=
+[ "${KVM_WERROR:-y}" = y ] && werror=CONFIG_KVM_WERROR=y
+make -C "$KERNEL_SRC" M="$kmod" NOSTDINC_FLAGS="$nostdinc" $werror \
+	-j"$JOBS" ${V:+V=$V} modules
+
+# --- 5. ABI check, strip, install ----------------------------------------------
+"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko"
+mkdir -p "$BUILD/modules"
+for m in kvm kvm-amd kvm-intel; do
+	strip --strip-debug -o "$BUILD/modules/$m.ko" "$kmod/arch/x86/kvm/$m.ko"
+done
+log "modules in $BUILD/modules"

@@ -1,0 +1,85 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# 'make check': host-side tests, then two test VMs side by side (one per core):
+#   distro: the upstream KVM selftests with Debian's own kvm modules,
+#   ours:   the same upstream selftests with our modules, then our kselftests
+#           and the end-to-end tests.
+# An upstream test that passes with the distro modules must pass with ours.
+# Ends with "N passed, N failed, N skipped".
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions"
+. "$here/lib.sh"
+
+C=$BUILD/check
+rm -rf "$C"
+mkdir -p "$C"
+
+# --- host side ----------------------------------------------------------------
+"$here/abi-selftest.sh" 2>&1 | sed 's/^\(\(not \)\?ok [0-9]* - \)/\1host: /' > "$C/host.tap"
+for t in $(ls "$repo"/tools/testing/selftests/host/*.sh 2>/dev/null); do
+	"$t" 2>&1 | sed "s/^\(\(not \)\?ok [0-9]* - \)/\1host: /" >> "$C/host.tap"
+done
+
+# --- test VMs -----------------------------------------------------------------
+"$here/kselftest-list.sh" upstream > "$C/upstream.list" || die "cannot list upstream selftests"
+{ cat "$C/upstream.list"
+  "$here/kselftest-list.sh" ours
+  [ ! -x "$repo/tools/testing/selftests/vmpace/list.sh" ] ||
+	"$repo/tools/testing/selftests/vmpace/list.sh"
+} > "$C/ours.list" || die "cannot list our tests"
+
+log "test VMs: $(wc -l < "$C/upstream.list") upstream selftests with distro and with our" \
+    "modules, $(( $(wc -l < "$C/ours.list") - $(wc -l < "$C/upstream.list") )) of ours"
+"$here/vm-run.sh" --modules distro --retry --name distro "$C/upstream.list" > "$C/distro.tap" 2>"$C/distro.err" &
+distro_pid=$!
+"$here/vm-run.sh" --retry --smp 2 --name ours "$C/ours.list" > "$C/ours.tap" 2>"$C/ours.err"
+wait $distro_pid
+cat "$C/distro.err" "$C/ours.err" >&2
+
+# --- results ------------------------------------------------------------------
+# status NAME FILE -> pass | skip | fail | none
+status() {
+	awk -v n="$1" '
+	/^(not )?ok / {
+		t = $0; sub(/^(not )?ok [0-9]* - [a-z]+: /, "", t); sub(/ #.*/, "", t)
+		if (t != n) next
+		if ($0 ~ /^not ok/) s = "fail"; else if ($0 ~ /# SKIP/) s = "skip"; else s = "pass"
+		print s; found = 1; exit
+	}
+	END { if (!found) print "none" }' "$2"
+}
+
+{
+cat "$C/host.tap"
+while IFS=$'\t' read -r name _; do
+	d=$(status "$name" "$C/distro.tap")
+	o=$(status "$name" "$C/ours.tap")
+	if [ "$d" = pass ] && [ "$o" = pass ]; then
+		echo "ok - regression: $name"
+	elif [ "$d" = pass ]; then
+		echo "not ok - regression: $name # passes with distro modules, '$o' with ours"
+	elif [ "$o" = pass ]; then
+		echo "ok - regression: $name # SKIP '$d' with distro modules (passes with ours)"
+	else
+		echo "ok - regression: $name # SKIP '$d' with distro modules, '$o' with ours"
+	fi
+done < "$C/upstream.list"
+grep -v ' - ours: upstream/' "$C/ours.tap"
+grep -v ' - distro: upstream/' "$C/distro.tap"
+} > "$C/all.tap"
+
+cat "$C/all.tap"
+{
+	printf 'upstream selftests passing: distro %s, ours %s (of %s run)\n' \
+		"$(grep -cE '^ok .* - distro: upstream/[^#]*(# time|$)' "$C/distro.tap")" \
+		"$(grep -cE '^ok .* - ours: upstream/[^#]*(# time|$)' "$C/ours.tap")" \
+		"$(wc -l < "$C/upstream.list")"
+} | tee "$C/regression-summary"
+pass=$(grep -E '^ok ' "$C/all.tap" | grep -vc '# SKIP')
+skip=$(grep -E '^ok ' "$C/all.tap" | grep -c '# SKIP')
+fail=$(grep -cE '^not ok ' "$C/all.tap")
+echo "results: $C (per-test logs and dmesg under $BUILD/vm/)"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

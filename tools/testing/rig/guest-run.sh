@@ -1,0 +1,82 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM, chrooted into the host's root (read-only 9p).
+# $1 is the results directory shared read-write with the host; it holds
+#   job    NAME=value lines: MODULES (distro or a directory with our .ko files),
+#          KVM_AMD_PARAMS, RETRY (0/1) for names starting RETRY_PREFIX,
+#          SHELL_MODE (0/1)
+#   tests  "name<TAB>timeout-seconds<TAB>command" lines
+# and receives tap (written as tests finish), logs/NAME.log, dmesg, done.
+set -u
+R=$1
+. "$R/job"
+mkdir -p "$R/logs"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp TMPDIR=/tmp
+tap=$R/tap
+: > "$tap"
+krel=$(uname -r)
+
+loadmod() { # path [params...]
+	insmod "$@" || { echo "guest: insmod $* failed" >&2; return 1; }
+}
+
+load_kvm() {
+	local d=/lib/modules/$krel/kernel
+	loadmod $d/virt/lib/irqbypass.ko.xz &&
+	loadmod $d/drivers/crypto/ccp/ccp.ko.xz || return 1
+	if [ "$MODULES" = distro ]; then
+		loadmod $d/arch/x86/kvm/kvm.ko.xz &&
+		loadmod $d/arch/x86/kvm/kvm-amd.ko.xz $KVM_AMD_PARAMS
+	else
+		loadmod "$MODULES/kvm.ko" &&
+		loadmod "$MODULES/kvm-amd.ko" $KVM_AMD_PARAMS
+	fi
+}
+
+if ! load_kvm; then
+	echo "not ok 1 - load KVM modules ($MODULES)" >> "$tap"
+	dmesg > "$R/dmesg"
+	echo failed > "$R/done"
+	exit 1
+fi
+echo "guest: KVM modules loaded from $MODULES (taint $(cat /proc/sys/kernel/tainted))"
+
+if [ "${SHELL_MODE:-0}" = 1 ]; then
+	echo "guest: test VM shell; 'exit' powers off"
+	cd /
+	setsid -c /bin/bash -i </dev/ttyS0 >/dev/ttyS0 2>&1
+	echo done > "$R/done"
+	exit 0
+fi
+
+n=0
+while IFS=$'\t' read -r name limit cmd; do
+	case "$name" in ''|'#'*) continue ;; esac
+	n=$((n + 1))
+	log=$R/logs/${name//\//_}.log
+	tries=1
+	# Upstream tests under TCG have rare timing flakes, with distro modules
+	# too; the regression comparison gives both module sets the same retry.
+	[ "${RETRY:-0}" = 1 ] && [ "${name#"$RETRY_PREFIX"}" != "$name" ] && tries=2
+	note=
+	for try in $(seq 1 $tries); do
+		start=$(date +%s.%N)
+		timeout -k 5 "$limit" bash -c "$cmd" > "$log" 2>&1 < /dev/null
+		rc=$?
+		secs=$(echo "$(date +%s.%N) - $start" | bc)
+		[ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] && break
+		[ "$try" -lt "$tries" ] && mv "$log" "$log.try$try"
+	done
+	[ "$try" -gt 1 ] && [ "$rc" -eq 0 ] && note=" (passed on retry)"
+	case $rc in
+	0) echo "ok $n - $name # time=${secs}s$note" ;;
+	4) echo "ok $n - $name # SKIP $(tail -n 1 "$log" | tr -d '\r' | cut -c1-120)" ;;
+	124|137) echo "not ok $n - $name # TIMEOUT after ${limit}s" ;;
+	*) echo "not ok $n - $name # exit $rc" ;;
+	esac >> "$tap"
+done < "$R/tests"
+echo "1..$n" >> "$tap"
+dmesg > "$R/dmesg"
+echo ok > "$R/done"

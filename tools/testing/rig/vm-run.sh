@@ -1,0 +1,110 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the test VM (Debian's kernel under TCG, -cpu max = AMD SVM + NPT), load
+# KVM modules, run a list of tests inside, bring back TAP, logs and dmesg.
+#
+# Usage: vm-run.sh [options] TESTS-FILE | --shell
+#   --modules distro|DIR   KVM modules to load (default: build/modules)
+#   --name NAME            results go to build/vm/NAME (default: tests file name)
+#   --smp N --mem MB       test VM size (default 2, 3072)
+#   --retry                rerun a failing test once (regression runs)
+#   --shell                interactive shell in the VM, modules loaded
+# TESTS-FILE lines: "name<TAB>timeout-seconds<TAB>command"
+#
+# The host enforces a timeout for the whole VM (sum of test timeouts + boot
+# margin): a hung guest is a failure with the console log shown.  dmesg is
+# checked for WARN/BUG/Oops/lockdep/KASAN-style reports.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions"
+. "$here/lib.sh"
+
+modules=$BUILD/modules smp=2 mem=3072 retry=0 shell=0 name= tests=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--modules) modules=$2; shift 2 ;;
+	--name) name=$2; shift 2 ;;
+	--smp) smp=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--retry) retry=1; shift ;;
+	--shell) shell=1; shift ;;
+	-*) die "unknown option $1" ;;
+	*) tests=$1; shift ;;
+	esac
+done
+[ "$shell" = 1 ] || [ -n "$tests" ] || die "usage: vm-run.sh [options] TESTS-FILE | --shell"
+[ "$modules" = distro ] || [ -e "$modules/kvm.ko" ] || die "no kvm.ko in $modules: run 'make modules'"
+[ "$modules" = distro ] || modules=$(cd "$modules" && pwd)
+name=${name:-$( [ "$shell" = 1 ] && echo shell || basename "$tests" )}
+
+initrd=$("$here/mkinitramfs.sh")
+kernel=/boot/vmlinuz-$KREL
+R=$BUILD/vm/$name
+rm -rf "$R"
+mkdir -p "$R"
+limit=120
+if [ "$shell" = 0 ]; then
+	grep -v '^#' "$tests" | grep . > "$R/tests" || die "$tests lists no test"
+	limit=$(awk -F'\t' '{ s += $2 + 10 } END { print s + 120 }' "$R/tests")
+else
+	: > "$R/tests"
+fi
+cat > "$R/job" <<JOB
+MODULES=$modules
+KVM_AMD_PARAMS="npt=0"
+RETRY=$retry
+RETRY_PREFIX=upstream/
+SHELL_MODE=$shell
+JOB
+
+qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max -smp "$smp" -m "$mem"
+      -nographic -no-reboot -nodefaults -serial mon:stdio
+      -kernel "$kernel" -initrd "$initrd"
+      -append "console=ttyS0 panic=-1 loglevel=4 vmpace.run=$here/guest-run.sh"
+      -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+      -virtfs "local,path=$R,mount_tag=results,security_model=none,multidevs=remap")
+if [ "$shell" = 1 ]; then
+	exec "${qemu[@]}"
+fi
+
+log "$name: booting test VM (limit ${limit}s, modules: $modules)"
+rc=0
+timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
+
+fail=0
+if [ ! -e "$R/done" ]; then
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		log "$name: test VM did not finish within ${limit}s: console log follows"
+	else
+		log "$name: test VM stopped early (qemu exit $rc): console log follows"
+	fi
+	tail -n 60 "$R/console.log" | sed 's/^/  | /' >&2
+	fail=1
+fi
+[ -s "$R/tap" ] && sed "s/^\(\(not \)\?ok [0-9]* - \)/\1$name: /" "$R/tap" | grep -v '^1\.\.'
+# Report what did not run at all
+if [ -e "$R/done" ] || [ -s "$R/tap" ]; then
+	ran=$(grep -c '^\(not \)\?ok' "$R/tap" || true)
+else
+	ran=0
+fi
+total=$(wc -l < "$R/tests")
+for i in $(seq $((ran + 1)) "$total"); do
+	t=$(sed -n "${i}p" "$R/tests" | cut -f1)
+	echo "not ok - $name: $t # did not run (VM died)"
+done
+grep -q '^not ok' "$R/tap" 2>/dev/null && fail=1
+
+# Kernel reports in the guest's log are failures.
+pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|lockdep|possible recursive locking|KASAN|UBSAN|soft lockup|hard LOCKUP|hung_task|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG'
+dm=$R/dmesg
+[ -e "$dm" ] || dm=$R/console.log
+if grep -E "$pat" "$dm" > "$R/kernel-reports" 2>/dev/null; then
+	echo "not ok - $name: guest kernel log clean"
+	sed 's/^/# /' "$R/kernel-reports" | head -n 20
+	fail=1
+else
+	echo "ok - $name: guest kernel log clean"
+fi
+exit $fail
