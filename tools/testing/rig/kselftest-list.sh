@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
 . "$here/lib.sh"
 which=${1:?usage: kselftest-list.sh upstream|ours}
-limit=${UPSTREAM_TEST_TIMEOUT:-60}
+limit=${KSELFTEST_TIMEOUT:-120}
 out=$BUILD/kselftest-kvm
 mk=$(mktemp)
 trap 'rm -f "$mk"' EXIT

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Pacing of vCPUs to an external clock, see
+ * Documentation/virt/kvm/x86/pacing.rst.
+ */
+#ifndef __LINUX_KVM_PACE_H
+#define __LINUX_KVM_PACE_H
+
+#include <linux/hrtimer.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+
+struct kvm;
+struct kvm_vcpu;
+
+/*
+ * Per VM.  Guest time is VM-wide: it stands still from the moment every vCPU
+ * is held at its deadline ("frozen") until the first vCPU runs again.  The
+ * frozen host time accumulates in frozen_tsc/frozen_ns; each vCPU moves its
+ * clocks back by the part it has not applied yet before it runs guest code.
+ */
+struct kvm_pace_vm {
+	struct mutex lock;		/* this and every vCPU's kvm_pace_vcpu */
+	unsigned int nr_held;
+	bool frozen;
+	u64 freeze_host_tsc;		/* host TSC when the VM froze */
+	u64 freeze_ns;			/* ktime_get_ns() at the same moment */
+	u64 frozen_tsc;			/* host TSC cycles spent frozen */
+	u64 frozen_ns;			/* the same, in ns */
+};
+
+struct kvm_pace_vcpu {
+	struct kvm_vcpu *vcpu;
+	wait_queue_head_t wq;		/* held vCPU thread and pollers */
+	struct hrtimer timer;		/* host time of the deadline */
+	fl_owner_t owner;		/* files of the process that armed pacing */
+	u64 deadline;			/* guest TSC, 0 when disarmed */
+	u32 flags;			/* KVM_PACE_* of the last deadline */
+	bool held;
+	bool rearm;			/* program the timer before the next entry */
+	u64 held_tsc;			/* guest TSC when the deadline was reached */
+	u64 held_since;			/* ktime_get_ns() when held */
+	u64 applied_tsc;		/* kvm_pace_vm.frozen_tsc applied here */
+	u64 applied_ns;			/* kvm_pace_vm.frozen_ns applied here */
+
+	/* the LAPIC timer does not run while the vCPU is held */
+	bool lapic_paused;
+	ktime_t lapic_expires;
+
+	/* counters */
+	u64 holds;
+	u64 exits;
+	u64 overshoot_last;
+	u64 overshoot_max;
+	u64 held_ns;
+};
+
+/* Arch hooks, called with kvm_pace_vm.lock held. */
+u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu);
+u32 kvm_arch_pace_tsc_khz(struct kvm_vcpu *vcpu);
+void kvm_arch_pace_arm_timer(struct kvm_vcpu *vcpu, u64 guest_tsc);
+void kvm_arch_pace_freeze(struct kvm *kvm);
+void kvm_arch_pace_thaw(struct kvm *kvm);
+void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu);
+void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);
+
+int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu);
+
+#endif

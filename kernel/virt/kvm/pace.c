@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Pacing of vCPUs to an external clock.
+ *
+ * A controller (usually not the VMM: it borrows the vCPU fds with
+ * pidfd_getfd()) sets an absolute guest-TSC deadline per vCPU.  When a vCPU
+ * reaches it, KVM_RUN either holds the vCPU thread in the kernel until the
+ * deadline is raised or disarmed, or returns KVM_EXIT_PACE.  Once every vCPU
+ * of the VM is held, guest time stands still until one of them runs again.
+ *
+ * See Documentation/virt/kvm/x86/pacing.rst.
+ */
+#include <linux/kvm_host.h>
+#include <linux/kvm_pace.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+static enum hrtimer_restart pace_timer_fn(struct hrtimer *timer)
+{
+	struct kvm_pace_vcpu *pv = container_of(timer, struct kvm_pace_vcpu, timer);
+
+	/* Get the vCPU out of the guest, or out of a halt. */
+	kvm_make_request(KVM_REQ_UNBLOCK, pv->vcpu);
+	kvm_vcpu_kick(pv->vcpu);
+	return HRTIMER_NORESTART;
+}
+
+static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
+{
+	struct kvm_pace_vm *pvm = smp_load_acquire(&kvm->pace);
+
+	if (pvm)
+		return pvm;
+
+	mutex_lock(&kvm->lock);
+	pvm = kvm->pace;
+	if (!pvm) {
+		pvm = kzalloc(sizeof(*pvm), GFP_KERNEL_ACCOUNT);
+		if (pvm) {
+			mutex_init(&pvm->lock);
+			smp_store_release(&kvm->pace, pvm);
+		}
+	}
+	mutex_unlock(&kvm->lock);
+	return pvm;
+}
+
+/* Called with pvm->lock held. */
+static struct kvm_pace_vcpu *pace_vcpu_get(struct kvm_vcpu *vcpu,
+					   struct kvm_pace_vm *pvm)
+{
+	struct kvm_pace_vcpu *pv = vcpu->pace;
+
+	if (pv)
+		return pv;
+
+	pv = kzalloc(sizeof(*pv), GFP_KERNEL_ACCOUNT);
+	if (!pv)
+		return NULL;
+
+	pv->vcpu = vcpu;
+	init_waitqueue_head(&pv->wq);
+	hrtimer_init(&pv->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS_HARD);
+	pv->timer.function = pace_timer_fn;
+	/* Time frozen before this vCPU was paced is already in its clocks. */
+	pv->applied_tsc = pvm->frozen_tsc;
+	pv->applied_ns = pvm->frozen_ns;
+	smp_store_release(&vcpu->pace, pv);
+	return pv;
+}
+
+static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
+		      struct kvm_pace_vcpu *pv, u64 guest_tsc)
+{
+	u64 overshoot = guest_tsc - pv->deadline;
+
+	hrtimer_cancel(&pv->timer);
+	pv->held = true;
+	pv->held_tsc = guest_tsc;
+	pv->held_since = ktime_get_ns();
+	pv->holds++;
+	pv->overshoot_last = overshoot;
+	pv->overshoot_max = max(pv->overshoot_max, overshoot);
+	kvm_arch_pace_vcpu_hold(vcpu);
+
+	if (++pvm->nr_held == atomic_read(&vcpu->kvm->online_vcpus) &&
+	    !pvm->frozen) {
+		kvm_arch_pace_freeze(vcpu->kvm);
+		pvm->frozen = true;
+	}
+	wake_up_all(&pv->wq);
+}
+
+static void pace_release(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
+{
+	if (!pv->held)
+		return;
+
+	pv->held = false;
+	pv->held_ns += ktime_get_ns() - pv->held_since;
+	pvm->nr_held--;
+	pv->rearm = true;
+	wake_up_all(&pv->wq);
+}
+
+static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
+{
+	pv->deadline = 0;
+	pv->flags = 0;
+	pv->owner = NULL;
+	hrtimer_cancel(&pv->timer);
+	pace_release(pvm, pv);
+	kvm_make_request(KVM_REQ_UNBLOCK, pv->vcpu);
+	kvm_vcpu_kick(pv->vcpu);
+}
+
+/*
+ * Called by the arch run loop before every guest entry (or halt) of a vCPU
+ * that has been paced.  Returns 1 to go on, 0 to exit to userspace with
+ * KVM_EXIT_PACE, -EINTR when a signal interrupted the hold.
+ */
+int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
+{
+	struct kvm_pace_vcpu *pv = vcpu->pace;
+	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
+	u64 guest_tsc;
+	int r;
+
+	for (;;) {
+		mutex_lock(&pvm->lock);
+		if (pv->held) {
+			if (pv->flags & KVM_PACE_EXIT_TO_USER) {
+				vcpu->run->exit_reason = KVM_EXIT_PACE;
+				vcpu->run->pace.deadline = pv->deadline;
+				vcpu->run->pace.guest_tsc = pv->held_tsc;
+				pv->exits++;
+				mutex_unlock(&pvm->lock);
+				return 0;
+			}
+			mutex_unlock(&pvm->lock);
+
+			/* Like a halt: let memslot updates go on meanwhile. */
+			kvm_vcpu_srcu_read_unlock(vcpu);
+			r = wait_event_interruptible(pv->wq, !READ_ONCE(pv->held));
+			kvm_vcpu_srcu_read_lock(vcpu);
+			if (r) {
+				kvm_handle_signal_exit(vcpu);
+				return -EINTR;
+			}
+			continue;
+		}
+
+		/* Guest time starts again with the first vCPU that runs. */
+		if (pvm->frozen) {
+			kvm_arch_pace_thaw(vcpu->kvm);
+			pvm->frozen = false;
+		}
+		kvm_arch_pace_vcpu_resume(vcpu);
+
+		if (!pv->deadline) {
+			mutex_unlock(&pvm->lock);
+			return 1;
+		}
+
+		guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+		if (guest_tsc >= pv->deadline) {
+			pace_hold(vcpu, pvm, pv, guest_tsc);
+			mutex_unlock(&pvm->lock);
+			continue;
+		}
+
+		if (pv->rearm || !hrtimer_active(&pv->timer)) {
+			kvm_arch_pace_arm_timer(vcpu, guest_tsc);
+			pv->rearm = false;
+		}
+		mutex_unlock(&pvm->lock);
+		return 1;
+	}
+}
+
+static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
+{
+	struct kvm_pace_deadline d;
+	struct kvm_pace_vcpu *pv;
+	struct kvm_pace_vm *pvm;
+	int r = 0;
+
+	if (copy_from_user(&d, argp, sizeof(d)))
+		return -EFAULT;
+	if ((d.flags & ~KVM_PACE_VALID_FLAGS) || d.pad)
+		return -EINVAL;
+
+	pvm = pace_vm_get(vcpu->kvm);
+	if (!pvm)
+		return -ENOMEM;
+
+	mutex_lock(&pvm->lock);
+	pv = pace_vcpu_get(vcpu, pvm);
+	if (!pv) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	/* One controller at a time; it must disarm before another arms. */
+	if (pv->deadline && pv->owner != current->files) {
+		r = -EBUSY;
+		goto out;
+	}
+
+	if (!d.deadline) {
+		if (pv->deadline)
+			pace_disarm(pvm, pv);
+		goto out;
+	}
+
+	pv->deadline = d.deadline;
+	pv->flags = d.flags;
+	pv->owner = current->files;
+	pv->rearm = true;
+	pace_release(pvm, pv);
+
+	/* Have the vCPU thread program its timer against the new deadline. */
+	kvm_make_request(KVM_REQ_UNBLOCK, vcpu);
+	kvm_vcpu_kick(vcpu);
+out:
+	mutex_unlock(&pvm->lock);
+	return r;
+}
+
+static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
+{
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace);
+	struct kvm_pace_state st = {};
+
+	st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
+	if (!pv) {
+		st.guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+		goto out;
+	}
+
+	mutex_lock(&pvm->lock);
+	st.guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+	st.deadline = pv->deadline;
+	if (pv->deadline)
+		st.state |= KVM_PACE_STATE_ARMED;
+	if (pv->held)
+		st.state |= KVM_PACE_STATE_HELD;
+	if (pvm->frozen)
+		st.state |= KVM_PACE_STATE_FROZEN;
+	st.holds = pv->holds;
+	st.exits = pv->exits;
+	st.overshoot_last = pv->overshoot_last;
+	st.overshoot_max = pv->overshoot_max;
+	st.held_ns = pv->held_ns;
+	if (pv->held)
+		st.held_ns += ktime_get_ns() - pv->held_since;
+	st.frozen_ns = pvm->frozen_ns;
+	if (pvm->frozen)
+		st.frozen_ns += ktime_get_ns() - pvm->freeze_ns;
+	mutex_unlock(&pvm->lock);
+out:
+	if (copy_to_user(argp, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The pacing ioctls are deliberately exempt from the check that the caller
+ * shares the VM's mm: the controller is another process that borrowed the
+ * vCPU fd with pidfd_getfd(), which requires ptrace-attach rights on the VMM.
+ * They touch neither guest memory nor the VMM's address space, and they never
+ * take vcpu->mutex, which KVM_RUN holds while the vCPU is held.
+ */
+long kvm_pace_vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned int ioctl,
+			 void __user *argp)
+{
+	switch (ioctl) {
+	case KVM_SET_PACE_DEADLINE:
+		if (vcpu->kvm->vm_dead)
+			return -EIO;
+		return pace_set_deadline(vcpu, argp);
+	case KVM_GET_PACE_STATE:
+		if (vcpu->kvm->vm_dead)
+			return -EIO;
+		return pace_get_state(vcpu, argp);
+	default:
+		return -ENOIOCTLCMD;
+	}
+}
+
+/*
+ * ->flush runs on every close() of a vCPU fd, including the implicit ones
+ * when a process exits or is killed: pacing armed by that process ends, and
+ * a held vCPU runs free again.
+ */
+void kvm_pace_vcpu_flush(struct kvm_vcpu *vcpu, fl_owner_t id)
+{
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
+
+	if (!pv)
+		return;
+
+	mutex_lock(&pvm->lock);
+	if (pv->deadline && pv->owner == id)
+		pace_disarm(pvm, pv);
+	mutex_unlock(&pvm->lock);
+}
+
+__poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
+			    poll_table *wait)
+{
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+
+	/* Unchanged behaviour for vCPUs that were never paced. */
+	if (!pv)
+		return DEFAULT_POLLMASK;
+
+	poll_wait(file, &pv->wq, wait);
+	return READ_ONCE(pv->held) ? EPOLLIN | EPOLLRDNORM : 0;
+}
+
+void kvm_pace_vcpu_destroy(struct kvm_vcpu *vcpu)
+{
+	struct kvm_pace_vcpu *pv = vcpu->pace;
+
+	if (!pv)
+		return;
+
+	hrtimer_cancel(&pv->timer);
+	kfree(pv);
+	vcpu->pace = NULL;
+}
+
+void kvm_pace_vm_destroy(struct kvm *kvm)
+{
+	kfree(kvm->pace);
+	kvm->pace = NULL;
+}
