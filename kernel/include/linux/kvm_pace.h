@@ -56,11 +56,18 @@ struct kvm_pace_vcpu {
 	u64 held_ns;
 };
 
+/* One reading of the clocks pacing works with. */
+struct kvm_pace_clock {
+	u64 guest_tsc;			/* as the guest reads it, frozen or not */
+	u64 host_tsc;			/* raw host TSC of the reading */
+	u64 ns;				/* ktime_get_ns() of the reading */
+};
+
 /* Arch hooks, called with kvm_pace_vm.lock held. */
-u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu);
+void kvm_arch_pace_read_clock(struct kvm_vcpu *vcpu, struct kvm_pace_clock *c);
 u32 kvm_arch_pace_tsc_khz(struct kvm_vcpu *vcpu);
 void kvm_arch_pace_arm_timer(struct kvm_vcpu *vcpu, u64 guest_tsc);
-void kvm_arch_pace_freeze(struct kvm *kvm);
+void kvm_arch_pace_freeze(struct kvm *kvm, const struct kvm_pace_clock *c);
 void kvm_arch_pace_thaw(struct kvm *kvm);
 void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu);
 void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);

@@ -71,14 +71,14 @@ static struct kvm_pace_vcpu *pace_vcpu_get(struct kvm_vcpu *vcpu,
 }
 
 static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
-		      struct kvm_pace_vcpu *pv, u64 guest_tsc)
+		      struct kvm_pace_vcpu *pv, const struct kvm_pace_clock *c)
 {
-	u64 overshoot = guest_tsc - pv->deadline;
+	u64 overshoot = c->guest_tsc - pv->deadline;
 
 	hrtimer_cancel(&pv->timer);
 	pv->held = true;
-	pv->held_tsc = guest_tsc;
-	pv->held_since = ktime_get_ns();
+	pv->held_tsc = c->guest_tsc;
+	pv->held_since = c->ns;
 	pv->holds++;
 	pv->overshoot_last = overshoot;
 	pv->overshoot_max = max(pv->overshoot_max, overshoot);
@@ -86,7 +86,8 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 
 	if (++pvm->nr_held == atomic_read(&vcpu->kvm->online_vcpus) &&
 	    !pvm->frozen) {
-		kvm_arch_pace_freeze(vcpu->kvm);
+		/* Guest time stops where the last vCPU stopped. */
+		kvm_arch_pace_freeze(vcpu->kvm, c);
 		pvm->frozen = true;
 	}
 	wake_up_all(&pv->wq);
@@ -124,7 +125,7 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 {
 	struct kvm_pace_vcpu *pv = vcpu->pace;
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
-	u64 guest_tsc;
+	struct kvm_pace_clock c;
 	int r;
 
 	for (;;) {
@@ -163,15 +164,15 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 			return 1;
 		}
 
-		guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
-		if (guest_tsc >= pv->deadline) {
-			pace_hold(vcpu, pvm, pv, guest_tsc);
+		kvm_arch_pace_read_clock(vcpu, &c);
+		if (c.guest_tsc >= pv->deadline) {
+			pace_hold(vcpu, pvm, pv, &c);
 			mutex_unlock(&pvm->lock);
 			continue;
 		}
 
 		if (pv->rearm || !hrtimer_active(&pv->timer)) {
-			kvm_arch_pace_arm_timer(vcpu, guest_tsc);
+			kvm_arch_pace_arm_timer(vcpu, c.guest_tsc);
 			pv->rearm = false;
 		}
 		mutex_unlock(&pvm->lock);
@@ -233,15 +234,18 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
 	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace);
 	struct kvm_pace_state st = {};
+	struct kvm_pace_clock c;
 
 	st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
 	if (!pv) {
-		st.guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+		kvm_arch_pace_read_clock(vcpu, &c);
+		st.guest_tsc = c.guest_tsc;
 		goto out;
 	}
 
 	mutex_lock(&pvm->lock);
-	st.guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+	kvm_arch_pace_read_clock(vcpu, &c);
+	st.guest_tsc = c.guest_tsc;
 	st.deadline = pv->deadline;
 	if (pv->deadline)
 		st.state |= KVM_PACE_STATE_ARMED;
@@ -255,10 +259,10 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 	st.overshoot_max = pv->overshoot_max;
 	st.held_ns = pv->held_ns;
 	if (pv->held)
-		st.held_ns += ktime_get_ns() - pv->held_since;
+		st.held_ns += c.ns - pv->held_since;
 	st.frozen_ns = pvm->frozen_ns;
 	if (pvm->frozen)
-		st.frozen_ns += ktime_get_ns() - pvm->freeze_ns;
+		st.frozen_ns += c.ns - pvm->freeze_ns;
 	mutex_unlock(&pvm->lock);
 out:
 	if (copy_to_user(argp, &st, sizeof(st)))

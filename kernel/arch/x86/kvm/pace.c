@@ -14,12 +14,15 @@
 #include "x86.h"
 
 /* Guest TSC of @vcpu as the guest would read it now, or when it froze. */
-u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu)
+void kvm_arch_pace_read_clock(struct kvm_vcpu *vcpu, struct kvm_pace_clock *c)
 {
 	struct kvm_pace_vcpu *pv = vcpu->pace;
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
-	u64 host_tsc = rdtsc();
+	u64 host_tsc;
 
+	c->host_tsc = rdtsc();
+	c->ns = ktime_get_ns();
+	host_tsc = c->host_tsc;
 	if (pvm) {
 		if (pvm->frozen)
 			host_tsc = pvm->freeze_host_tsc;
@@ -27,7 +30,7 @@ u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu)
 		if (pv)
 			host_tsc -= pvm->frozen_tsc - pv->applied_tsc;
 	}
-	return kvm_read_l1_tsc(vcpu, host_tsc);
+	c->guest_tsc = kvm_read_l1_tsc(vcpu, host_tsc);
 }
 
 u32 kvm_arch_pace_tsc_khz(struct kvm_vcpu *vcpu)
@@ -52,12 +55,12 @@ void kvm_arch_pace_arm_timer(struct kvm_vcpu *vcpu, u64 guest_tsc)
 		      HRTIMER_MODE_ABS_HARD);
 }
 
-void kvm_arch_pace_freeze(struct kvm *kvm)
+void kvm_arch_pace_freeze(struct kvm *kvm, const struct kvm_pace_clock *c)
 {
 	struct kvm_pace_vm *pvm = kvm->pace;
 
-	pvm->freeze_host_tsc = rdtsc();
-	pvm->freeze_ns = ktime_get_ns();
+	pvm->freeze_host_tsc = c->host_tsc;
+	pvm->freeze_ns = c->ns;
 }
 
 void kvm_arch_pace_thaw(struct kvm *kvm)

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM_CAP_PACE time freeze: while the VM is held, neither the TSC nor
+ * kvmclock advance for the guest, and armed LAPIC timers (TSC-deadline and
+ * periodic) fire after the same guest time as without holds, with no burst
+ * of interrupts after long holds.
+ */
+#include <asm/kvm_para.h>
+#include <asm/pvclock.h>
+#include <asm/pvclock-abi.h>
+#include <time.h>
+
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "apic.h"
+#include "pace_util.h"
+
+#define TIMER_VECTOR	0xec
+
+/* Host holds much longer than the guest may notice. */
+#define HOLD_MS		2000
+#define GUEST_SLACK_MS	200
+
+static volatile bool guest_stop;
+static volatile uint64_t timer_tsc;
+static volatile uint64_t ticks;
+
+static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *pvti)
+{
+	uint64_t tsc, ns, prev_tsc, prev_ns, gap_tsc = 0, gap_ns = 0;
+
+	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti_pa | KVM_MSR_ENABLED);
+	prev_tsc = rdtsc();
+	prev_ns = __pvclock_read_cycles(pvti, prev_tsc);
+	while (!guest_stop) {
+		tsc = rdtsc();
+		ns = __pvclock_read_cycles(pvti, tsc);
+		GUEST_ASSERT(tsc >= prev_tsc);
+		GUEST_ASSERT(ns >= prev_ns);
+		gap_tsc = max(gap_tsc, tsc - prev_tsc);
+		gap_ns = max(gap_ns, ns - prev_ns);
+		prev_tsc = tsc;
+		prev_ns = ns;
+	}
+	GUEST_SYNC_ARGS(0, gap_tsc, gap_ns, 0, 0);
+	GUEST_DONE();
+}
+
+static void timer_handler(struct ex_regs *regs)
+{
+	if (!timer_tsc)
+		timer_tsc = rdtsc();
+	ticks++;
+	x2apic_write_reg(APIC_EOI, 0);
+}
+
+static void guest_tscdeadline_code(uint64_t delay)
+{
+	uint64_t armed;
+
+	x2apic_enable();
+	x2apic_write_reg(APIC_LVTT, APIC_LVT_TIMER_TSCDEADLINE | TIMER_VECTOR);
+	asm volatile("sti");
+	armed = rdtsc();
+	wrmsr(MSR_IA32_TSC_DEADLINE, armed + delay);
+	while (!timer_tsc)
+		cpu_relax();
+	GUEST_SYNC_ARGS(0, timer_tsc - armed, 0, 0, 0);
+	GUEST_DONE();
+}
+
+static void guest_periodic_code(uint64_t period_ns)
+{
+	uint64_t start;
+
+	x2apic_enable();
+	x2apic_write_reg(APIC_TDCR, 0xb);	/* divide by 1 */
+	x2apic_write_reg(APIC_LVTT, APIC_LVT_TIMER_PERIODIC | TIMER_VECTOR);
+	asm volatile("sti");
+	start = rdtsc();
+	x2apic_write_reg(APIC_TMICT, period_ns);
+	while (!guest_stop)
+		cpu_relax();
+	x2apic_write_reg(APIC_TMICT, 0);
+	GUEST_SYNC_ARGS(0, ticks, rdtsc() - start, 0, 0);
+	GUEST_DONE();
+}
+
+static uint64_t run_until_sync(struct kvm_vcpu *vcpu, uint64_t *arg2)
+{
+	struct ucall uc;
+
+	for (;;) {
+		vcpu_run(vcpu);
+		if (vcpu->run->exit_reason == KVM_EXIT_PACE)
+			continue;
+		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+		switch (get_ucall(vcpu, &uc)) {
+		case UCALL_SYNC:
+			if (arg2)
+				*arg2 = uc.args[3];
+			return uc.args[2];
+		case UCALL_ABORT:
+			REPORT_GUEST_ASSERT(uc);
+		default:
+			TEST_FAIL("unexpected ucall %lu", uc.cmd);
+		}
+	}
+}
+
+/* Run to @deadline (exit-to-user mode), then stay held for @hold_ms. */
+static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
+{
+	struct timespec ts = { hold_ms / 1000, (hold_ms % 1000) * 1000000L };
+	struct kvm_pace_state before, after;
+
+	pace_set(vcpu, deadline, KVM_PACE_EXIT_TO_USER);
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_PACE);
+	pace_state(vcpu, &before);
+	TEST_ASSERT(before.state & KVM_PACE_STATE_FROZEN, "not frozen: 0x%x", before.state);
+	/* The hold's length, not synchronisation: guest time must not move. */
+	nanosleep(&ts, NULL);
+	pace_state(vcpu, &after);
+	TEST_ASSERT_EQ(after.guest_tsc, before.guest_tsc);
+	TEST_ASSERT(after.frozen_ns - before.frozen_ns >= hold_ms * 1000000ull,
+		    "frozen for %llu ns, held %d ms", after.frozen_ns - before.frozen_ns,
+		    hold_ms);
+}
+
+static void test_clocks(void)
+{
+	uint64_t ms, gap_tsc, gap_ns, t0;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	vm_vaddr_t pvti;
+	bool *stop;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_clock_code);
+	pvti = vm_vaddr_alloc_page(vm);
+	vcpu_args_set(vcpu, 2, addr_gva2gpa(vm, pvti), pvti);
+	stop = addr_gva2hva(vm, (vm_vaddr_t)&guest_stop);
+	ms = pace_ms(vcpu, 1);
+
+	t0 = pace_guest_tsc(vcpu);
+	hold_at(vcpu, t0 + 20 * ms, HOLD_MS);
+	hold_at(vcpu, t0 + 40 * ms, HOLD_MS);
+	*stop = true;
+	pace_set(vcpu, 0, 0);
+	gap_tsc = run_until_sync(vcpu, &gap_ns);
+
+	TEST_ASSERT(gap_tsc < GUEST_SLACK_MS * ms,
+		    "guest saw its TSC jump by %lu ticks (%lu ms) across a %d ms hold",
+		    gap_tsc, gap_tsc / ms, HOLD_MS);
+	TEST_ASSERT(gap_ns < GUEST_SLACK_MS * 1000000ull,
+		    "guest saw kvmclock jump by %lu ns across a %d ms hold",
+		    gap_ns, HOLD_MS);
+	kvm_vm_free(vm);
+}
+
+static void test_tscdeadline_timer(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t ms, delay, fired;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_tscdeadline_code);
+	vcpu_set_cpuid_feature(vcpu, X86_FEATURE_TSC_DEADLINE_TIMER);
+	vm_install_exception_handler(vm, TIMER_VECTOR, timer_handler);
+	ms = pace_ms(vcpu, 1);
+	delay = 50 * ms;
+	vcpu_args_set(vcpu, 1, delay);
+
+	/*
+	 * Hold the VM for much longer than the timer's delay, a few guest
+	 * ms after it was armed: it must still fire after 'delay' of guest
+	 * time, not at once when the vCPU resumes.
+	 */
+	hold_at(vcpu, pace_guest_tsc(vcpu) + 5 * ms, HOLD_MS);
+	pace_set(vcpu, 0, 0);
+	fired = run_until_sync(vcpu, NULL);
+	TEST_ASSERT(fired >= delay,
+		    "TSC-deadline timer fired after %lu ticks of guest time, armed for %lu",
+		    fired, delay);
+	TEST_ASSERT(fired < delay + GUEST_SLACK_MS * ms,
+		    "TSC-deadline timer fired %lu ms late in guest time",
+		    (fired - delay) / ms);
+	kvm_vm_free(vm);
+}
+
+static void test_periodic_timer(void)
+{
+	const uint64_t period_ns = 2000000, quantum_ms = 10;
+	uint64_t ms, t0, nr, elapsed, expected;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	bool *stop;
+	int i;
+
+	vm = vm_create_with_one_vcpu(&vcpu, guest_periodic_code);
+	vm_install_exception_handler(vm, TIMER_VECTOR, timer_handler);
+	vcpu_args_set(vcpu, 1, period_ns);
+	stop = addr_gva2hva(vm, (vm_vaddr_t)&guest_stop);
+	ms = pace_ms(vcpu, 1);
+
+	/* Quanta of 10 ms of guest time, each followed by a long hold. */
+	t0 = pace_guest_tsc(vcpu);
+	for (i = 1; i <= 8; i++)
+		hold_at(vcpu, t0 + i * quantum_ms * ms, 500);
+	*stop = true;
+	pace_set(vcpu, 0, 0);
+	nr = run_until_sync(vcpu, &elapsed);
+
+	expected = elapsed / ms * 1000000 / period_ns;
+	TEST_ASSERT(nr <= expected + 2,
+		    "%lu periodic ticks in %lu ms of guest time, period %lu ns: burst after holds",
+		    nr, elapsed / ms, period_ns);
+	TEST_ASSERT(nr >= expected / 2,
+		    "%lu periodic ticks in %lu ms of guest time, period %lu ns: timer lost",
+		    nr, elapsed / ms, period_ns);
+	kvm_vm_free(vm);
+}
+
+int main(int argc, char *argv[])
+{
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_PACE));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_ADJUST_CLOCK));
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_TSC_DEADLINE_TIMER));
+
+	test_clocks();
+	test_tscdeadline_timer();
+	test_periodic_timer();
+	return 0;
+}

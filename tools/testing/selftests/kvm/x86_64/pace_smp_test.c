@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM_CAP_PACE with several vCPUs: guest time is VM-wide.  All vCPUs are
+ * held at the same deadline and released again and again; the guest checks
+ * that no vCPU ever reads a TSC lower than one another vCPU has already
+ * published, and the host checks that every held vCPU reports the same
+ * frozen guest time.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "pace_util.h"
+
+#define NR_VCPUS	4
+#define NR_QUANTA	10
+#define HOLD_TIMEOUT_MS	60000
+
+static uint64_t published;		/* highest TSC any vCPU has read */
+static volatile bool guest_stop;
+
+static void guest_code(void)
+{
+	uint64_t seen, tsc;
+
+	while (!guest_stop) {
+		seen = READ_ONCE(published);
+		tsc = rdtsc();
+		__GUEST_ASSERT(tsc >= seen,
+			       "TSC %lu is below %lu, read earlier by another vCPU",
+			       tsc, seen);
+		while (seen < tsc &&
+		       !__atomic_compare_exchange_n(&published, &seen, tsc, false,
+						    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			;
+	}
+	GUEST_DONE();
+}
+
+static struct kvm_vcpu *vcpus[NR_VCPUS];
+
+static void *vcpu_thread(void *arg)
+{
+	struct kvm_vcpu *vcpu = arg;
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_DONE:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	return NULL;
+}
+
+int main(int argc, char *argv[])
+{
+	struct timespec hold = { 0, 100 * 1000000L };
+	uint64_t ms, deadline, frozen;
+	pthread_t threads[NR_VCPUS];
+	struct kvm_pace_state st;
+	struct kvm_vm *vm;
+	int i, q;
+
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_PACE));
+
+	vm = vm_create_with_vcpus(NR_VCPUS, guest_code, vcpus);
+	ms = pace_ms(vcpus[0], 1);
+
+	deadline = pace_guest_tsc(vcpus[0]);
+	for (i = 0; i < NR_VCPUS; i++)
+		pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]);
+
+	for (q = 0; q < NR_QUANTA; q++) {
+		deadline += 5 * ms;
+		for (i = 0; i < NR_VCPUS; i++)
+			pace_set(vcpus[i], deadline, 0);
+		for (i = 0; i < NR_VCPUS; i++)
+			pace_wait_held(vcpus[i]->fd, HOLD_TIMEOUT_MS);
+
+		for (i = 0; i < NR_VCPUS; i++) {
+			pace_state(vcpus[i], &st);
+			TEST_ASSERT(st.state & KVM_PACE_STATE_FROZEN,
+				    "vCPU %d: VM not frozen with all vCPUs held (0x%x)",
+				    i, st.state);
+			TEST_ASSERT(st.guest_tsc >= deadline,
+				    "vCPU %d held early", i);
+			if (!i)
+				frozen = st.guest_tsc;
+			TEST_ASSERT_EQ(st.guest_tsc, frozen);
+		}
+		/* Hold length; the next quantum is checked on guest time. */
+		nanosleep(&hold, NULL);
+		pace_state(vcpus[NR_VCPUS - 1], &st);
+		TEST_ASSERT_EQ(st.guest_tsc, frozen);
+		deadline = frozen;
+	}
+
+	*(bool *)addr_gva2hva(vm, (vm_vaddr_t)&guest_stop) = true;
+	for (i = 0; i < NR_VCPUS; i++)
+		pace_set(vcpus[i], 0, 0);
+	for (i = 0; i < NR_VCPUS; i++)
+		pthread_join(threads[i], NULL);
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		pace_state(vcpus[i], &st);
+		TEST_ASSERT_EQ(st.holds, NR_QUANTA);
+	}
+	kvm_vm_free(vm);
+	return 0;
+}
