@@ -23,6 +23,7 @@
 #define GUEST_SLACK_MS	200
 
 static volatile bool guest_stop;
+static volatile uint64_t guest_loops;
 static volatile uint64_t timer_tsc;
 static volatile uint64_t ticks;
 
@@ -33,7 +34,9 @@ static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *
 	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti_pa | KVM_MSR_ENABLED);
 	prev_tsc = rdtsc();
 	prev_ns = __pvclock_read_cycles(pvti, prev_tsc);
+	GUEST_SYNC_ARGS(0, prev_tsc, 0, 0, 0);
 	while (!guest_stop) {
+		guest_loops++;
 		tsc = rdtsc();
 		ns = __pvclock_read_cycles(pvti, tsc);
 		GUEST_ASSERT(tsc >= prev_tsc);
@@ -64,9 +67,10 @@ static void guest_tscdeadline_code(uint64_t delay)
 	asm volatile("sti");
 	armed = rdtsc();
 	wrmsr(MSR_IA32_TSC_DEADLINE, armed + delay);
+	GUEST_SYNC_ARGS(0, armed, 0, 0, 0);
 	while (!timer_tsc)
 		cpu_relax();
-	GUEST_SYNC_ARGS(0, timer_tsc - armed, 0, 0, 0);
+	GUEST_SYNC_ARGS(1, timer_tsc - armed, 0, 0, 0);
 	GUEST_DONE();
 }
 
@@ -131,21 +135,28 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 
 static void test_clocks(void)
 {
-	uint64_t ms, gap_tsc, gap_ns, t0;
+	uint64_t ms, gap_tsc, gap_ns, loops;
+	volatile uint64_t *nr_loops;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	vm_vaddr_t pvti;
 	bool *stop;
+	int i;
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_clock_code);
 	pvti = vm_vaddr_alloc_page(vm);
 	vcpu_args_set(vcpu, 2, addr_gva2gpa(vm, pvti), pvti);
 	stop = addr_gva2hva(vm, (vm_vaddr_t)&guest_stop);
+	nr_loops = addr_gva2hva(vm, (vm_vaddr_t)&guest_loops);
 	ms = pace_ms(vcpu, 1);
 
-	t0 = pace_guest_tsc(vcpu);
-	hold_at(vcpu, t0 + 20 * ms, HOLD_MS);
-	hold_at(vcpu, t0 + 40 * ms, HOLD_MS);
+	/* Hold twice while the guest is in its clock-reading loop. */
+	run_until_sync(vcpu, NULL);
+	for (i = 1; i <= 2; i++) {
+		loops = *nr_loops;
+		hold_at(vcpu, pace_guest_tsc(vcpu) + 20 * ms, HOLD_MS);
+		TEST_ASSERT(*nr_loops != loops, "the guest did not run before its deadline: guest time jumped across the hold?");
+	}
 	*stop = true;
 	pace_set(vcpu, 0, 0);
 	gap_tsc = run_until_sync(vcpu, &gap_ns);
@@ -161,23 +172,26 @@ static void test_clocks(void)
 
 static void test_tscdeadline_timer(void)
 {
+	uint64_t ms, delay, armed, fired;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	uint64_t ms, delay, fired;
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_tscdeadline_code);
 	vcpu_set_cpuid_feature(vcpu, X86_FEATURE_TSC_DEADLINE_TIMER);
 	vm_install_exception_handler(vm, TIMER_VECTOR, timer_handler);
 	ms = pace_ms(vcpu, 1);
-	delay = 50 * ms;
+	delay = 200 * ms;
 	vcpu_args_set(vcpu, 1, delay);
+	armed = run_until_sync(vcpu, NULL);
 
 	/*
-	 * Hold the VM for much longer than the timer's delay, a few guest
-	 * ms after it was armed: it must still fire after 'delay' of guest
+	 * Hold the VM for much longer than the timer's delay, soon after
+	 * the timer was armed: it must still fire after 'delay' of guest
 	 * time, not at once when the vCPU resumes.
 	 */
-	hold_at(vcpu, pace_guest_tsc(vcpu) + 5 * ms, HOLD_MS);
+	hold_at(vcpu, armed + 20 * ms, HOLD_MS);
+	TEST_ASSERT(vcpu->run->pace.guest_tsc < armed + delay,
+		    "test setup: held after the timer's deadline");
 	pace_set(vcpu, 0, 0);
 	fired = run_until_sync(vcpu, NULL);
 	TEST_ASSERT(fired >= delay,
