@@ -15,6 +15,38 @@ struct kvm;
 struct kvm_vcpu;
 
 /*
+ * Per-vCPU counters.  In the binary stats they follow struct kvm_vcpu_stat,
+ * whose size built-in code depends on and which therefore cannot grow.
+ */
+struct kvm_pace_stats {
+	u64 holds;			/* times the deadline was reached */
+	u64 exits;			/* KVM_EXIT_PACE returned to userspace */
+	u64 overshoot_last;		/* guest TSC ticks past the deadline */
+	u64 overshoot_max;
+	u64 held_ns;			/* host time spent held */
+};
+
+#define PACE_STATS_DESC(stat, type, unit, base, exp)			\
+{									\
+	STATS_DESC_COMMON(type, unit, base, exp, 1, 0),			\
+	.offset = sizeof(struct kvm_vcpu_stat) +			\
+		  offsetof(struct kvm_pace_stats, stat),		\
+	.name = "pace_" #stat,						\
+}
+
+#define KVM_PACE_VCPU_STATS()						\
+	PACE_STATS_DESC(holds, KVM_STATS_TYPE_CUMULATIVE,		\
+			KVM_STATS_UNIT_NONE, KVM_STATS_BASE_POW10, 0),	\
+	PACE_STATS_DESC(exits, KVM_STATS_TYPE_CUMULATIVE,		\
+			KVM_STATS_UNIT_NONE, KVM_STATS_BASE_POW10, 0),	\
+	PACE_STATS_DESC(overshoot_last, KVM_STATS_TYPE_INSTANT,		\
+			KVM_STATS_UNIT_CYCLES, KVM_STATS_BASE_POW10, 0),\
+	PACE_STATS_DESC(overshoot_max, KVM_STATS_TYPE_PEAK,		\
+			KVM_STATS_UNIT_CYCLES, KVM_STATS_BASE_POW10, 0),\
+	PACE_STATS_DESC(held_ns, KVM_STATS_TYPE_CUMULATIVE,		\
+			KVM_STATS_UNIT_SECONDS, KVM_STATS_BASE_POW10, -9)
+
+/*
  * Per VM.  Guest time is VM-wide: it stands still from the moment every vCPU
  * is held at its deadline ("frozen") until the first vCPU runs again.  The
  * frozen host time accumulates in frozen_tsc/frozen_ns; each vCPU moves its
@@ -48,12 +80,7 @@ struct kvm_pace_vcpu {
 	bool lapic_paused;
 	ktime_t lapic_expires;
 
-	/* counters */
-	u64 holds;
-	u64 exits;
-	u64 overshoot_last;
-	u64 overshoot_max;
-	u64 held_ns;
+	struct kvm_pace_stats stats;
 };
 
 /* One reading of the clocks pacing works with. */

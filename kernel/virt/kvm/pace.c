@@ -79,9 +79,9 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 	pv->held = true;
 	pv->held_tsc = c->guest_tsc;
 	pv->held_since = c->ns;
-	pv->holds++;
-	pv->overshoot_last = overshoot;
-	pv->overshoot_max = max(pv->overshoot_max, overshoot);
+	pv->stats.holds++;
+	pv->stats.overshoot_last = overshoot;
+	pv->stats.overshoot_max = max(pv->stats.overshoot_max, overshoot);
 	kvm_arch_pace_vcpu_hold(vcpu);
 
 	if (++pvm->nr_held == atomic_read(&vcpu->kvm->online_vcpus) &&
@@ -99,7 +99,7 @@ static void pace_release(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
 		return;
 
 	pv->held = false;
-	pv->held_ns += ktime_get_ns() - pv->held_since;
+	pv->stats.held_ns += ktime_get_ns() - pv->held_since;
 	pvm->nr_held--;
 	pv->rearm = true;
 	wake_up_all(&pv->wq);
@@ -135,7 +135,7 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 				vcpu->run->exit_reason = KVM_EXIT_PACE;
 				vcpu->run->pace.deadline = pv->deadline;
 				vcpu->run->pace.guest_tsc = pv->held_tsc;
-				pv->exits++;
+				pv->stats.exits++;
 				mutex_unlock(&pvm->lock);
 				return 0;
 			}
@@ -253,11 +253,11 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 		st.state |= KVM_PACE_STATE_HELD;
 	if (pvm->frozen)
 		st.state |= KVM_PACE_STATE_FROZEN;
-	st.holds = pv->holds;
-	st.exits = pv->exits;
-	st.overshoot_last = pv->overshoot_last;
-	st.overshoot_max = pv->overshoot_max;
-	st.held_ns = pv->held_ns;
+	st.holds = pv->stats.holds;
+	st.exits = pv->stats.exits;
+	st.overshoot_last = pv->stats.overshoot_last;
+	st.overshoot_max = pv->stats.overshoot_max;
+	st.held_ns = pv->stats.held_ns;
 	if (pv->held)
 		st.held_ns += c.ns - pv->held_since;
 	st.frozen_ns = pvm->frozen_ns;
@@ -324,6 +324,50 @@ __poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
 
 	poll_wait(file, &pv->wq, wait);
 	return READ_ONCE(pv->held) ? EPOLLIN | EPOLLRDNORM : 0;
+}
+
+/*
+ * Binary stats and debugfs address the pacing counters as if they followed
+ * struct kvm_vcpu_stat; they read as zero until the vCPU is paced.
+ */
+u64 *kvm_vcpu_stat_ptr(struct kvm_vcpu *vcpu, size_t offset)
+{
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+
+	if (offset < sizeof(vcpu->stat))
+		return (void *)&vcpu->stat + offset;
+
+	offset -= sizeof(vcpu->stat);
+	if (!pv || offset >= sizeof(pv->stats))
+		return NULL;
+	return (void *)&pv->stats + offset;
+}
+
+ssize_t kvm_vcpu_stats_read_pace(struct kvm_vcpu *vcpu,
+				 const struct kvm_stats_header *header,
+				 const struct kvm_stats_desc *desc,
+				 char __user *user_buffer, size_t size,
+				 loff_t *offset)
+{
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct {
+		struct kvm_vcpu_stat stat;
+		struct kvm_pace_stats pace;
+	} *data;
+	ssize_t r;
+
+	BUILD_BUG_ON(offsetof(typeof(*data), pace) != sizeof(struct kvm_vcpu_stat));
+	data = kzalloc(sizeof(*data), GFP_KERNEL_ACCOUNT);
+	if (!data)
+		return -ENOMEM;
+
+	data->stat = vcpu->stat;
+	if (pv)
+		data->pace = pv->stats;
+	r = kvm_stats_read(vcpu->stats_id, header, desc, data, sizeof(*data),
+			   user_buffer, size, offset);
+	kfree(data);
+	return r;
 }
 
 void kvm_pace_vcpu_destroy(struct kvm_vcpu *vcpu)

@@ -80,6 +80,45 @@ static void test_invalid(struct kvm_vm *vm, struct kvm_vcpu *vcpu)
 	assert_not_armed(vcpu);
 }
 
+static uint64_t vcpu_stat(struct kvm_vcpu *vcpu, const char *name)
+{
+	struct kvm_stats_header header;
+	struct kvm_stats_desc *descs, *desc;
+	int fd = vcpu_get_stats_fd(vcpu);
+	uint64_t val;
+	int i;
+
+	read_stats_header(fd, &header);
+	descs = read_stats_descriptors(fd, &header);
+	for (i = 0; i < header.num_desc; i++) {
+		desc = get_stats_descriptor(descs, i, &header);
+		if (strcmp(desc->name, name))
+			continue;
+		TEST_ASSERT_EQ(desc->size, 1);
+		read_stat_data(fd, &header, desc, &val, 1);
+		free(descs);
+		close(fd);
+		return val;
+	}
+	TEST_FAIL("no binary stat '%s'", name);
+	return 0;
+}
+
+static void assert_stats(struct kvm_vcpu *vcpu)
+{
+	struct kvm_pace_state st;
+
+	pace_state(vcpu, &st);
+	TEST_ASSERT_EQ(vcpu_stat(vcpu, "pace_holds"), st.holds);
+	TEST_ASSERT_EQ(vcpu_stat(vcpu, "pace_exits"), st.exits);
+	TEST_ASSERT_EQ(vcpu_stat(vcpu, "pace_overshoot_last"), st.overshoot_last);
+	TEST_ASSERT_EQ(vcpu_stat(vcpu, "pace_overshoot_max"), st.overshoot_max);
+	/* held_ns in the binary stats counts completed holds only */
+	TEST_ASSERT(vcpu_stat(vcpu, "pace_held_ns") <= st.held_ns,
+		    "binary stats held %lu ns, KVM_GET_PACE_STATE %llu ns",
+		    vcpu_stat(vcpu, "pace_held_ns"), st.held_ns);
+}
+
 static void run_to_deadline(struct kvm_vcpu *vcpu, uint64_t deadline)
 {
 	vcpu_run(vcpu);
@@ -95,6 +134,10 @@ static void test_exit_to_user(struct kvm_vcpu *vcpu)
 	uint64_t quantum = pace_ms(vcpu, 2), deadline, last;
 	struct kvm_pace_state st;
 	int i;
+
+	/* Never paced: the counters exist and read zero. */
+	TEST_ASSERT_EQ(vcpu_stat(vcpu, "pace_holds"), 0);
+	TEST_ASSERT_EQ(vcpu_stat(vcpu, "pace_held_ns"), 0);
 
 	deadline = pace_guest_tsc(vcpu) + quantum;
 	pace_set(vcpu, deadline, KVM_PACE_EXIT_TO_USER);
@@ -128,6 +171,7 @@ static void test_exit_to_user(struct kvm_vcpu *vcpu)
 	pace_state(vcpu, &st);
 	TEST_ASSERT_EQ(st.holds, 9);
 	TEST_ASSERT_EQ(st.exits, 10);
+	assert_stats(vcpu);
 	TEST_ASSERT(st.overshoot_max >= st.overshoot_last, "overshoot max %llu < last %llu",
 		    st.overshoot_max, st.overshoot_last);
 
@@ -136,6 +180,8 @@ static void test_exit_to_user(struct kvm_vcpu *vcpu)
 	/* Counters survive disarming. */
 	pace_state(vcpu, &st);
 	TEST_ASSERT_EQ(st.holds, 9);
+	TEST_ASSERT(st.held_ns > 0, "no time spent held");
+	assert_stats(vcpu);
 }
 
 static void test_halted(void)

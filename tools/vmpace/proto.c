@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <string.h>
+
+#include "proto.h"
+
+size_t vp_msg_size(enum vp_proto proto)
+{
+	return proto == VP_PROTO_NS64 ? 8 : 4;
+}
+
+uint64_t vp_unit_ns(enum vp_proto proto)
+{
+	return proto == VP_PROTO_NS64 ? 1 : 1000;
+}
+
+void vp_decoder_init(struct vp_decoder *d, enum vp_proto proto)
+{
+	memset(d, 0, sizeof(*d));
+	d->proto = proto;
+}
+
+size_t vp_decode(struct vp_decoder *d, const uint8_t *in, size_t len,
+		 bool *complete, uint64_t *grant)
+{
+	size_t need = vp_msg_size(d->proto) - d->len;
+	size_t n = len < need ? len : need;
+	uint64_t v = 0;
+	size_t i;
+
+	memcpy(d->buf + d->len, in, n);
+	d->len += n;
+	*complete = d->len == vp_msg_size(d->proto);
+	if (!*complete)
+		return n;
+
+	for (i = 0; i < d->len; i++)
+		v = v << 8 | d->buf[i];
+	*grant = v;
+	d->len = 0;
+	return n;
+}
+
+bool vp_decoder_partial(const struct vp_decoder *d)
+{
+	return d->len != 0;
+}
+
+int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8])
+{
+	size_t size = vp_msg_size(proto), i;
+
+	if (size == 4 && value > UINT32_MAX)
+		return -ERANGE;
+	for (i = 0; i < size; i++)
+		out[i] = value >> (8 * (size - 1 - i));
+	return (int)size;
+}
+
+int vp_units_to_ticks_ceil(uint64_t units, uint64_t unit_ns, uint32_t tsc_khz,
+			   uint64_t *ticks)
+{
+	unsigned __int128 t = (unsigned __int128)units * unit_ns * tsc_khz;
+
+	t = (t + 999999) / 1000000;
+	if (t > UINT64_MAX)
+		return -ERANGE;
+	*ticks = (uint64_t)t;
+	return 0;
+}
+
+uint64_t vp_ticks_to_units_floor(uint64_t ticks, uint64_t unit_ns,
+				 uint32_t tsc_khz)
+{
+	unsigned __int128 t = (unsigned __int128)ticks * 1000000;
+
+	return (uint64_t)(t / ((unsigned __int128)tsc_khz * unit_ns));
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The simulator protocol: the adevs / QEMU -external_sim "v2" exchange.
+ *
+ * The simulator writes first: a grant, the time the guest may advance.
+ * vmpace answers with the time that actually elapsed.  Both are unsigned
+ * big-endian integers: 32-bit microseconds in the seed protocol, 64-bit
+ * nanoseconds in the ns64 variant.  A zero grant ends the session.
+ */
+#ifndef VMPACE_PROTO_H
+#define VMPACE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum vp_proto {
+	VP_PROTO_US32,		/* seed: uint32 microseconds */
+	VP_PROTO_NS64,		/* uint64 nanoseconds */
+};
+
+struct vp_decoder {
+	enum vp_proto proto;
+	uint8_t buf[8];
+	size_t len;		/* bytes of the next message received so far */
+};
+
+size_t vp_msg_size(enum vp_proto proto);
+uint64_t vp_unit_ns(enum vp_proto proto);
+
+void vp_decoder_init(struct vp_decoder *d, enum vp_proto proto);
+
+/*
+ * Feed received bytes.  Returns how many were consumed: stops after one
+ * complete message, which is stored in *grant (in protocol units), and sets
+ * *complete.  Partial messages are kept for the next call.
+ */
+size_t vp_decode(struct vp_decoder *d, const uint8_t *in, size_t len,
+		 bool *complete, uint64_t *grant);
+
+/* True if bytes of an unfinished message are pending (EOF would cut it). */
+bool vp_decoder_partial(const struct vp_decoder *d);
+
+/* Encode a report; -ERANGE if it does not fit the protocol's width. */
+int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8]);
+
+/*
+ * Conversions between guest TSC ticks and protocol units, exact for any
+ * 64-bit input (128-bit intermediates); -ERANGE on overflow.
+ */
+int vp_units_to_ticks_ceil(uint64_t units, uint64_t unit_ns, uint32_t tsc_khz,
+			   uint64_t *ticks);
+uint64_t vp_ticks_to_units_floor(uint64_t ticks, uint64_t unit_ns,
+				 uint32_t tsc_khz);
+
+#endif
