@@ -26,25 +26,17 @@ struct kvm_pace_stats {
 	u64 held_ns;			/* host time spent held */
 };
 
-#define PACE_STATS_DESC(stat, type, unit, base, exp)			\
+/* Descriptors for an arch's kvm_vcpu_stats_desc[], after its own. */
+#define PACE_STATS_DESC(stat, type, unit, exp)				\
 {									\
-	STATS_DESC_COMMON(type, unit, base, exp, 1, 0),			\
+	STATS_DESC_COMMON(type, unit, KVM_STATS_BASE_POW10, exp, 1, 0),	\
 	.offset = sizeof(struct kvm_vcpu_stat) +			\
 		  offsetof(struct kvm_pace_stats, stat),		\
 	.name = "pace_" #stat,						\
 }
 
-#define KVM_PACE_VCPU_STATS()						\
-	PACE_STATS_DESC(holds, KVM_STATS_TYPE_CUMULATIVE,		\
-			KVM_STATS_UNIT_NONE, KVM_STATS_BASE_POW10, 0),	\
-	PACE_STATS_DESC(exits, KVM_STATS_TYPE_CUMULATIVE,		\
-			KVM_STATS_UNIT_NONE, KVM_STATS_BASE_POW10, 0),	\
-	PACE_STATS_DESC(overshoot_last, KVM_STATS_TYPE_INSTANT,		\
-			KVM_STATS_UNIT_CYCLES, KVM_STATS_BASE_POW10, 0),\
-	PACE_STATS_DESC(overshoot_max, KVM_STATS_TYPE_PEAK,		\
-			KVM_STATS_UNIT_CYCLES, KVM_STATS_BASE_POW10, 0),\
-	PACE_STATS_DESC(held_ns, KVM_STATS_TYPE_CUMULATIVE,		\
-			KVM_STATS_UNIT_SECONDS, KVM_STATS_BASE_POW10, -9)
+#define PACE_STATS_COUNTER(stat)					\
+	PACE_STATS_DESC(stat, KVM_STATS_TYPE_CUMULATIVE, KVM_STATS_UNIT_NONE, 0)
 
 /*
  * Per VM.  Guest time is VM-wide: it stands still from the moment every vCPU

@@ -26,9 +26,14 @@ static enum hrtimer_restart pace_timer_fn(struct hrtimer *timer)
 	return HRTIMER_NORESTART;
 }
 
+/*
+ * kvm->pace and vcpu->pace are set once, with smp_store_release() after the
+ * structure is initialized, and read locklessly with smp_load_acquire(); they
+ * are freed only when the VM and the vCPU are destroyed.
+ */
 static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
 {
-	struct kvm_pace_vm *pvm = smp_load_acquire(&kvm->pace);
+	struct kvm_pace_vm *pvm = smp_load_acquire(&kvm->pace); /* see above */
 
 	if (pvm)
 		return pvm;
@@ -39,7 +44,7 @@ static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
 		pvm = kzalloc(sizeof(*pvm), GFP_KERNEL_ACCOUNT);
 		if (pvm) {
 			mutex_init(&pvm->lock);
-			smp_store_release(&kvm->pace, pvm);
+			smp_store_release(&kvm->pace, pvm); /* pairs with acquire above */
 		}
 	}
 	mutex_unlock(&kvm->lock);
@@ -66,7 +71,7 @@ static struct kvm_pace_vcpu *pace_vcpu_get(struct kvm_vcpu *vcpu,
 	/* Time frozen before this vCPU was paced is already in its clocks. */
 	pv->applied_tsc = pvm->frozen_tsc;
 	pv->applied_ns = pvm->frozen_ns;
-	smp_store_release(&vcpu->pace, pv);
+	smp_store_release(&vcpu->pace, pv); /* see pace_vm_get() */
 	return pv;
 }
 
@@ -231,8 +236,9 @@ out:
 
 static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
-	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace);
+	/* see pace_vm_get() for both */
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
+	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace); /* idem */
 	struct kvm_pace_state st = {};
 	struct kvm_pace_clock c;
 
@@ -301,7 +307,7 @@ long kvm_pace_vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned int ioctl,
  */
 void kvm_pace_vcpu_flush(struct kvm_vcpu *vcpu, fl_owner_t id)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
 
 	if (!pv)
@@ -316,7 +322,7 @@ void kvm_pace_vcpu_flush(struct kvm_vcpu *vcpu, fl_owner_t id)
 __poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
 			    poll_table *wait)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
 
 	/* Unchanged behaviour for vCPUs that were never paced. */
 	if (!pv)
@@ -332,7 +338,7 @@ __poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
  */
 u64 *kvm_vcpu_stat_ptr(struct kvm_vcpu *vcpu, size_t offset)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
 
 	if (offset < sizeof(vcpu->stat))
 		return (void *)&vcpu->stat + offset;
@@ -349,7 +355,7 @@ ssize_t kvm_vcpu_stats_read_pace(struct kvm_vcpu *vcpu,
 				 char __user *user_buffer, size_t size,
 				 loff_t *offset)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
 	struct {
 		struct kvm_vcpu_stat stat;
 		struct kvm_pace_stats pace;

@@ -18,6 +18,12 @@ mkdir -p "$C"
 
 # --- host side ----------------------------------------------------------------
 "$here/abi-selftest.sh" 2>&1 | sed 's/^\(\(not \)\?ok [0-9]* - \)/\1host: /' > "$C/host.tap"
+if "$here/mkpatches.sh" > "$C/patches.log" 2>&1; then
+	echo "ok - host: make patches: mailable series, checkpatch --strict without errors" >> "$C/host.tap"
+else
+	sed 's/^/# /' "$C/patches.log" >> "$C/host.tap"
+	echo "not ok - host: make patches: mailable series, checkpatch --strict without errors" >> "$C/host.tap"
+fi
 for t in $(ls "$repo"/tools/testing/selftests/host/*.sh 2>/dev/null); do
 	"$t" 2>&1 | sed "s/^\(\(not \)\?ok [0-9]* - \)/\1host: /" >> "$C/host.tap"
 done

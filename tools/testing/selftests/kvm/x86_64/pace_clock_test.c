@@ -22,10 +22,10 @@
 #define HOLD_MS		2000
 #define GUEST_SLACK_MS	200
 
-static volatile bool guest_stop;
-static volatile uint64_t guest_loops;
-static volatile uint64_t timer_tsc;
-static volatile uint64_t ticks;
+static bool guest_stop;
+static uint64_t guest_loops;
+static uint64_t timer_tsc;
+static uint64_t ticks;
 
 static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *pvti)
 {
@@ -35,8 +35,8 @@ static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *
 	prev_tsc = rdtsc();
 	prev_ns = __pvclock_read_cycles(pvti, prev_tsc);
 	GUEST_SYNC_ARGS(0, prev_tsc, 0, 0, 0);
-	while (!guest_stop) {
-		guest_loops++;
+	while (!READ_ONCE(guest_stop)) {
+		WRITE_ONCE(guest_loops, guest_loops + 1);
 		tsc = rdtsc();
 		ns = __pvclock_read_cycles(pvti, tsc);
 		GUEST_ASSERT(tsc >= prev_tsc);
@@ -53,8 +53,8 @@ static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *
 static void timer_handler(struct ex_regs *regs)
 {
 	if (!timer_tsc)
-		timer_tsc = rdtsc();
-	ticks++;
+		WRITE_ONCE(timer_tsc, rdtsc());
+	WRITE_ONCE(ticks, ticks + 1);
 	x2apic_write_reg(APIC_EOI, 0);
 }
 
@@ -68,7 +68,7 @@ static void guest_tscdeadline_code(uint64_t delay)
 	armed = rdtsc();
 	wrmsr(MSR_IA32_TSC_DEADLINE, armed + delay);
 	GUEST_SYNC_ARGS(0, armed, 0, 0, 0);
-	while (!timer_tsc)
+	while (!READ_ONCE(timer_tsc))
 		cpu_relax();
 	GUEST_SYNC_ARGS(1, timer_tsc - armed, 0, 0, 0);
 	GUEST_DONE();
@@ -84,10 +84,10 @@ static void guest_periodic_code(uint64_t period_ns)
 	asm volatile("sti");
 	start = rdtsc();
 	x2apic_write_reg(APIC_TMICT, period_ns);
-	while (!guest_stop)
+	while (!READ_ONCE(guest_stop))
 		cpu_relax();
 	x2apic_write_reg(APIC_TMICT, 0);
-	GUEST_SYNC_ARGS(0, ticks, rdtsc() - start, 0, 0);
+	GUEST_SYNC_ARGS(0, READ_ONCE(ticks), rdtsc() - start, 0, 0);
 	GUEST_DONE();
 }
 
@@ -136,7 +136,7 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 static void test_clocks(void)
 {
 	uint64_t ms, gap_tsc, gap_ns, loops;
-	volatile uint64_t *nr_loops;
+	uint64_t *nr_loops;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	vm_vaddr_t pvti;
@@ -153,11 +153,12 @@ static void test_clocks(void)
 	/* Hold twice while the guest is in its clock-reading loop. */
 	run_until_sync(vcpu, NULL);
 	for (i = 1; i <= 2; i++) {
-		loops = *nr_loops;
+		loops = READ_ONCE(*nr_loops);
 		hold_at(vcpu, pace_guest_tsc(vcpu) + 20 * ms, HOLD_MS);
-		TEST_ASSERT(*nr_loops != loops, "the guest did not run before its deadline: guest time jumped across the hold?");
+		TEST_ASSERT(READ_ONCE(*nr_loops) != loops,
+			    "the guest did not run before its deadline: guest time jumped?");
 	}
-	*stop = true;
+	WRITE_ONCE(*stop, true);
 	pace_set(vcpu, 0, 0);
 	gap_tsc = run_until_sync(vcpu, &gap_ns);
 
@@ -222,7 +223,7 @@ static void test_periodic_timer(void)
 	t0 = pace_guest_tsc(vcpu);
 	for (i = 1; i <= 8; i++)
 		hold_at(vcpu, t0 + i * quantum_ms * ms, 500);
-	*stop = true;
+	WRITE_ONCE(*stop, true);
 	pace_set(vcpu, 0, 0);
 	nr = run_until_sync(vcpu, &elapsed);
 

@@ -20,17 +20,17 @@
 
 #define HOLD_TIMEOUT_MS	30000
 
-static volatile uint64_t guest_counter;
+static uint64_t guest_counter;
 
 static void guest_code(void)
 {
 	for (;;)
-		guest_counter++;
+		WRITE_ONCE(guest_counter, guest_counter + 1);
 }
 
 static struct kvm_vcpu *vcpu;
-static volatile uint64_t *counter;	/* guest_counter, seen from the host */
-static volatile bool done;
+static uint64_t *counter;	/* guest_counter, seen from the host */
+static bool done;
 static sem_t interrupted;
 static int nr_eintr;
 static pthread_t vcpu_tid;
@@ -43,7 +43,7 @@ static void *vcpu_thread(void *arg)
 {
 	int r;
 
-	while (!done) {
+	while (!READ_ONCE(done)) {
 		r = __vcpu_run(vcpu);
 		TEST_ASSERT(r == -1 && errno == EINTR,
 			    "KVM_RUN returned %d errno %d, exit reason %s",
@@ -80,11 +80,11 @@ static void expect_held(uint64_t deadline, uint64_t holds)
 /* Wait for the guest to run again, bounded in time. */
 static void expect_running(void)
 {
-	uint64_t start = *counter;
+	uint64_t start = READ_ONCE(*counter);
 	struct timespec t0, t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (*counter == start) {
+	while (READ_ONCE(*counter) == start) {
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		TEST_ASSERT(t.tv_sec - t0.tv_sec < HOLD_TIMEOUT_MS / 1000,
 			    "the guest does not run");
@@ -100,22 +100,22 @@ static void test_thread_release(void)
 	deadline = pace_guest_tsc(vcpu) + quantum;
 	pace_set(vcpu, deadline, 0);
 	expect_held(deadline, 1);
-	c = *counter;
+	c = READ_ONCE(*counter);
 	TEST_ASSERT_EQ(nr_eintr, 0);
 
 	/* Raising the deadline releases the vCPU; it holds again later. */
 	deadline += quantum;
 	pace_set(vcpu, deadline, 0);
 	expect_held(deadline, 2);
-	TEST_ASSERT(*counter != c, "the guest did not run between the holds");
+	TEST_ASSERT(READ_ONCE(*counter) != c, "the guest did not run between the holds");
 
 	/* A signal interrupts the hold; KVM_RUN again holds again. */
-	c = *counter;
+	c = READ_ONCE(*counter);
 	pthread_kill(vcpu_tid, SIGUSR1);
 	wait_interrupted();
 	TEST_ASSERT_EQ(nr_eintr, 1);
 	expect_held(deadline, 2);
-	TEST_ASSERT_EQ(*counter, c);
+	TEST_ASSERT_EQ(READ_ONCE(*counter), c);
 
 	/* Disarm: the guest runs free. */
 	pace_set(vcpu, 0, 0);
@@ -151,7 +151,7 @@ static void controller(int vcpu_fd, int cmd_fd, int ack_fd, uint64_t deadline,
 	TEST_ASSERT(!__pace_set(fd, deadline, 0, 0), "arm: errno %d", errno);
 	TEST_ASSERT(write(ack_fd, "a", 1) == 1, "ack");
 	for (;;) {
-		TEST_ASSERT(read(cmd_fd, &c, 1) == 1, "controller: parent gone");
+		TEST_ASSERT(read(cmd_fd, &c, 1) == 1, "the test process is gone");
 		if (c == CMD_RAISE) {
 			deadline += quantum;
 			TEST_ASSERT(!__pace_set(fd, deadline, 0, 0), "raise: errno %d", errno);
@@ -253,7 +253,7 @@ int main(int argc, char *argv[])
 	test_thread_release();
 	test_other_process();
 
-	done = true;
+	WRITE_ONCE(done, true);
 	vcpu->run->immediate_exit = 1;
 	pthread_kill(vcpu_tid, SIGUSR1);
 	pthread_join(vcpu_tid, NULL);

@@ -20,13 +20,13 @@
 #define HOLD_TIMEOUT_MS	60000
 
 static uint64_t published;		/* highest TSC any vCPU has read */
-static volatile bool guest_stop;
+static bool guest_stop;
 
 static void guest_code(void)
 {
 	uint64_t seen, tsc;
 
-	while (!guest_stop) {
+	while (!READ_ONCE(guest_stop)) {
 		seen = READ_ONCE(published);
 		tsc = rdtsc();
 		__GUEST_ASSERT(tsc >= seen,
@@ -103,7 +103,7 @@ int main(int argc, char *argv[])
 		deadline = frozen;
 	}
 
-	*(bool *)addr_gva2hva(vm, (vm_vaddr_t)&guest_stop) = true;
+	WRITE_ONCE(*(bool *)addr_gva2hva(vm, (vm_vaddr_t)&guest_stop), true);
 	for (i = 0; i < NR_VCPUS; i++)
 		pace_set(vcpus[i], 0, 0);
 	for (i = 0; i < NR_VCPUS; i++)
