@@ -21,7 +21,7 @@
 
 static int for_each_vcpu_fd(pid_t pid, int (*fn)(void *, int fd, int id), void *arg)
 {
-	char path[64], link[128];
+	char path[300], link[128];
 	struct dirent *de;
 	int n = 0, r = 0;
 	ssize_t len;

@@ -185,6 +185,25 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 	}
 }
 
+/* The vCPU's pacing state, allocated on first use. */
+static struct kvm_pace_vcpu *pace_vcpu_alloc(struct kvm_vcpu *vcpu)
+{
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
+	struct kvm_pace_vm *pvm;
+
+	if (pv)
+		return pv;
+
+	pvm = pace_vm_get(vcpu->kvm);
+	if (!pvm)
+		return NULL;
+
+	mutex_lock(&pvm->lock);
+	pv = pace_vcpu_get(vcpu, pvm);
+	mutex_unlock(&pvm->lock);
+	return pv;
+}
+
 static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
 {
 	struct kvm_pace_deadline d;
@@ -197,16 +216,12 @@ static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
 	if ((d.flags & ~KVM_PACE_VALID_FLAGS) || d.pad)
 		return -EINVAL;
 
-	pvm = pace_vm_get(vcpu->kvm);
-	if (!pvm)
+	pv = pace_vcpu_alloc(vcpu);
+	if (!pv)
 		return -ENOMEM;
 
+	pvm = vcpu->kvm->pace;
 	mutex_lock(&pvm->lock);
-	pv = pace_vcpu_get(vcpu, pvm);
-	if (!pv) {
-		r = -ENOMEM;
-		goto out;
-	}
 
 	/* One controller at a time; it must disarm before another arms. */
 	if (pv->deadline && pv->owner != current->files) {
@@ -319,14 +334,17 @@ void kvm_pace_vcpu_flush(struct kvm_vcpu *vcpu, fl_owner_t id)
 	mutex_unlock(&pvm->lock);
 }
 
+/*
+ * Polling is for pacing controllers: it sets up the vCPU's pacing state, so
+ * that an epoll set built before pacing is armed is woken all the same.
+ */
 __poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
 			    poll_table *wait)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
+	struct kvm_pace_vcpu *pv = pace_vcpu_alloc(vcpu);
 
-	/* Unchanged behaviour for vCPUs that were never paced. */
 	if (!pv)
-		return DEFAULT_POLLMASK;
+		return EPOLLERR;
 
 	poll_wait(file, &pv->wq, wait);
 	return READ_ONCE(pv->held) ? EPOLLIN | EPOLLRDNORM : 0;

@@ -21,6 +21,7 @@
 /* Host holds much longer than the guest may notice. */
 #define HOLD_MS		2000
 #define GUEST_SLACK_MS	200
+#define NR_SHORT_QUANTA	50
 
 static bool guest_stop;
 static uint64_t guest_loops;
@@ -29,11 +30,13 @@ static uint64_t ticks;
 
 static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *pvti)
 {
-	uint64_t tsc, ns, prev_tsc, prev_ns, gap_tsc = 0, gap_ns = 0;
+	uint64_t tsc, ns, prev_tsc, prev_ns, gap_tsc = 0, gap_ns = 0, tsc0, ns0;
 
 	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti_pa | KVM_MSR_ENABLED);
 	prev_tsc = rdtsc();
 	prev_ns = __pvclock_read_cycles(pvti, prev_tsc);
+	tsc0 = prev_tsc;
+	ns0 = prev_ns;
 	GUEST_SYNC_ARGS(0, prev_tsc, 0, 0, 0);
 	while (!READ_ONCE(guest_stop)) {
 		WRITE_ONCE(guest_loops, guest_loops + 1);
@@ -46,7 +49,7 @@ static void guest_clock_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *
 		prev_tsc = tsc;
 		prev_ns = ns;
 	}
-	GUEST_SYNC_ARGS(0, gap_tsc, gap_ns, 0, 0);
+	GUEST_SYNC_ARGS(0, gap_tsc, gap_ns, prev_tsc - tsc0, prev_ns - ns0);
 	GUEST_DONE();
 }
 
@@ -91,6 +94,8 @@ static void guest_periodic_code(uint64_t period_ns)
 	GUEST_DONE();
 }
 
+static struct ucall last_uc;
+
 static uint64_t run_until_sync(struct kvm_vcpu *vcpu, uint64_t *arg2)
 {
 	struct ucall uc;
@@ -102,6 +107,7 @@ static uint64_t run_until_sync(struct kvm_vcpu *vcpu, uint64_t *arg2)
 		TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
 		switch (get_ucall(vcpu, &uc)) {
 		case UCALL_SYNC:
+			last_uc = uc;
 			if (arg2)
 				*arg2 = uc.args[3];
 			return uc.args[2];
@@ -135,7 +141,7 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 
 static void test_clocks(void)
 {
-	uint64_t ms, gap_tsc, gap_ns, loops;
+	uint64_t ms, gap_tsc, gap_ns, loops, tsc_ns, kvm_ns;
 	uint64_t *nr_loops;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
@@ -150,11 +156,15 @@ static void test_clocks(void)
 	nr_loops = addr_gva2hva(vm, (vm_vaddr_t)&guest_loops);
 	ms = pace_ms(vcpu, 1);
 
-	/* Hold twice while the guest is in its clock-reading loop. */
+	/*
+	 * Hold twice for long while the guest is in its clock-reading loop,
+	 * then for many short quanta.
+	 */
 	run_until_sync(vcpu, NULL);
-	for (i = 1; i <= 2; i++) {
+	for (i = 1; i <= 2 + NR_SHORT_QUANTA; i++) {
 		loops = READ_ONCE(*nr_loops);
-		hold_at(vcpu, pace_guest_tsc(vcpu) + 20 * ms, HOLD_MS);
+		hold_at(vcpu, pace_guest_tsc(vcpu) + (i <= 2 ? 20 : 2) * ms,
+			i <= 2 ? HOLD_MS : 10);
 		TEST_ASSERT(READ_ONCE(*nr_loops) != loops,
 			    "the guest did not run before its deadline: guest time jumped?");
 	}
@@ -168,6 +178,14 @@ static void test_clocks(void)
 	TEST_ASSERT(gap_ns < GUEST_SLACK_MS * 1000000ull,
 		    "guest saw kvmclock jump by %lu ns across a %d ms hold",
 		    gap_ns, HOLD_MS);
+
+	/* Over the whole run kvmclock and the TSC agree. */
+	tsc_ns = last_uc.args[4] * 1000000 / ms;
+	kvm_ns = last_uc.args[5];
+	TEST_ASSERT(kvm_ns + GUEST_SLACK_MS * 1000000ull / 10 >= tsc_ns &&
+		    tsc_ns + GUEST_SLACK_MS * 1000000ull / 10 >= kvm_ns,
+		    "over %d holds the guest's TSC advanced %lu ns, kvmclock %lu ns",
+		    2 + NR_SHORT_QUANTA, tsc_ns, kvm_ns);
 	kvm_vm_free(vm);
 }
 

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -92,13 +93,17 @@ static void expect_running(void)
 	}
 }
 
-static void test_thread_release(void)
+static void test_thread_release(int epfd)
 {
 	uint64_t quantum = pace_ms(vcpu, 5), deadline, c;
 	struct kvm_pace_state st;
+	struct epoll_event ev;
 
 	deadline = pace_guest_tsc(vcpu) + quantum;
 	pace_set(vcpu, deadline, 0);
+	/* The epoll set was made before pacing was armed. */
+	TEST_ASSERT(epoll_wait(epfd, &ev, 1, HOLD_TIMEOUT_MS) == 1 && (ev.events & EPOLLIN),
+		    "epoll did not report the held vCPU");
 	expect_held(deadline, 1);
 	c = READ_ONCE(*counter);
 	TEST_ASSERT_EQ(nr_eintr, 0);
@@ -240,7 +245,9 @@ static void test_other_process(void)
 int main(int argc, char *argv[])
 {
 	struct sigaction sa = { .sa_handler = sig_handler };
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct kvm_vm *vm;
+	int epfd;
 
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_PACE));
 
@@ -250,7 +257,12 @@ int main(int argc, char *argv[])
 	sem_init(&interrupted, 0, 0);
 	pthread_create(&vcpu_tid, NULL, vcpu_thread, NULL);
 
-	test_thread_release();
+	/* Not paced yet: nothing to report. */
+	epfd = epoll_create1(0);
+	TEST_ASSERT(epfd >= 0 && !epoll_ctl(epfd, EPOLL_CTL_ADD, vcpu->fd, &ev), "epoll");
+	TEST_ASSERT_EQ(epoll_wait(epfd, &ev, 1, 0), 0);
+
+	test_thread_release(epfd);
 	test_other_process();
 
 	WRITE_ONCE(done, true);

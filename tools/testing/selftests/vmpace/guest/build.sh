@@ -1,0 +1,24 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the tiny guest of the demo and the end-to-end tests: Debian's kernel
+# with an initramfs whose /init (clock-init.c) prints the guest's clocks.
+# Usage: build.sh OUTDIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: build.sh OUTDIR}
+mkdir -p "$out"
+cc=${CC:-gcc}
+if [ ! -e "$out/init" ] || [ "$here/clock-init.c" -nt "$out/init" ]; then
+	$cc -O2 -Wall -Werror -static -o "$out/init.tmp" "$here/clock-init.c"
+	mv "$out/init.tmp" "$out/init"
+fi
+if [ ! -e "$out/initramfs.cpio.gz" ] || [ "$out/init" -nt "$out/initramfs.cpio.gz" ]; then
+	d=$(mktemp -d)
+	trap 'rm -rf "$d"' EXIT
+	mkdir -p "$d/dev" "$d/proc"
+	mknod "$d/dev/console" c 5 1
+	cp "$out/init" "$d/init"
+	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$out/initramfs.cpio.gz.tmp"
+	mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+fi

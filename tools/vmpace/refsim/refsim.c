@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * refsim: a reference simulator for vmpace, and an example for simulator
+ * authors.
+ *
+ * It does what the adevs library does with a QEMU patched for -external_sim,
+ * but with a stock QEMU: it creates a socketpair, forks the VMM, here
+ * "vmpace run --sync-fd 3 -- qemu ...", with one end on fd 3, and then
+ * drives the guest's time in quanta:
+ *
+ *   write(fd, htonl(grant_us))   the guest may advance grant_us
+ *   read(fd, &elapsed)           ntohl(elapsed) us actually elapsed (>= grant)
+ *
+ * Between quanta it "simulates" for --stall-us of host time, so host time and
+ * simulated time run at very different rates.  The guest prints its own
+ * CLOCK_MONOTONIC on the serial console (vmpace-guest-clock lines); refsim
+ * compares it with simulated time, prints a table and a verdict.
+ *
+ * usage: refsim [options] -- QEMU-COMMAND-LINE
+ *   --vmpace PATH        vmpace binary (default: vmpace from $PATH)
+ *   --quantum-us N       grant per quantum once the guest is up (10000)
+ *   --boot-quantum-us N  grant per quantum while it boots (100000)
+ *   --sim-ms N           simulated time to run once the guest is up (3000)
+ *   --stall-us N         host time spent between quanta (20000)
+ *   --table-every N      print a table row every N guest clock lines (10)
+ *   --tolerance-us N     allowed |guest - simulated| drift (quantum + 50 ms)
+ *   --close-mid-quantum  end by closing the socket without reading the
+ *                        last report (tests the end of a session)
+ *   --vmpace-opt ARG     pass ARG to vmpace (repeatable), e.g. --trace=FILE
+ *   --echo-console       copy the guest's console to stderr
+ *   --attach PID         pace a running VMM instead ("vmpace --pid PID"); its
+ *                        console must then be written to --console FILE
+ *   --console FILE       read the guest's console from FILE
+ * Exit status: 0 if the guest's clock followed simulated time, 1 if not,
+ * 2 on errors.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct {
+	const char *vmpace;
+	uint32_t quantum_us, boot_quantum_us, stall_us;
+	uint64_t sim_ms, tolerance_us;
+	int table_every;
+	bool close_mid_quantum, echo_console;
+	const char *attach, *console_file;
+	char *vmpace_opts[16];
+	int nr_vmpace_opts;
+} opt = {
+	.vmpace = "vmpace",
+	.quantum_us = 10000,
+	.boot_quantum_us = 100000,
+	.sim_ms = 3000,
+	.stall_us = 20000,
+	.table_every = 10,
+};
+
+static int sock = -1, console = -1;
+static pid_t child;
+static uint64_t sim_us;			/* simulated time: sum of reports */
+static struct timespec host0;
+
+/* guest clock bookkeeping */
+static bool ready, measuring;
+static bool have_first;
+static uint64_t first_guest_ns, first_sim_us, first_host_us;
+static uint64_t last_guest_ns, last_sim_us;
+static int64_t max_drift_us;
+static unsigned long lines;
+static char linebuf[4096];
+static size_t linelen;
+
+static uint64_t host_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - host0.tv_sec) * 1000000ull +
+	       (t.tv_nsec - host0.tv_nsec) / 1000;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "refsim: %s: %s\n", what, strerror(errno));
+	if (child > 0)
+		kill(child, SIGTERM);
+	exit(2);
+}
+
+static void on_line(char *line)
+{
+	unsigned long seq;
+	long long mono, real;
+	int64_t drift;
+
+	if (opt.echo_console)
+		fprintf(stderr, "guest: %s\n", line);
+	if (strstr(line, "vmpace-guest-ready")) {
+		ready = true;
+		printf("refsim: guest up after %.3f s simulated, %.3f s host\n",
+		       sim_us / 1e6, host_us() / 1e6);
+		printf("%12s %12s %12s %10s\n", "sim_ms", "guest_ms", "host_ms", "drift_ms");
+		return;
+	}
+	/*
+	 * Compare only lines printed during small quanta: a line seen after a
+	 * boot quantum may have been printed anywhere in it.
+	 */
+	if (sscanf(line, "vmpace-guest-clock %lu %lld %lld", &seq, &mono, &real) != 3 ||
+	    !measuring)
+		return;
+	if (!have_first) {
+		have_first = true;
+		first_guest_ns = mono;
+		first_sim_us = sim_us;
+		first_host_us = host_us();
+	}
+	last_guest_ns = mono;
+	last_sim_us = sim_us;
+	/* the guest printed this line at most one quantum before now */
+	drift = (int64_t)(mono - first_guest_ns) / 1000 - (int64_t)(sim_us - first_sim_us);
+	if (llabs(drift) > llabs(max_drift_us))
+		max_drift_us = drift;
+	if (lines++ % opt.table_every == 0)
+		printf("%12.1f %12.1f %12.1f %10.1f\n", (sim_us - first_sim_us) / 1e3,
+		       (mono - first_guest_ns) / 1e6, (host_us() - first_host_us) / 1e3,
+		       drift / 1e3);
+}
+
+/* Read what the guest printed so far; never blocks. */
+static void drain_console(void)
+{
+	ssize_t n;
+	char *nl;
+
+	for (;;) {
+		n = read(console, linebuf + linelen, sizeof(linebuf) - 1 - linelen);
+		if (n <= 0)
+			return;
+		linelen += n;
+		linebuf[linelen] = '\0';
+		while ((nl = strchr(linebuf, '\n'))) {
+			*nl = '\0';
+			on_line(linebuf);
+			linelen -= nl + 1 - linebuf;
+			memmove(linebuf, nl + 1, linelen + 1);
+		}
+		if (linelen == sizeof(linebuf) - 1)
+			linelen = 0;	/* overlong line: drop it */
+	}
+}
+
+/* One quantum: grant, then wait for the report while reading the console. */
+static uint32_t quantum(uint32_t grant_us)
+{
+	uint32_t msg = htonl(grant_us);
+	struct pollfd p[2] = {
+		{ .fd = sock, .events = POLLIN },
+		{ .fd = console, .events = POLLIN },
+	};
+	size_t got = 0;
+	ssize_t n;
+
+	if (write(sock, &msg, sizeof(msg)) != sizeof(msg))
+		die("write grant");
+	while (got < sizeof(msg)) {
+		/* a console file is always readable: read it after the report */
+		if (poll(p, opt.console_file ? 1 : 2, -1) < 0 && errno != EINTR)
+			die("poll");
+		if (!opt.console_file && p[1].revents)
+			drain_console();
+		if (p[0].revents) {
+			n = read(sock, (char *)&msg + got, sizeof(msg) - got);
+			if (n <= 0) {
+				errno = n ? errno : EPIPE;
+				die("read report (did vmpace or the VMM exit?)");
+			}
+			got += n;
+		}
+	}
+	return ntohl(msg);
+}
+
+static void stall(void)
+{
+	struct timespec t = { opt.stall_us / 1000000, (opt.stall_us % 1000000) * 1000L };
+
+	while (nanosleep(&t, &t) && errno == EINTR)
+		;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "vmpace", required_argument, NULL, 'v' },
+		{ "quantum-us", required_argument, NULL, 'q' },
+		{ "boot-quantum-us", required_argument, NULL, 'b' },
+		{ "sim-ms", required_argument, NULL, 's' },
+		{ "stall-us", required_argument, NULL, 'x' },
+		{ "table-every", required_argument, NULL, 't' },
+		{ "tolerance-us", required_argument, NULL, 'T' },
+		{ "close-mid-quantum", no_argument, NULL, 'c' },
+		{ "vmpace-opt", required_argument, NULL, 'o' },
+		{ "echo-console", no_argument, NULL, 'e' },
+		{ "attach", required_argument, NULL, 'a' },
+		{ "console", required_argument, NULL, 'C' },
+		{ NULL }
+	};
+	uint64_t quanta = 0, elapsed, end_sim, boot_limit_us = 120000000;
+	int sv[2], pipefd[2], c, status;
+	double guest_s, sim_s, host_s;
+	bool ok;
+
+	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+		switch (c) {
+		case 'v': opt.vmpace = optarg; break;
+		case 'q': opt.quantum_us = strtoul(optarg, NULL, 0); break;
+		case 'b': opt.boot_quantum_us = strtoul(optarg, NULL, 0); break;
+		case 's': opt.sim_ms = strtoull(optarg, NULL, 0); break;
+		case 'x': opt.stall_us = strtoul(optarg, NULL, 0); break;
+		case 't': opt.table_every = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+		case 'T': opt.tolerance_us = strtoull(optarg, NULL, 0); break;
+		case 'c': opt.close_mid_quantum = true; break;
+		case 'e': opt.echo_console = true; break;
+		case 'a': opt.attach = optarg; break;
+		case 'C': opt.console_file = optarg; break;
+		case 'o':
+			if (opt.nr_vmpace_opts == 16)
+				return 2;
+			opt.vmpace_opts[opt.nr_vmpace_opts++] = optarg;
+			break;
+		default: return 2;
+		}
+	}
+	if ((optind >= argc && !opt.attach) || !opt.quantum_us || !opt.boot_quantum_us ||
+	    (!!opt.attach != !!opt.console_file)) {
+		fprintf(stderr, "usage: refsim [options] -- QEMU-COMMAND-LINE\n"
+				"       refsim [options] --attach PID --console FILE\n");
+		return 2;
+	}
+	if (!opt.tolerance_us)
+		opt.tolerance_us = opt.quantum_us + 50000;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(pipefd, O_CLOEXEC))
+		die("socketpair");
+	clock_gettime(CLOCK_MONOTONIC, &host0);
+
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (!child) {
+		/* As adevs forks QEMU: the socket on fd 3, the console to us. */
+		char **args = calloc(argc - optind + 6 + opt.nr_vmpace_opts, sizeof(char *));
+		int i = 0;
+
+		dup2(sv[1], 3);
+		if (!opt.attach)
+			dup2(pipefd[1], 1);
+		args[i++] = (char *)opt.vmpace;
+		if (opt.attach) {
+			args[i++] = "--pid";
+			args[i++] = (char *)opt.attach;
+		} else {
+			args[i++] = "run";
+		}
+		args[i++] = "--sync-fd";
+		args[i++] = "3";
+		memcpy(&args[i], opt.vmpace_opts, opt.nr_vmpace_opts * sizeof(char *));
+		i += opt.nr_vmpace_opts;
+		if (!opt.attach) {
+			args[i++] = "--";
+			memcpy(&args[i], &argv[optind], (argc - optind) * sizeof(char *));
+		}
+		execvp(opt.vmpace, args);
+		fprintf(stderr, "refsim: cannot run %s: %s\n", opt.vmpace, strerror(errno));
+		_exit(127);
+	}
+	close(sv[1]);
+	close(pipefd[1]);
+	sock = sv[0];
+	console = pipefd[0];
+	if (opt.console_file) {
+		close(console);
+		console = open(opt.console_file, O_RDONLY);
+		if (console < 0)
+			die(opt.console_file);
+	}
+	fcntl(console, F_SETFL, O_NONBLOCK);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Boot in large quanta until the guest says it is up. */
+	while (!ready) {
+		sim_us += quantum(opt.boot_quantum_us);
+		quanta++;
+		drain_console();
+		if (sim_us > boot_limit_us) {
+			fprintf(stderr, "refsim: the guest did not come up in %.0f s of simulated time\n",
+				boot_limit_us / 1e6);
+			kill(child, SIGTERM);
+			return 2;
+		}
+	}
+
+	end_sim = sim_us + opt.sim_ms * 1000;
+	drain_console();
+	while (sim_us < end_sim) {
+		elapsed = quantum(opt.quantum_us);
+		if (elapsed < opt.quantum_us) {
+			fprintf(stderr, "refsim: quantum %llu: %llu us elapsed for a grant of %u\n",
+				(unsigned long long)quanta, (unsigned long long)elapsed,
+				opt.quantum_us);
+			return 2;
+		}
+		sim_us += elapsed;
+		quanta++;
+		/* lines printed before this quantum have been read already */
+		measuring = true;
+		drain_console();
+		stall();
+	}
+
+	if (opt.close_mid_quantum) {
+		uint32_t msg = htonl(opt.quantum_us);
+
+		if (write(sock, &msg, sizeof(msg)) != sizeof(msg))
+			die("write grant");
+	}
+	/* Closing the socket ends the session: vmpace terminates the VMM. */
+	close(sock);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	drain_console();
+
+	guest_s = (last_guest_ns - first_guest_ns) / 1e9;
+	sim_s = (last_sim_us - first_sim_us) / 1e6;
+	host_s = (host_us() - first_host_us) / 1e6;
+	ok = have_first && lines >= 2 && llabs(max_drift_us) <= (int64_t)opt.tolerance_us;
+	printf("refsim: quanta=%llu sim_s=%.6f guest_s=%.6f host_s=%.3f max_drift_us=%lld "
+	       "lines=%lu vmpace_status=%d\n",
+	       (unsigned long long)quanta, sim_s, guest_s, host_s, (long long)max_drift_us,
+	       lines, WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+	printf("refsim: verdict: %s: the guest clock advanced %.3f s while simulated time "
+	       "advanced %.3f s and host time %.3f s (largest drift %.1f ms, tolerance %.1f ms)\n",
+	       ok ? "PASS" : "FAIL", guest_s, sim_s, host_s, max_drift_us / 1e3,
+	       opt.tolerance_us / 1e3);
+	return ok ? 0 : 1;
+}
