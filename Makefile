@@ -18,16 +18,20 @@ export BUILD KERNEL_SRC JOBS
 # Variables for the sub-makes of the kernel tree: never inherit ours.
 KMAKE		:= env -u MAKEFLAGS -u MFLAGS $(MAKE)
 
-.PHONY: all help deps tree modules headers selftests check check-host \
-	vm-shell vm-test abi-selftest patches clean distclean install
+VMPACE_OUT	:= $(BUILD)/vmpace
+GUEST_OUT	:= $(BUILD)/guest
 
-all: modules headers selftests
+.PHONY: all help deps tree modules headers selftests vmpace guest check \
+	vm-shell vm-test abi-selftest patches demo clean distclean install
+
+all: modules headers selftests vmpace guest
 
 help:
 	@echo 'make deps         install the pinned Debian packages (as root)'
 	@echo 'make [all]        patched KVM modules, uapi headers, selftests'
 	@echo 'make modules      kvm.ko kvm-amd.ko kvm-intel.ko into build/modules'
 	@echo '                  (KERNEL_SRC=/lib/modules/$$(uname -r)/build for your kernel)'
+	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
 	@echo 'make check        everything, then all tests in the test VM'
 	@echo 'make vm-test T=re run the selftests whose name matches the regex in the VM'
 	@echo 'make vm-shell     shell in the test VM with our modules loaded'
@@ -53,8 +57,20 @@ selftests: headers
 		LDFLAGS=-static KHDR_INCLUDES="-isystem $(UAPI)/include" \
 		OUTPUT=$(KSELFTEST_OUT)
 
+# The userspace tool, the reference simulator, and the demo/test guest.
+vmpace: headers
+	@mkdir -p $(VMPACE_OUT)
+	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include
+	@$(MAKE) -s -C tools/vmpace/refsim OUTPUT=$(VMPACE_OUT)/
+
+guest:
+	@tools/testing/selftests/vmpace/guest/build.sh $(GUEST_OUT)
+
 check: all
 	@$(RIG)/check.sh
+
+demo: all
+	@$(RIG)/demo.sh
 
 abi-selftest: modules
 	@$(RIG)/abi-selftest.sh
@@ -68,15 +84,20 @@ vm-shell: modules
 patches: tree
 	@$(RIG)/mkpatches.sh
 
-install: modules
-	install -d $(DESTDIR)/lib/modules/$(KREL)/updates/vmpace
+KERNEL_RELEASE	= $(shell cat $(KERNEL_SRC)/include/config/kernel.release)
+
+install: modules vmpace
+	install -d $(DESTDIR)/lib/modules/$(KERNEL_RELEASE)/updates/vmpace
 	install -m 0644 $(BUILD)/modules/kvm.ko $(BUILD)/modules/kvm-amd.ko \
-		$(BUILD)/modules/kvm-intel.ko $(DESTDIR)/lib/modules/$(KREL)/updates/vmpace/
-	[ -n "$(DESTDIR)" ] || depmod $(KREL)
+		$(BUILD)/modules/kvm-intel.ko \
+		$(DESTDIR)/lib/modules/$(KERNEL_RELEASE)/updates/vmpace/
+	[ -n "$(DESTDIR)" ] || depmod $(KERNEL_RELEASE)
+	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include install
 
 clean:
 	rm -rf $(BUILD)/kmod $(BUILD)/modules $(BUILD)/tree $(BUILD)/hdr-obj \
-		$(UAPI) $(KSELFTEST_OUT) $(BUILD)/vm $(BUILD)/abi-selftest
+		$(UAPI) $(KSELFTEST_OUT) $(BUILD)/vm $(BUILD)/abi-selftest \
+		$(VMPACE_OUT) $(GUEST_OUT)
 
 distclean:
 	rm -rf $(BUILD)
