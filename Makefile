@@ -62,6 +62,7 @@ vmpace: headers
 	@mkdir -p $(VMPACE_OUT)
 	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include
 	@$(MAKE) -s -C tools/vmpace/refsim OUTPUT=$(VMPACE_OUT)/
+	@$(MAKE) -s -C tools/testing/selftests/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include
 
 guest:
 	@tools/testing/selftests/vmpace/guest/build.sh $(GUEST_OUT)

@@ -24,25 +24,28 @@ else
 	sed 's/^/# /' "$C/patches.log" >> "$C/host.tap"
 	echo "not ok - host: make patches: mailable series, checkpatch --strict without errors" >> "$C/host.tap"
 fi
-for t in $(ls "$repo"/tools/testing/selftests/host/*.sh 2>/dev/null); do
-	"$t" 2>&1 | sed "s/^\(\(not \)\?ok [0-9]* - \)/\1host: /" >> "$C/host.tap"
-done
+BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/host-tests.sh" 2>&1 |
+	sed 's/^\(\(not \)\?ok [0-9]* - \)/\1host: /' >> "$C/host.tap"
 
 # --- test VMs -----------------------------------------------------------------
 "$here/kselftest-list.sh" upstream > "$C/upstream.list" || die "cannot list upstream selftests"
-{ cat "$C/upstream.list"
-  "$here/kselftest-list.sh" ours
-  [ ! -x "$repo/tools/testing/selftests/vmpace/list.sh" ] ||
-	"$repo/tools/testing/selftests/vmpace/list.sh"
-} > "$C/ours.list" || die "cannot list our tests"
+{ cat "$C/upstream.list"; "$here/kselftest-list.sh" ours; } > "$C/ours.list" ||
+	die "cannot list our kselftests"
+{ cat "$C/upstream.list"; BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" distro; } \
+	> "$C/distro.list"
+BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" ours > "$C/e2e.list"
 
+# One VM per core: the distro modules on one; ours, then the end-to-end tests
+# (a single-CPU test VM: nested guests are only reliable there) on the other.
 log "test VMs: $(wc -l < "$C/upstream.list") upstream selftests with distro and with our" \
-    "modules, $(( $(wc -l < "$C/ours.list") - $(wc -l < "$C/upstream.list") )) of ours"
-"$here/vm-run.sh" --modules distro --retry --name distro "$C/upstream.list" > "$C/distro.tap" 2>"$C/distro.err" &
+    "modules, $(( $(wc -l < "$C/ours.list") - $(wc -l < "$C/upstream.list") )) kselftests" \
+    "and $(wc -l < "$C/e2e.list") end-to-end tests of ours"
+"$here/vm-run.sh" --modules distro --retry --name distro "$C/distro.list" > "$C/distro.tap" 2>"$C/distro.err" &
 distro_pid=$!
 "$here/vm-run.sh" --retry --smp 2 --name ours "$C/ours.list" > "$C/ours.tap" 2>"$C/ours.err"
+"$here/vm-run.sh" --smp 1 --name e2e "$C/e2e.list" > "$C/e2e.tap" 2>"$C/e2e.err"
 wait $distro_pid
-cat "$C/distro.err" "$C/ours.err" >&2
+cat "$C/distro.err" "$C/ours.err" "$C/e2e.err" >&2
 
 # --- results ------------------------------------------------------------------
 # status NAME FILE -> pass | skip | fail | none
@@ -74,6 +77,7 @@ while IFS=$'\t' read -r name _; do
 done < "$C/upstream.list"
 grep -v ' - ours: upstream/' "$C/ours.tap"
 grep -v ' - distro: upstream/' "$C/distro.tap"
+cat "$C/e2e.tap"
 } > "$C/all.tap"
 
 cat "$C/all.tap"

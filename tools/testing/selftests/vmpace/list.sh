@@ -1,0 +1,15 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The end-to-end tests, as vm-run.sh test lines: list.sh [ours|distro]
+here=$(cd "$(dirname "$0")" && pwd)
+BUILD=${BUILD:-$(cd "$here/../../../.." && pwd)/build}
+line() { printf 'vmpace/%s\t%s\tBUILD=%s %s/e2e.sh %s\n' "$1" "$2" "$BUILD" "$here" "$1"; }
+if [ "${1:-ours}" = distro ]; then
+	line no-pacing 60
+	exit 0
+fi
+line attach-errors 120
+for t in adevs ns64 partial huge-close truncated release; do line proto-$t 120; done
+for t in kill-vmm kill-vmpace sigterm; do line fault-$t 120; done
+line lockstep-1vcpu 300
+line lockstep-2vcpu 300

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * simclient: protocol and fault scenarios for vmpace end-to-end tests.
+ *
+ * Starts a stock QEMU (the command line after "--"), waits for its vCPUs,
+ * attaches "vmpace --pid" to it with a socketpair on fd 3, plays SCENARIO as
+ * the simulator, and checks what became of vmpace and of the VMM.
+ *
+ * usage: simclient --vmpace PATH [--proto us32|ns64] SCENARIO -- QEMU...
+ * Prints "ok: ..." lines and exits 0 if every check held, 1 otherwise.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+static const char *vmpace = "vmpace";
+static bool ns64;
+static pid_t qemu, pacer;
+static int sock, failures;
+
+#define CHECK(cond, ...) do {						\
+	if (cond) {							\
+		printf("ok: " __VA_ARGS__);				\
+	} else {							\
+		printf("FAILED: " __VA_ARGS__);				\
+		failures++;						\
+	}								\
+	printf("\n");							\
+} while (0)
+
+static void die(const char *what)
+{
+	fprintf(stderr, "simclient: %s: %s\n", what, strerror(errno));
+	if (qemu > 0)
+		kill(qemu, SIGKILL);
+	if (pacer > 0)
+		kill(pacer, SIGKILL);
+	exit(2);
+}
+
+static int vcpu_fds(pid_t pid, int *out, int max)
+{
+	char path[300], link[128];
+	struct dirent *de;
+	int n = 0, pidfd;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	pidfd = out ? syscall(SYS_pidfd_open, pid, 0) : -1;
+	while ((de = readdir(d)) && n < max) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		if (strncmp(link, "anon_inode:kvm-vcpu:", 20))
+			continue;
+		if (out)
+			out[n] = syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+		n++;
+	}
+	closedir(d);
+	if (pidfd >= 0)
+		close(pidfd);
+	return n;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000ull + t.tv_nsec / 1000000;
+}
+
+static bool alive(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, WNOHANG) == pid)
+		return false;
+	return kill(pid, 0) == 0;
+}
+
+/* Wait for a child to exit, at most @ms; its exit status or -1. */
+static int wait_exit(pid_t pid, int ms)
+{
+	uint64_t end = now_ms() + ms;
+	int status;
+
+	while (now_ms() < end) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		poll(NULL, 0, 10);
+	}
+	return -1;
+}
+
+static void send_grant(uint64_t v)
+{
+	uint64_t be64 = htobe64(v);
+	uint32_t be32 = htonl((uint32_t)v);
+
+	if (ns64 ? write(sock, &be64, 8) != 8 : write(sock, &be32, 4) != 4)
+		die("write grant");
+}
+
+/* Read one report, byte by byte when @bytewise (partial reads). */
+static uint64_t read_report(bool bytewise)
+{
+	size_t size = ns64 ? 8 : 4, got = 0;
+	uint8_t buf[8];
+	uint64_t v = 0;
+	ssize_t n;
+
+	while (got < size) {
+		n = read(sock, buf + got, bytewise ? 1 : size - got);
+		if (n <= 0)
+			die("read report");
+		got += n;
+	}
+	for (got = 0; got < size; got++)
+		v = v << 8 | buf[got];
+	return v;
+}
+
+/* The guest's vCPUs: not paced any more, and guest time moving. */
+static void check_released(void)
+{
+	struct kvm_pace_state a, b;
+	int fd[1];
+
+	if (vcpu_fds(qemu, fd, 1) != 1 || fd[0] < 0)
+		die("borrow a vCPU fd");
+	ioctl(fd[0], KVM_GET_PACE_STATE, &a);
+	poll(NULL, 0, 200);
+	ioctl(fd[0], KVM_GET_PACE_STATE, &b);
+	CHECK(!(b.state & (KVM_PACE_STATE_ARMED | KVM_PACE_STATE_HELD)),
+	      "the guest is released (pacing state 0x%x)", b.state);
+	CHECK(b.guest_tsc > a.guest_tsc, "guest time runs free again (%llu -> %llu)",
+	      (unsigned long long)a.guest_tsc, (unsigned long long)b.guest_tsc);
+	close(fd[0]);
+}
+
+static void start(char **qemu_argv, char **extra)
+{
+	int sv[2], i, n;
+	char pid[16];
+
+	qemu = fork();
+	if (!qemu) {
+		execvp(qemu_argv[0], qemu_argv);
+		_exit(127);
+	}
+	for (i = 0; (n = vcpu_fds(qemu, NULL, 64)) < 1; i++) {
+		if (i > 3000 || !alive(qemu))
+			die("QEMU did not create its vCPUs");
+		poll(NULL, 0, 10);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		die("socketpair");
+	snprintf(pid, sizeof(pid), "%d", qemu);
+	pacer = fork();
+	if (!pacer) {
+		char *args[16] = { (char *)vmpace, "--pid", pid, "--sync-fd", "3",
+				   "--proto", ns64 ? "ns64" : "us32" };
+
+		for (i = 7; extra && *extra && i < 15; extra++)
+			args[i++] = *extra;
+		dup2(sv[1], 3);
+		execvp(vmpace, args);
+		_exit(127);
+	}
+	close(sv[1]);
+	sock = sv[0];
+}
+
+int main(int argc, char **argv)
+{
+	char *scenario, **qemu_argv, *release[] = { "--on-close", "release", NULL };
+	uint64_t q = 10000, r, sum = 0, granted = 0;
+	int i, st;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--vmpace") && i + 1 < argc)
+			vmpace = argv[++i];
+		else if (!strcmp(argv[i], "--proto") && i + 1 < argc)
+			ns64 = !strcmp(argv[++i], "ns64");
+	}
+	if (i + 2 >= argc || strcmp(argv[i + 1], "--")) {
+		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] SCENARIO -- QEMU...\n");
+		return 2;
+	}
+	scenario = argv[i];
+	qemu_argv = argv + i + 2;
+	if (ns64)
+		q *= 1000;
+
+	if (!strcmp(scenario, "adevs")) {
+		/* As adevs' QEMU_Machine: one write, one read per quantum. */
+		start(qemu_argv, NULL);
+		for (i = 0; i < 50; i++) {
+			send_grant(q);
+			r = read_report(false);
+			granted += q;
+			sum += r;
+			if (r < q)
+				break;
+		}
+		CHECK(i == 50, "50 quanta, every report >= its grant (last %llu for %llu)",
+		      (unsigned long long)r, (unsigned long long)q);
+		CHECK(sum >= granted && sum - granted < 50 * q,
+		      "reported %llu for %llu granted", (unsigned long long)sum,
+		      (unsigned long long)granted);
+		close(sock);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 0, "closing the socket ends the session (vmpace exit %d)", st);
+		CHECK(wait_exit(qemu, 20000) >= 0, "and vmpace terminated the VMM");
+	} else if (!strcmp(scenario, "partial")) {
+		/* Grants trickle in byte by byte, reports are read byte by byte. */
+		start(qemu_argv, NULL);
+		for (i = 0; i < 5; i++) {
+			uint64_t be = ns64 ? htobe64(q) : (uint64_t)htonl((uint32_t)q);
+			size_t k, size = ns64 ? 8 : 4;
+
+			for (k = 0; k < size; k++) {
+				if (write(sock, (uint8_t *)&be + k, 1) != 1)
+					die("write");
+				poll(NULL, 0, 5);
+			}
+			r = read_report(true);
+			if (r < q)
+				break;
+		}
+		CHECK(i == 5, "5 quanta with byte-wise grants and reports");
+		send_grant(0);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 0, "a zero grant ends the session (vmpace exit %d)", st);
+		CHECK(wait_exit(qemu, 20000) >= 0, "and vmpace terminated the VMM");
+	} else if (!strcmp(scenario, "huge-close")) {
+		/* A grant of ~71 minutes, then the simulator goes away. */
+		start(qemu_argv, NULL);
+		send_grant(q);
+		read_report(false);
+		send_grant(ns64 ? UINT64_MAX / 4 : UINT32_MAX);
+		poll(NULL, 0, 300);
+		close(sock);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 0, "closing in the middle of a huge quantum ends the session (exit %d)", st);
+		CHECK(wait_exit(qemu, 20000) >= 0, "and vmpace terminated the VMM");
+	} else if (!strcmp(scenario, "truncated")) {
+		/* Half a grant and EOF: a protocol error; the guest is released. */
+		start(qemu_argv, release);
+		send_grant(q);
+		read_report(false);
+		if (write(sock, "\0\0", 2) != 2)
+			die("write");
+		shutdown(sock, SHUT_WR);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 7, "a truncated grant is a protocol error (vmpace exit %d)", st);
+		CHECK(alive(qemu), "the VMM survives a protocol error");
+		check_released();
+	} else if (!strcmp(scenario, "release")) {
+		start(qemu_argv, release);
+		send_grant(q);
+		read_report(false);
+		close(sock);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 0, "--on-close=release: the session ends (vmpace exit %d)", st);
+		CHECK(alive(qemu), "the VMM keeps running");
+		check_released();
+	} else if (!strcmp(scenario, "kill-vmm")) {
+		start(qemu_argv, NULL);
+		send_grant(q);
+		read_report(false);
+		send_grant(q * 100);
+		kill(qemu, SIGKILL);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 8, "the VMM dying in a quantum ends vmpace with status 8 (got %d)", st);
+		CHECK(read(sock, &r, sizeof(r)) == 0, "vmpace closed the simulator's socket");
+	} else if (!strcmp(scenario, "kill-vmpace")) {
+		/* The controller is SIGKILLed with the guest frozen. */
+		start(qemu_argv, NULL);
+		send_grant(q);
+		read_report(false);
+		kill(pacer, SIGKILL);
+		wait_exit(pacer, 20000);
+		CHECK(alive(qemu), "the VMM survives its controller");
+		check_released();
+	} else if (!strcmp(scenario, "sigterm")) {
+		start(qemu_argv, NULL);
+		send_grant(q);
+		read_report(false);
+		kill(pacer, SIGTERM);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 9, "SIGTERM: vmpace releases the guest and exits 9 (got %d)", st);
+		CHECK(alive(qemu), "the VMM keeps running");
+		check_released();
+	} else {
+		fprintf(stderr, "simclient: unknown scenario %s\n", scenario);
+		failures++;
+	}
+	if (pacer > 0)
+		kill(pacer, SIGKILL);
+	if (qemu > 0 && alive(qemu)) {
+		kill(qemu, SIGKILL);
+		waitpid(qemu, NULL, 0);
+	}
+	return failures ? 1 : 0;
+}
