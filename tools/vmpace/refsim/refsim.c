@@ -80,7 +80,7 @@ static bool have_first;
 static uint64_t first_guest_ns, first_sim_us, first_host_us;
 static uint64_t last_guest_ns, last_sim_us;
 static int64_t max_drift_us;
-static unsigned long lines;
+static unsigned long lines, kernel_reports;
 static char linebuf[4096];
 static size_t linelen;
 
@@ -109,6 +109,14 @@ static void on_line(char *line)
 
 	if (opt.echo_console)
 		fprintf(stderr, "guest: %s\n", line);
+	/* a guest that notices the holds complains about stalls */
+	if (strstr(line, "soft lockup") || strstr(line, "rcu_sched") ||
+	    strstr(line, "rcu_preempt") || strstr(line, "hung_task") ||
+	    strstr(line, "BUG:") || strstr(line, "WARNING:") ||
+	    strstr(line, "clocksource watchdog")) {
+		kernel_reports++;
+		fprintf(stderr, "refsim: guest kernel report: %s\n", line);
+	}
 	if (strstr(line, "vmpace-guest-ready")) {
 		ready = true;
 		printf("refsim: guest up after %.3f s simulated, %.3f s host\n",
@@ -348,11 +356,13 @@ int main(int argc, char **argv)
 	guest_s = (last_guest_ns - first_guest_ns) / 1e9;
 	sim_s = (last_sim_us - first_sim_us) / 1e6;
 	host_s = (host_us() - first_host_us) / 1e6;
-	ok = have_first && lines >= 2 && llabs(max_drift_us) <= (int64_t)opt.tolerance_us;
+	ok = have_first && lines >= 2 && llabs(max_drift_us) <= (int64_t)opt.tolerance_us &&
+	     !kernel_reports;
 	printf("refsim: quanta=%llu sim_s=%.6f guest_s=%.6f host_s=%.3f max_drift_us=%lld "
-	       "lines=%lu vmpace_status=%d\n",
+	       "lines=%lu guest_kernel_reports=%lu vmpace_status=%d\n",
 	       (unsigned long long)quanta, sim_s, guest_s, host_s, (long long)max_drift_us,
-	       lines, WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+	       lines, kernel_reports,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
 	printf("refsim: verdict: %s: the guest clock advanced %.3f s while simulated time "
 	       "advanced %.3f s and host time %.3f s (largest drift %.1f ms, tolerance %.1f ms)\n",
 	       ok ? "PASS" : "FAIL", guest_s, sim_s, host_s, max_drift_us / 1e3,

@@ -44,7 +44,10 @@ proto-adevs|proto-partial|proto-huge-close|proto-truncated|proto-release)
 	"$simclient" --vmpace "$vmpace" "${1#proto-}" -- "${bios_vmm[@]}" || fail=1 ;;
 proto-ns64)
 	"$simclient" --vmpace "$vmpace" --proto ns64 adevs -- "${bios_vmm[@]}" || fail=1 ;;
-fault-kill-vmm|fault-kill-vmpace|fault-sigterm)
+transport-tcp-listen|transport-tcp-connect|transport-unix-listen|transport-unix-connect)
+	"$simclient" --vmpace "$vmpace" --transport "${1#transport-}" adevs -- \
+		"${bios_vmm[@]}" || fail=1 ;;
+fault-kill-vmm|fault-kill-sim|fault-kill-vmpace|fault-sigterm)
 	"$simclient" --vmpace "$vmpace" "${1#fault-}" -- "${bios_vmm[@]}" || fail=1 ;;
 attach-errors)
 	exp() { # expected-status expected-message args...

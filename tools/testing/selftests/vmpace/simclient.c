@@ -6,7 +6,10 @@
  * attaches "vmpace --pid" to it with a socketpair on fd 3, plays SCENARIO as
  * the simulator, and checks what became of vmpace and of the VMM.
  *
- * usage: simclient --vmpace PATH [--proto us32|ns64] SCENARIO -- QEMU...
+ * usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] SCENARIO -- QEMU...
+ * T: fd (default, a socketpair on fd 3), tcp-listen, tcp-connect, unix-listen,
+ *    unix-connect (vmpace listens, or connects to simclient, on 127.0.0.1 or
+ *    a socket under /tmp)
  * Prints "ok: ..." lines and exits 0 if every check held, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -23,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,6 +36,9 @@
 #include <linux/kvm.h>
 
 static const char *vmpace = "vmpace";
+static const char *transport = "fd";
+#define TCP_PORT "47913"
+#define UNIX_PATH "/tmp/simclient.sock"
 static bool ns64;
 static pid_t qemu, pacer;
 static int sock, failures;
@@ -179,22 +187,72 @@ static void start(char **qemu_argv, char **extra)
 			die("QEMU did not create its vCPUs");
 		poll(NULL, 0, 10);
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		die("socketpair");
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(atoi(TCP_PORT)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_un un = { .sun_family = AF_UNIX, .sun_path = UNIX_PATH };
+	bool tcp = !strncmp(transport, "tcp", 3), listening = strstr(transport, "-listen");
+	struct sockaddr *sa = tcp ? (struct sockaddr *)&in : (struct sockaddr *)&un;
+	socklen_t salen = tcp ? sizeof(in) : sizeof(un);
+	char *sync[3] = { "--sync-fd", "3", NULL };
+	int lfd = -1, one = 1;
+
+	if (!strcmp(transport, "fd")) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			die("socketpair");
+	} else {
+		sync[0] = tcp ? "--sync-tcp" : "--sync-unix";
+		sync[1] = tcp ? "127.0.0.1:" TCP_PORT : UNIX_PATH;
+		unlink(UNIX_PATH);
+		if (!listening) {
+			/* vmpace connects to us */
+			lfd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (lfd < 0 || bind(lfd, sa, salen) || listen(lfd, 1))
+				die("listen");
+		}
+	}
 	snprintf(pid, sizeof(pid), "%d", qemu);
 	pacer = fork();
 	if (!pacer) {
-		char *args[16] = { (char *)vmpace, "--pid", pid, "--sync-fd", "3",
+		char *args[20] = { (char *)vmpace, "--pid", pid, sync[0], sync[1],
 				   "--proto", ns64 ? "ns64" : "us32" };
 
-		for (i = 7; extra && *extra && i < 15; extra++)
+		i = 7;
+		if (listening)
+			args[i++] = "--listen";
+		for (; extra && *extra && i < 19; extra++)
 			args[i++] = *extra;
-		dup2(sv[1], 3);
+		if (!strcmp(transport, "fd"))
+			dup2(sv[1], 3);
 		execvp(vmpace, args);
 		_exit(127);
 	}
-	close(sv[1]);
-	sock = sv[0];
+	if (!strcmp(transport, "fd")) {
+		close(sv[1]);
+		sock = sv[0];
+	} else if (!listening) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+		/* vmpace connects to us: wait for it, at most 20 s */
+		for (i = 0; poll(&p, 1, 10) != 1; i++)
+			if (i > 2000 || !alive(pacer))
+				die("vmpace did not connect");
+		sock = accept(lfd, NULL, NULL);
+		if (sock < 0)
+			die("accept");
+		close(lfd);
+	} else {
+		/* vmpace listens: connect once it does, for at most 20 s */
+		for (i = 0; ; i++) {
+			sock = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (!connect(sock, sa, salen))
+				break;
+			close(sock);
+			if (i > 2000 || !alive(pacer))
+				die("connect to vmpace");
+			poll(NULL, 0, 10);
+		}
+	}
 }
 
 int main(int argc, char **argv)
@@ -209,6 +267,8 @@ int main(int argc, char **argv)
 			vmpace = argv[++i];
 		else if (!strcmp(argv[i], "--proto") && i + 1 < argc)
 			ns64 = !strcmp(argv[++i], "ns64");
+		else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
+			transport = argv[++i];
 	}
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--")) {
 		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] SCENARIO -- QEMU...\n");
@@ -301,6 +361,26 @@ int main(int argc, char **argv)
 		st = wait_exit(pacer, 20000);
 		CHECK(st == 8, "the VMM dying in a quantum ends vmpace with status 8 (got %d)", st);
 		CHECK(read(sock, &r, sizeof(r)) == 0, "vmpace closed the simulator's socket");
+	} else if (!strcmp(scenario, "kill-sim")) {
+		/* The simulator process dies in the middle of a quantum. */
+		pid_t sim;
+
+		start(qemu_argv, NULL);
+		sim = fork();
+		if (!sim) {
+			send_grant(q);
+			read_report(false);
+			send_grant(q * 100000);
+			pause();
+			_exit(0);
+		}
+		close(sock);
+		poll(NULL, 0, 300);
+		kill(sim, SIGKILL);
+		waitpid(sim, NULL, 0);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 0, "the simulator's death ends the session (vmpace exit %d)", st);
+		CHECK(wait_exit(qemu, 20000) >= 0, "and vmpace terminated the VMM");
 	} else if (!strcmp(scenario, "kill-vmpace")) {
 		/* The controller is SIGKILLed with the guest frozen. */
 		start(qemu_argv, NULL);

@@ -240,7 +240,7 @@ static void test_periodic_timer(void)
 	/* Quanta of 10 ms of guest time, each followed by a long hold. */
 	t0 = pace_guest_tsc(vcpu);
 	for (i = 1; i <= 8; i++)
-		hold_at(vcpu, t0 + i * quantum_ms * ms, 500);
+		hold_at(vcpu, t0 + i * quantum_ms * ms, i == 1 ? 5000 : 300);
 	WRITE_ONCE(*stop, true);
 	pace_set(vcpu, 0, 0);
 	nr = run_until_sync(vcpu, &elapsed);

@@ -4,6 +4,8 @@
  * successive deadlines, halted vCPUs and the counters.
  */
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 
 #include "test_util.h"
 #include "kvm_util.h"
@@ -202,6 +204,47 @@ static void test_halted(void)
 	kvm_vm_free(vm);
 }
 
+static void sigalrm(int sig)
+{
+}
+
+/*
+ * An AP waiting for INIT/SIPI never enters the guest, yet guest time passes
+ * for it: it must stop at its deadline like a halted vCPU.
+ */
+static void test_waiting_for_sipi(void)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+	struct sigaction sa = { .sa_handler = sigalrm };
+	struct kvm_vcpu *vcpus[2];
+	uint64_t deadline;
+	struct kvm_vm *vm;
+	time_t start;
+	int r;
+
+	vm = vm_create_with_vcpus(2, guest_spin, vcpus);
+	vcpu_ioctl(vcpus[1], KVM_SET_MP_STATE, &mp);
+	deadline = pace_guest_tsc(vcpus[1]) + pace_ms(vcpus[1], 20);
+	pace_set(vcpus[1], deadline, KVM_PACE_EXIT_TO_USER);
+
+	/* KVM_RUN returns -EAGAIN when the AP wakes up without a SIPI. */
+	sigaction(SIGALRM, &sa, NULL);
+	start = time(NULL);
+	do {
+		alarm(2);
+		r = __vcpu_run(vcpus[1]);
+		alarm(0);
+		TEST_ASSERT(time(NULL) - start < 30,
+			    "the AP waiting for SIPI was not stopped at its deadline");
+	} while (r == -1 && (errno == EAGAIN || errno == EINTR));
+	TEST_ASSERT(!r, "KVM_RUN: %d errno %d", r, errno);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpus[1], KVM_EXIT_PACE);
+	TEST_ASSERT(vcpus[1]->run->pace.guest_tsc >= deadline, "AP stopped early");
+	vcpu_ioctl(vcpus[1], KVM_GET_MP_STATE, &mp);
+	TEST_ASSERT_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED);
+	kvm_vm_free(vm);
+}
+
 int main(int argc, char *argv[])
 {
 	struct kvm_vcpu *vcpu;
@@ -216,5 +259,6 @@ int main(int argc, char *argv[])
 	kvm_vm_free(vm);
 
 	test_halted();
+	test_waiting_for_sipi();
 	return 0;
 }
