@@ -17,14 +17,19 @@
 
 int vp_verbose;
 
+static void __attribute__((format(printf, 1, 0))) vp_vlog(const char *fmt, va_list ap)
+{
+	fputs("vmpace: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void vp_err(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("vmpace: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vp_vlog(fmt, ap);
 	va_end(ap);
 }
 
@@ -35,9 +40,7 @@ void vp_info(const char *fmt, ...)
 	if (!vp_verbose)
 		return;
 	va_start(ap, fmt);
-	fputs("vmpace: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vp_vlog(fmt, ap);
 	va_end(ap);
 }
 

@@ -40,10 +40,16 @@ BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" ours > "$C/e2e.list"
 log "test VMs: $(wc -l < "$C/upstream.list") upstream selftests with distro and with our" \
     "modules, $(( $(wc -l < "$C/ours.list") - $(wc -l < "$C/upstream.list") )) kselftests" \
     "and $(wc -l < "$C/e2e.list") end-to-end tests of ours"
-"$here/vm-run.sh" --modules distro --retry --name distro "$C/distro.list" > "$C/distro.tap" 2>"$C/distro.err" &
+run_vm() { # name, then vm-run.sh arguments; a VM that could not run is a failure
+	local name=$1; shift
+	"$here/vm-run.sh" --name "$name" "$@" > "$C/$name.tap" 2>"$C/$name.err" ||
+		grep -q '^\(not \)\?ok' "$C/$name.tap" ||
+		echo "not ok - $name: test VM run (see $C/$name.err)" >> "$C/$name.tap"
+}
+run_vm distro --modules distro --retry "$C/distro.list" &
 distro_pid=$!
-"$here/vm-run.sh" --retry --smp 2 --name ours "$C/ours.list" > "$C/ours.tap" 2>"$C/ours.err"
-"$here/vm-run.sh" --smp 1 --name e2e "$C/e2e.list" > "$C/e2e.tap" 2>"$C/e2e.err"
+run_vm ours --retry --smp 2 "$C/ours.list"
+run_vm e2e --smp 1 "$C/e2e.list"
 wait $distro_pid
 cat "$C/distro.err" "$C/ours.err" "$C/e2e.err" >&2
 
@@ -65,7 +71,10 @@ cat "$C/host.tap"
 while IFS=$'\t' read -r name _; do
 	d=$(status "$name" "$C/distro.tap")
 	o=$(status "$name" "$C/ours.tap")
-	if [ "$d" = pass ] && [ "$o" = pass ]; then
+	if [ "$d" = none ] || [ "$o" = none ]; then
+		# a test that did not run at all is never a pass or a skip
+		echo "not ok - regression: $name # no result: distro '$d', ours '$o'"
+	elif [ "$d" = pass ] && [ "$o" = pass ]; then
 		echo "ok - regression: $name"
 	elif [ "$d" = pass ]; then
 		echo "not ok - regression: $name # passes with distro modules, '$o' with ours"
@@ -78,6 +87,14 @@ done < "$C/upstream.list"
 grep -v ' - ours: upstream/' "$C/ours.tap"
 grep -v ' - distro: upstream/' "$C/distro.tap"
 cat "$C/e2e.tap"
+for l in "$C"/distro.list "$C"/ours.list "$C"/e2e.list; do
+	# every listed test of ours must have a result too
+	n=${l##*/}; n=${n%.list}
+	grep -v '^upstream/' "$l" | cut -f1 | while IFS= read -r t; do
+		[ "$(status "$t" "$C/$n.tap")" != none ] ||
+			echo "not ok - $n: $t # no result"
+	done
+done
 } > "$C/all.tap"
 
 cat "$C/all.tap"

@@ -18,8 +18,8 @@ for m in "${mods[@]}"; do need_file "$m" "linux-image-$KREL-unsigned $KPKG_VERSI
 key=$(cat "$here/guest-init" /bin/busybox "${mods[@]}" | sha1sum | cut -c1-12)
 out=$BUILD/initramfs-$KREL-$key.cpio.gz
 if [ ! -e "$out" ]; then
-	d=$(mktemp -d)
-	trap 'rm -rf "$d"' EXIT
+	d=$(mktemp -d "$BUILD/initramfs.XXXXXX")
+	trap 'rm -rf "$d" "$d.cpio.gz"' EXIT
 	mkdir -p "$d/bin" "$d/proc" "$d/sys" "$d/dev" "$d/lib/modules" "$d/host"
 	cp /bin/busybox "$d/bin/busybox"
 	cp "$here/guest-init" "$d/init"
@@ -28,7 +28,8 @@ if [ ! -e "$out" ]; then
 		b=$(basename "$m" .ko.xz)
 		xz -dc "$m" > "$d/lib/modules/$b.ko"
 	done
-	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
-	mv "$out.tmp" "$out"
+	# Test VMs start in parallel: build privately, rename atomically.
+	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$d.cpio.gz"
+	mv -f "$d.cpio.gz" "$out"
 fi
 echo "$out"
