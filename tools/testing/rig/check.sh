@@ -58,7 +58,7 @@ cat "$C/distro.err" "$C/ours.err" "$C/e2e.err" >&2
 status() {
 	awk -v n="$1" '
 	/^(not )?ok / {
-		t = $0; sub(/^(not )?ok [0-9]* - [a-z]+: /, "", t); sub(/ #.*/, "", t)
+		t = $0; sub(/^(not )?ok [0-9]* - [a-z0-9-]+: /, "", t); sub(/ #.*/, "", t)
 		if (t != n) next
 		if ($0 ~ /^not ok/) s = "fail"; else if ($0 ~ /# SKIP/) s = "skip"; else s = "pass"
 		print s; found = 1; exit
