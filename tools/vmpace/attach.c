@@ -84,7 +84,7 @@ static int borrow_one(void *arg, int fd, int id)
 	return 0;
 }
 
-static void read_comm(pid_t pid, char *comm, size_t len)
+void vp_read_comm(pid_t pid, char *comm, size_t len)
 {
 	char path[64];
 	FILE *f;
@@ -116,7 +116,7 @@ int vp_attach(pid_t pid, struct vp_vm *vm)
 		vp_err("pidfd_open(%d): %s", (int)pid, strerror(errno));
 		return VP_EXIT_ERROR;
 	}
-	read_comm(pid, vm->comm, sizeof(vm->comm));
+	vp_read_comm(pid, vm->comm, sizeof(vm->comm));
 
 	n = vp_count_vcpus(pid);
 	if (n == -EACCES || n == -EPERM) {

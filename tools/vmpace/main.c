@@ -58,6 +58,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vmpace [attach] --pid PID SYNC [options]\n"
 		"       vmpace run SYNC [options] -- QEMU-COMMAND-LINE\n"
+		"       vmpace status [-j] [--pid VMM-PID]\n"
+		"       vmpace monitor [-j] [--pid VMM-PID]\n"
 		"       vmpace help | version\n"
 		"\n"
 		"SYNC, where the simulator is (one of):\n"
@@ -264,6 +266,8 @@ static int cmd_version(int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "attach",	cmd_attach,	"--pid PID SYNC [options]", "pace a running VMM" },
 	{ "run",	cmd_run,	"SYNC [options] -- QEMU...", "start a VMM and pace it" },
+	{ "status",	vp_cmd_status,	"[-j] [--pid PID]", "list paced VMs and their vCPUs" },
+	{ "monitor",	vp_cmd_monitor,	"[-j] [--pid PID]", "print pacing events as they happen" },
 	{ "help",	cmd_help,	"", "this text" },
 	{ "version",	cmd_version,	"", "print the version" },
 	{ NULL }

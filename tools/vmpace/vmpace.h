@@ -45,6 +45,8 @@ int vp_attach(pid_t pid, struct vp_vm *vm);
 /* Number of KVM vCPU fds the process has open, or -errno. */
 int vp_count_vcpus(pid_t pid);
 void vp_detach(struct vp_vm *vm);
+/* /proc/PID/comm, "" if the process is gone. */
+void vp_read_comm(pid_t pid, char *comm, size_t len);
 
 /* Pacing ioctls on all vCPUs. */
 int vp_set_deadline(struct vp_vm *vm, int i, uint64_t deadline);
@@ -71,5 +73,9 @@ int vp_transport_open(struct vp_opts *o);
 int vp_session(struct vp_opts *o, struct vp_vm *vm);
 
 int vp_cmd_run(struct vp_opts *o, char **argv);
+
+/* Monitoring over the kernel's kvm_pace generic netlink family. */
+int vp_cmd_status(int argc, char **argv);
+int vp_cmd_monitor(int argc, char **argv);
 
 #endif

@@ -10,8 +10,10 @@
 #include <linux/mutex.h>
 #include <linux/types.h>
 #include <linux/wait.h>
+#include <uapi/linux/kvm_pace.h>
 
 struct kvm;
+struct kvm_pace_state;
 struct kvm_vcpu;
 
 /*
@@ -46,6 +48,8 @@ struct kvm_pace_stats {
  */
 struct kvm_pace_vm {
 	struct mutex lock;		/* this and every vCPU's kvm_pace_vcpu */
+	u32 id;				/* KVM_PACE_A_VM_ID */
+	u64 seq;			/* events so far, KVM_PACE_A_SEQ */
 	unsigned int nr_held;
 	bool frozen;
 	u64 freeze_host_tsc;		/* host TSC when the VM froze */
@@ -59,6 +63,7 @@ struct kvm_pace_vcpu {
 	wait_queue_head_t wq;		/* held vCPU thread and pollers */
 	struct hrtimer timer;		/* host time of the deadline */
 	fl_owner_t owner;		/* files of the process that armed pacing */
+	pid_t owner_pid;		/* its tgid, for monitoring only */
 	u64 deadline;			/* guest TSC, 0 when disarmed */
 	u32 flags;			/* KVM_PACE_* of the last deadline */
 	bool held;
@@ -92,5 +97,15 @@ void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu);
 void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);
 
 int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu);
+
+/* Called with kvm_pace_vm.lock held. */
+void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st,
+			 const struct kvm_pace_clock *c);
+
+/* Monitoring over generic netlink, pace_netlink.c. */
+int kvm_pace_genl_init(void);
+void kvm_pace_genl_exit(void);
+void kvm_pace_notify(struct kvm_vcpu *vcpu, enum kvm_pace_cmd cmd,
+		     const struct kvm_pace_clock *c, u64 arg);
 
 #endif

@@ -16,6 +16,8 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 
+static atomic_t pace_last_vm_id;
+
 static enum hrtimer_restart pace_timer_fn(struct hrtimer *timer)
 {
 	struct kvm_pace_vcpu *pv = container_of(timer, struct kvm_pace_vcpu, timer);
@@ -44,6 +46,7 @@ static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
 		pvm = kzalloc(sizeof(*pvm), GFP_KERNEL_ACCOUNT);
 		if (pvm) {
 			mutex_init(&pvm->lock);
+			pvm->id = atomic_inc_return(&pace_last_vm_id);
 			smp_store_release(&kvm->pace, pvm); /* pairs with acquire above */
 		}
 	}
@@ -95,28 +98,36 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 		kvm_arch_pace_freeze(vcpu->kvm, c);
 		pvm->frozen = true;
 	}
+	kvm_pace_notify(vcpu, KVM_PACE_CMD_HOLD, c, overshoot);
 	wake_up_all(&pv->wq);
 }
 
 static void pace_release(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
 {
+	u64 held_ns;
+
 	if (!pv->held)
 		return;
 
+	held_ns = ktime_get_ns() - pv->held_since;
 	pv->held = false;
-	pv->stats.held_ns += ktime_get_ns() - pv->held_since;
+	pv->stats.held_ns += held_ns;
 	pvm->nr_held--;
 	pv->rearm = true;
+	kvm_pace_notify(pv->vcpu, KVM_PACE_CMD_RELEASE, NULL, held_ns);
 	wake_up_all(&pv->wq);
 }
 
-static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
+static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv,
+			enum kvm_pace_disarm_reason why)
 {
+	hrtimer_cancel(&pv->timer);
+	pace_release(pvm, pv);
+	kvm_pace_notify(pv->vcpu, KVM_PACE_CMD_DISARM, NULL, why);
 	pv->deadline = 0;
 	pv->flags = 0;
 	pv->owner = NULL;
-	hrtimer_cancel(&pv->timer);
-	pace_release(pvm, pv);
+	pv->owner_pid = 0;
 	kvm_make_request(KVM_REQ_UNBLOCK, pv->vcpu);
 	kvm_vcpu_kick(pv->vcpu);
 }
@@ -231,15 +242,19 @@ static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
 
 	if (!d.deadline) {
 		if (pv->deadline)
-			pace_disarm(pvm, pv);
+			pace_disarm(pvm, pv, KVM_PACE_DISARM_IOCTL);
 		goto out;
 	}
 
 	pv->deadline = d.deadline;
 	pv->flags = d.flags;
 	pv->owner = current->files;
+	pv->owner_pid = task_tgid_nr(current);
 	pv->rearm = true;
-	pace_release(pvm, pv);
+	if (pv->held)
+		pace_release(pvm, pv);
+	else
+		kvm_pace_notify(vcpu, KVM_PACE_CMD_ARM, NULL, 0);
 
 	/* Have the vCPU thread program its timer against the new deadline. */
 	kvm_make_request(KVM_REQ_UNBLOCK, vcpu);
@@ -249,43 +264,55 @@ out:
 	return r;
 }
 
+void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st,
+			 const struct kvm_pace_clock *c)
+{
+	struct kvm_pace_vcpu *pv = vcpu->pace;
+	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
+
+	lockdep_assert_held(&pvm->lock);
+	st->guest_tsc = c->guest_tsc;
+	st->tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
+	st->deadline = pv->deadline;
+	st->state = 0;
+	if (pv->deadline)
+		st->state |= KVM_PACE_STATE_ARMED;
+	if (pv->held)
+		st->state |= KVM_PACE_STATE_HELD;
+	if (pvm->frozen)
+		st->state |= KVM_PACE_STATE_FROZEN;
+	st->holds = pv->stats.holds;
+	st->exits = pv->stats.exits;
+	st->overshoot_last = pv->stats.overshoot_last;
+	st->overshoot_max = pv->stats.overshoot_max;
+	st->held_ns = pv->stats.held_ns;
+	if (pv->held)
+		st->held_ns += c->ns - pv->held_since;
+	st->frozen_ns = pvm->frozen_ns;
+	if (pvm->frozen)
+		st->frozen_ns += c->ns - pvm->freeze_ns;
+}
+
 static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 {
-	/* see pace_vm_get() for both */
 	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
 	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace); /* idem */
 	struct kvm_pace_state st = {};
 	struct kvm_pace_clock c;
 
-	st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
-	if (!pv) {
-		kvm_arch_pace_read_clock(vcpu, &c);
-		st.guest_tsc = c.guest_tsc;
-		goto out;
-	}
-
-	mutex_lock(&pvm->lock);
+	/* Reading the clock of a vCPU never paced must not start pacing it. */
+	if (pvm)
+		mutex_lock(&pvm->lock);
 	kvm_arch_pace_read_clock(vcpu, &c);
-	st.guest_tsc = c.guest_tsc;
-	st.deadline = pv->deadline;
-	if (pv->deadline)
-		st.state |= KVM_PACE_STATE_ARMED;
-	if (pv->held)
-		st.state |= KVM_PACE_STATE_HELD;
-	if (pvm->frozen)
-		st.state |= KVM_PACE_STATE_FROZEN;
-	st.holds = pv->stats.holds;
-	st.exits = pv->stats.exits;
-	st.overshoot_last = pv->stats.overshoot_last;
-	st.overshoot_max = pv->stats.overshoot_max;
-	st.held_ns = pv->stats.held_ns;
-	if (pv->held)
-		st.held_ns += c.ns - pv->held_since;
-	st.frozen_ns = pvm->frozen_ns;
-	if (pvm->frozen)
-		st.frozen_ns += c.ns - pvm->freeze_ns;
-	mutex_unlock(&pvm->lock);
-out:
+	if (pv) {
+		kvm_pace_fill_state(vcpu, &st, &c);
+	} else {
+		st.guest_tsc = c.guest_tsc;
+		st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
+	}
+	if (pvm)
+		mutex_unlock(&pvm->lock);
+
 	if (copy_to_user(argp, &st, sizeof(st)))
 		return -EFAULT;
 	return 0;
@@ -330,7 +357,7 @@ void kvm_pace_vcpu_flush(struct kvm_vcpu *vcpu, fl_owner_t id)
 
 	mutex_lock(&pvm->lock);
 	if (pv->deadline && pv->owner == id)
-		pace_disarm(pvm, pv);
+		pace_disarm(pvm, pv, KVM_PACE_DISARM_CLOSE);
 	mutex_unlock(&pvm->lock);
 }
 

@@ -18,7 +18,7 @@ plain=(
 	make gcc-12 gcc libc6-dev binutils bison flex bc cpio xz-utils kmod rsync
 	libelf-dev libssl-dev dwarves quilt git perl pkg-config
 	qemu-system-x86 busybox-static libnl-3-dev libnl-genl-3-dev
-	coreutils util-linux procps socat clang gnuplot-nox
+	coreutils util-linux procps socat clang gnuplot-nox jq
 )
 
 missing=()

@@ -11,6 +11,7 @@
 set -u
 R=$1
 . "$R/job"
+export MODULES KVM_AMD_PARAMS	# tests that reload KVM (vmpace/monitor-unload)
 mkdir -p "$R/logs"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/tmp TMPDIR=/tmp

@@ -14,9 +14,102 @@ simclient=$BUILD/vmpace/simclient
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
 	  -serial none -no-hpet)
 fail=0
+jqc() { jq -e "$@" > /dev/null; }	# a jq condition, for check
 check() { # description, then the command
 	local d=$1; shift
 	if "$@"; then echo "ok: $d"; else echo "FAILED: $d"; fail=1; fi
+}
+
+# Start "vmpace monitor ARGS" in the background, its output (stdout and
+# stderr) going to FILE; returns once it has joined the group, i.e. printed
+# its "listening" line.  Sets mon_pid.
+start_monitor() { # file args...
+	local out=$1 fifo line; shift
+	fifo=$(mktemp -u /tmp/monitor.XXXXXX)
+	mkfifo "$fifo"
+	"$vmpace" monitor "$@" > "$fifo" 2>&1 &
+	mon_pid=$!
+	exec {mon_fd}< "$fifo"
+	rm -f "$fifo"
+	if ! read -t 60 -r -u "$mon_fd" line; then line="(nothing)"; fi
+	echo "$line" > "$out"
+	cat <&"$mon_fd" >> "$out" &
+	exec {mon_fd}<&-
+	check "vmpace monitor $* is listening (\"$line\")" grep -q 'listening for kvm_pace events' "$out"
+}
+
+# Checks run by simclient's "monitor" scenario while the VM is frozen after
+# $QUANTA quanta, and after the session ended (HOOK=frozen|released).
+status_hook() {
+	local out=/tmp/status.json
+	"$vmpace" status -j > "$out"
+	check "vmpace status -j succeeds and prints JSON" jqc . "$out"
+	cat "$out"
+	if [ "$HOOK" = released ]; then
+		check "the VM left the status list when pacing ended" \
+			jqc --argjson p "$QEMU_PID" '[.vms[] | select(.vmm_pid == $p)] | length == 0' "$out"
+		return
+	fi
+	check "status lists the VM with its VMM pid, $NR_VCPUS vCPUs, frozen" \
+		jqc --argjson p "$QEMU_PID" --argjson n "$NR_VCPUS" \
+		'[.vms[] | select(.vmm_pid == $p and .nr_vcpus == $n and .frozen and .vmm_comm == "qemu-system-x86")] | length == 1' "$out"
+	check "every vCPU is held, armed, paced by vmpace (pid $VMPACE_PID), $QUANTA+1 holds" \
+		jqc --argjson p "$QEMU_PID" --argjson c "$VMPACE_PID" --argjson q "$QUANTA" --argjson n "$NR_VCPUS" \
+		'[.vms[] | select(.vmm_pid == $p) | .vcpus[] |
+		  select(.held and .armed and .state == "held" and .controller_pid == $c and
+			 .controller_comm == "vmpace" and .holds == $q + 1 and .exits == 0)] | length == $n' "$out"
+	# While frozen nothing moves: the dump must equal KVM_GET_PACE_STATE.
+	check "status agrees with KVM_GET_PACE_STATE (guest TSC, deadline, counters)" \
+		jqc -n --argjson p "$QEMU_PID" --slurpfile st "$STATE_JSON" --slurpfile nl "$out" '
+		[$nl[0].vms[] | select(.vmm_pid == $p)][0] as $vm |
+		[$st[0][] as $k | $vm.vcpus[] | select(.vcpu_id == $k.vcpu_id) |
+		 select(.guest_tsc == $k.guest_tsc and .deadline == $k.deadline and
+			.holds == $k.holds and .exits == $k.exits and
+			.overshoot_last == $k.overshoot_last and .overshoot_max == $k.overshoot_max and
+			.held_ns >= $k.held_ns and .state_flags == $k.state and
+			$vm.tsc_khz == $k.tsc_khz and $vm.frozen_ns >= $k.frozen_ns)] |
+		length == ($st[0] | length)'
+	check "the frozen guest TSC is at or past every deadline" \
+		jqc '[.vms[].vcpus[] | select(.guest_tsc < .deadline)] | length == 0' "$out"
+	"$vmpace" status > /tmp/status.txt
+	cat /tmp/status.txt
+	check "the table shows the VM and $NR_VCPUS held vCPUs" \
+		test "$(grep -c '^VM .* pid '"$QEMU_PID"' ' /tmp/status.txt)" = 1 -a \
+		"$(grep -cE '^ +[0-9]+ +held +'"$VMPACE_PID"' vmpace ' /tmp/status.txt)" = "$NR_VCPUS"
+	check "status --pid filters on the VMM pid" \
+		jqc '.vms | length == 0' <("$vmpace" status -j --pid 1)
+	local rc msg
+	for c in status monitor; do
+		msg=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+			"$vmpace" $c 2>&1); rc=$?
+		check "unprivileged 'vmpace $c' is refused: exit 5, CAP_SYS_ADMIN named (got $rc: $msg)" \
+			test "$rc" = 5 -a -n "$(grep -F 'needs CAP_SYS_ADMIN' <<<"$msg")"
+	done
+}
+
+# The events of the session, as JSON lines from "vmpace monitor -j".
+check_events() { # file qemu-pid vmpace-pid quanta nr-vcpus
+	local f=$1 p=$2 c=$3 q=$4 n=$5 want v
+	grep '^{' "$f" > /tmp/events.json
+	echo "$(wc -l < /tmp/events.json) events; first and last:"
+	head -n 3 /tmp/events.json; tail -n 2 /tmp/events.json
+	check "$n vCPUs x (arm, hold, $q x (release, hold), release, disarm) = $((n * (2 * q + 4))) events" \
+		test "$(wc -l < /tmp/events.json)" = $((n * (2 * q + 4)))
+	check "every event is of the paced VM" \
+		jqc -n --argjson p "$p" '[inputs | select(.vmm_pid != $p)] | length == 0' /tmp/events.json
+	check "event sequence numbers run 1, 2, 3... in arrival order (none lost, none reordered)" \
+		jqc -n '[inputs | .seq] as $s | $s == [range(1; ($s | length) + 1)]' /tmp/events.json
+	want="arm hold$(for ((k = 0; k < q; k++)); do printf ' release hold'; done) release disarm"
+	for ((v = 0; v < n; v++)); do
+		check "vCPU $v: arm, hold, then release+hold for each of the $q quanta, release, disarm" \
+			test "$(jq -r --argjson v "$v" 'select(.vcpu_id == $v) | .event' /tmp/events.json | xargs)" = "$want"
+	done
+	check "holds are at or past their deadline and name vmpace (pid $c) as controller" \
+		jqc -n --argjson c "$c" '[inputs | select(.event == "hold") |
+			select(.guest_tsc < .deadline or .guest_tsc - .deadline != .overshoot or
+			       .controller_pid != $c)] | length == 0' /tmp/events.json
+	check "the final disarm was by ioctl (--on-close=release)" \
+		jqc -n '[inputs | select(.event == "disarm" and .reason != "ioctl")] | length == 0' /tmp/events.json
 }
 
 lockstep() { # nr-vcpus
@@ -49,6 +142,47 @@ transport-tcp-listen|transport-tcp-connect|transport-unix-listen|transport-unix-
 		"${bios_vmm[@]}" || fail=1 ;;
 fault-kill-vmm|fault-kill-sim|fault-kill-vmpace|fault-sigterm)
 	"$simclient" --vmpace "$vmpace" "${1#fault-}" -- "${bios_vmm[@]}" || fail=1 ;;
+status-hook) status_hook ;;
+monitor)
+	# Monitors: every event as JSON and as text, and only those of a VMM
+	# with pid 1 (none).
+	start_monitor /tmp/monitor-all.out -j; all=$mon_pid
+	start_monitor /tmp/monitor-text.out; text=$mon_pid
+	start_monitor /tmp/monitor-pid1.out -j --pid 1; pid1=$mon_pid
+	out=$("$simclient" --vmpace "$vmpace" --hook "$0 status-hook" monitor -- \
+		"${bios_vmm[@]}" -smp 2 2>&1) || fail=1
+	echo "$out"
+	kill -INT "$all" "$text" "$pid1"
+	wait "$all"; rc=$?
+	check "SIGINT ends vmpace monitor with status 0 (got $rc)" test "$rc" = 0
+	wait "$text" "$pid1"
+	read -r qp vp q n < <(sed -n 's/^simclient: qemu_pid=\([0-9]*\) vmpace_pid=\([0-9]*\) quanta=\([0-9]*\) vcpus=\([0-9]*\)$/\1 \2 \3 \4/p' <<<"$out")
+	check "simclient reported the session (qemu $qp, vmpace $vp, $q quanta, $n vCPUs)" \
+		test -n "$qp" -a "${n:-0}" = 2
+	check_events /tmp/monitor-all.out "$qp" "$vp" "$q" "$n"
+	check "monitor --pid 1 saw no event of another VMM" \
+		test "$(grep -c '"event"' /tmp/monitor-pid1.out)" = 0
+	check "no event was lost" test -z "$(grep -i lost /tmp/monitor-all.out)"
+	echo "vmpace monitor (text):"; head -n 8 /tmp/monitor-text.out; tail -n 4 /tmp/monitor-text.out
+	check "the text monitor printed a line per event" \
+		test "$(grep -cE '^[0-9:.]+  vm [0-9]+ pid [0-9]+ vcpu [0-9]+  (arm|hold|release|disarm) ' \
+			/tmp/monitor-text.out)" = "$(wc -l < /tmp/events.json)"
+	;;
+monitor-unload)
+	# KVM goes away under a listening monitor: it must notice and exit 0.
+	start_monitor /tmp/monitor-unload.out
+	rmmod kvm_amd kvm
+	check "rmmod kvm_amd kvm with a monitor listening" test $? = 0
+	timeout 30 tail --pid="$mon_pid" -f /dev/null
+	wait "$mon_pid"; rc=$?
+	cat /tmp/monitor-unload.out
+	check "the monitor exited 0 when the family went away (got $rc)" test "$rc" = 0
+	check "and said why" grep -q 'kvm_pace family is gone' /tmp/monitor-unload.out
+	insmod "$MODULES/kvm.ko" && insmod "$MODULES/kvm-amd.ko" $KVM_AMD_PARAMS
+	check "KVM loads again" test $? = 0
+	out=$("$vmpace" status 2>&1); rc=$?
+	check "the family is back: vmpace status exits 0 ($rc: $out)" test "$rc" = 0
+	;;
 attach-errors)
 	exp() { # expected-status expected-message args...
 		local want=$1 msg=$2 out rc; shift 2

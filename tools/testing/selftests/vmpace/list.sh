@@ -14,3 +14,6 @@ for t in tcp-listen tcp-connect unix-listen unix-connect; do line transport-$t 1
 for t in kill-vmm kill-sim kill-vmpace sigterm; do line fault-$t 120; done
 line lockstep-1vcpu 300
 line lockstep-2vcpu 300
+line monitor 300
+# Unloads and reloads KVM: keep it last.
+line monitor-unload 120

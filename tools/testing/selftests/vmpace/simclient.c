@@ -6,10 +6,14 @@
  * attaches "vmpace --pid" to it with a socketpair on fd 3, plays SCENARIO as
  * the simulator, and checks what became of vmpace and of the VMM.
  *
- * usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] SCENARIO -- QEMU...
+ * usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] [--hook CMD]
+ *                  SCENARIO -- QEMU...
  * T: fd (default, a socketpair on fd 3), tcp-listen, tcp-connect, unix-listen,
  *    unix-connect (vmpace listens, or connects to simclient, on 127.0.0.1 or
  *    a socket under /tmp)
+ * CMD runs (system()) at points of the "monitor" scenario with HOOK=frozen or
+ * released, QEMU_PID, VMPACE_PID, QUANTA, NR_VCPUS and STATE_JSON (the
+ * KVM_GET_PACE_STATE of every vCPU, read by simclient) in the environment.
  * Prints "ok: ..." lines and exits 0 if every check held, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -37,6 +41,7 @@
 
 static const char *vmpace = "vmpace";
 static const char *transport = "fd";
+static const char *hook;
 #define TCP_PORT "47913"
 #define UNIX_PATH "/tmp/simclient.sock"
 static bool ns64;
@@ -63,7 +68,7 @@ static void die(const char *what)
 	exit(2);
 }
 
-static int vcpu_fds(pid_t pid, int *out, int max)
+static int vcpu_fds_ids(pid_t pid, int *out, int *ids, int max)
 {
 	char path[300], link[128];
 	struct dirent *de;
@@ -87,12 +92,19 @@ static int vcpu_fds(pid_t pid, int *out, int max)
 			continue;
 		if (out)
 			out[n] = syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+		if (ids)
+			ids[n] = atoi(link + 20);
 		n++;
 	}
 	closedir(d);
 	if (pidfd >= 0)
 		close(pidfd);
 	return n;
+}
+
+static int vcpu_fds(pid_t pid, int *out, int max)
+{
+	return vcpu_fds_ids(pid, out, NULL, max);
 }
 
 static uint64_t now_ms(void)
@@ -255,6 +267,61 @@ static void start(char **qemu_argv, char **extra)
 	}
 }
 
+/*
+ * KVM_GET_PACE_STATE of every vCPU, read through fds borrowed from the VMM,
+ * as a JSON array in @path: what "vmpace status -j" must agree with.
+ */
+static int write_pace_state(const char *path, struct kvm_pace_state *st, int max)
+{
+	int fd[64], id[64], i, n;
+	FILE *f;
+
+	n = vcpu_fds_ids(qemu, fd, id, max < 64 ? max : 64);
+	f = fopen(path, "w");
+	if (n < 1 || !f)
+		die("pace state");
+	fprintf(f, "[");
+	for (i = 0; i < n; i++) {
+		if (fd[i] < 0 || ioctl(fd[i], KVM_GET_PACE_STATE, &st[i]))
+			die("KVM_GET_PACE_STATE");
+		fprintf(f, "%s{\"vcpu_id\":%d,\"state\":%u,\"tsc_khz\":%u,\"guest_tsc\":%llu,"
+			"\"deadline\":%llu,\"holds\":%llu,\"exits\":%llu,\"overshoot_last\":%llu,"
+			"\"overshoot_max\":%llu,\"held_ns\":%llu,\"frozen_ns\":%llu}",
+			i ? "," : "", id[i], st[i].state, st[i].tsc_khz,
+			(unsigned long long)st[i].guest_tsc, (unsigned long long)st[i].deadline,
+			(unsigned long long)st[i].holds, (unsigned long long)st[i].exits,
+			(unsigned long long)st[i].overshoot_last,
+			(unsigned long long)st[i].overshoot_max,
+			(unsigned long long)st[i].held_ns, (unsigned long long)st[i].frozen_ns);
+		close(fd[i]);
+	}
+	fprintf(f, "]\n");
+	fclose(f);
+	return n;
+}
+
+/* Runs the --hook command for @stage; true if it exited 0. */
+static bool run_hook(const char *stage, int quanta, int nr_vcpus)
+{
+	char buf[32];
+	int st;
+
+	if (!hook)
+		return true;
+	setenv("HOOK", stage, 1);
+	snprintf(buf, sizeof(buf), "%d", qemu);
+	setenv("QEMU_PID", buf, 1);
+	snprintf(buf, sizeof(buf), "%d", pacer);
+	setenv("VMPACE_PID", buf, 1);
+	snprintf(buf, sizeof(buf), "%d", quanta);
+	setenv("QUANTA", buf, 1);
+	snprintf(buf, sizeof(buf), "%d", nr_vcpus);
+	setenv("NR_VCPUS", buf, 1);
+	fflush(stdout);
+	st = system(hook);
+	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int main(int argc, char **argv)
 {
 	char *scenario, **qemu_argv, *release[] = { "--on-close", "release", NULL };
@@ -269,9 +336,11 @@ int main(int argc, char **argv)
 			ns64 = !strcmp(argv[++i], "ns64");
 		else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
 			transport = argv[++i];
+		else if (!strcmp(argv[i], "--hook") && i + 1 < argc)
+			hook = argv[++i];
 	}
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--")) {
-		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] SCENARIO -- QEMU...\n");
+		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] [--hook CMD] SCENARIO -- QEMU...\n");
 		return 2;
 	}
 	scenario = argv[i];
@@ -351,6 +420,37 @@ int main(int argc, char **argv)
 		st = wait_exit(pacer, 20000);
 		CHECK(st == 0, "--on-close=release: the session ends (vmpace exit %d)", st);
 		CHECK(alive(qemu), "the VMM keeps running");
+		check_released();
+	} else if (!strcmp(scenario, "monitor")) {
+		/*
+		 * For "vmpace status" and "vmpace monitor": serve 20 quanta,
+		 * let the hook look at the frozen VM, then end the session
+		 * leaving the VMM running and let the hook look again.
+		 */
+		struct kvm_pace_state a[64], b[64];
+		int n, m;
+
+		start(qemu_argv, release);
+		for (i = 0; i < 20; i++) {
+			send_grant(q);
+			read_report(false);
+		}
+		setenv("STATE_JSON", "/tmp/pace-state.json", 1);
+		n = write_pace_state("/tmp/pace-state.json", a, 64);
+		printf("simclient: qemu_pid=%d vmpace_pid=%d quanta=%d vcpus=%d\n",
+		       qemu, pacer, i, n);
+		CHECK(run_hook("frozen", i, n), "the hook's checks of the frozen VM passed");
+		m = write_pace_state("/tmp/pace-state-after.json", b, 64);
+		for (st = 0; st < n && st < m; st++)
+			if (a[st].guest_tsc != b[st].guest_tsc || a[st].holds != b[st].holds ||
+			    !(b[st].state & KVM_PACE_STATE_HELD))
+				break;
+		CHECK(m == n && st == n, "monitoring did not disturb the frozen guest");
+		close(sock);
+		st = wait_exit(pacer, 20000);
+		CHECK(st == 0, "--on-close=release: the session ends (vmpace exit %d)", st);
+		CHECK(alive(qemu), "the VMM keeps running");
+		CHECK(run_hook("released", i, n), "the hook's checks after the session passed");
 		check_released();
 	} else if (!strcmp(scenario, "kill-vmm")) {
 		start(qemu_argv, NULL);
