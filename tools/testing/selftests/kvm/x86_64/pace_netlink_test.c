@@ -5,6 +5,7 @@
  * malformed requests and unprivileged users are refused.
  */
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <linux/genetlink.h>
 #include <linux/kvm_pace.h>
 #include <linux/netlink.h>
