@@ -22,7 +22,7 @@ VMPACE_OUT	:= $(BUILD)/vmpace
 GUEST_OUT	:= $(BUILD)/guest
 
 .PHONY: all help deps tree modules headers selftests vmpace guest check \
-	vm-shell vm-test abi-selftest patches demo clean distclean install
+	vm-shell vm-test abi-selftest patches demo bench clean distclean install
 
 all: modules headers selftests vmpace guest
 
@@ -33,6 +33,7 @@ help:
 	@echo '                  (KERNEL_SRC=/lib/modules/$$(uname -r)/build for your kernel)'
 	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
 	@echo 'make check        everything, then all tests in the test VM'
+	@echo 'make bench        benchmarks against userspace baselines (BENCH=quick: CI smoke)'
 	@echo 'make vm-test T=re run the selftests whose name matches the regex in the VM'
 	@echo 'make vm-shell     shell in the test VM with our modules loaded'
 	@echo 'make patches      mailable series + checkpatch in build/patches'
@@ -72,6 +73,11 @@ check: all
 
 demo: all
 	@$(RIG)/demo.sh
+
+# BENCH=full (default, for bench/README.md) or quick (CI smoke, ~5 minutes).
+BENCH		?= full
+bench: all
+	@bench/run.sh $(BENCH)
 
 abi-selftest: modules
 	@$(RIG)/abi-selftest.sh

@@ -1,0 +1,230 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Turn the benchmark CSVs into the summary (summary.md, summary.csv) and the
+# plots (PNG, gnuplot): report.sh RESULTS-DIR [MACHINE-NOTE-FILE]
+# Every figure is a ratio vmpace / baseline measured in the same run and VM.
+set -euo pipefail
+D=${1:?results dir}
+note=${2:-}
+cd "$D"
+P=plot-data
+mkdir -p "$P"
+
+# stats: numbers on stdin (one per line) -> "n p50 p99 max min mean"
+stats() {
+	sort -g | awk '{ v[NR] = $1; s += $1 }
+	function at(p,  i) { i = int(p * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; return v[i] }
+	END { if (!NR) { print "0 nan nan nan nan nan"; exit }
+	      printf "%d %.4g %.4g %.4g %.4g %.4g\n", NR, at(0.5), at(0.99), v[NR], v[1], s / NR }'
+}
+# ratio A B -> A/B with 2 decimals, or n/a
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "n/a"; else printf "%.2f\n", a / b }'; }
+# column NAME of a CSV header -> its index
+col() { head -n 1 "$1" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1; }
+# cdf: numbers on stdin -> "value fraction" lines for gnuplot
+cdf() { sort -g | awk '{ v[NR] = $1 } END { for (i = 1; i <= NR; i++) print v[i], i / NR }'; }
+
+csv=summary.csv
+md=summary.md
+echo "measure,case,metric,vmpace,baseline,baseline_name,ratio" > "$csv"
+{
+echo "# vmpace benchmarks: summary"
+echo
+[ -n "$note" ] && [ -e "$note" ] && cat "$note" && echo
+echo "Every ratio is vmpace / baseline, both measured in the same run of the same"
+echo "test VM (timings inside TCG are slow and noisy: compare ratios, not absolute"
+echo "values).  Lower is better for overshoot, cost and drift; for throughput,"
+echo "closer to 1 is better."
+} > "$md"
+
+# ---- 1. precision -------------------------------------------------------------
+if [ -s precision.csv ]; then
+	cp_=$(col precision.csv pacer); cq=$(col precision.csv quantum_us)
+	cs=$(col precision.csv seq); co=$(col precision.csv overshoot_stop)
+	cg=$(col precision.csv overshoot_guest); ck=$(col precision.csv kicks)
+	ck_=$(col precision.csv tsc_khz)
+	sel() { # pacer quantum column -> values in us (measured quanta only)
+		awk -F, -v p="$1" -v q="$2" -v c="$3" -v cp="$cp_" -v cq="$cq" -v cs="$cs" -v k="$ck_" \
+			'NR > 1 && $cp == p && $cq == q && $cs >= 0 { print $c * 1000 / $k }' precision.csv
+	}
+	{
+	echo
+	echo "## 1. Deadline precision: overshoot = guest TSC at the stop - deadline (us)"
+	echo
+	echo "Stop TSC: KVM's own (kvm_run->pace.guest_tsc) for vmpace; for the userspace"
+	echo "pacers the guest TSC read (KVM_GET_MSRS) right after KVM_RUN returned.  Signed:"
+	echo "negative = stopped before the deadline.  \"guest\": the last TSC value the guest"
+	echo "code itself stored before the stop, the same instrument for all pacers."
+	echo "Ratios are of |overshoot| percentiles, vmpace / baseline."
+	cal=$(grep -h 'by CLOCK_MONOTONIC' logs/*precision*.log 2>/dev/null | head -n 1 | sed 's/^pacebench: //' || true)
+	[ -z "$cal" ] || { echo; echo "Test VM clock check (the userspace pacers' TSC-to-host-time mapping): $cal."; }
+	echo
+	echo "| quantum | pacer | n | p50 | p99 | max | min | early | guest p50 | guest p99 | kicks/quantum | ratio p50 | ratio p99 |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	} >> "$md"
+	for q in $(awk -F, -v c="$cq" 'NR > 1 { print $c }' precision.csv | sort -un); do
+		for p in kernel user user-check; do
+			sel "$p" "$q" "$co" > "$P/prec-$p-$q.raw"
+			cdf < "$P/prec-$p-$q.raw" > "$P/prec-$p-$q.cdf"
+		done
+		ka=$(awk '{ print ($1 < 0 ? -$1 : $1) }' "$P/prec-kernel-$q.raw" | stats)
+		for p in kernel user user-check; do
+			read -r n p50 p99 max min _ <<< "$(stats < "$P/prec-$p-$q.raw")"
+			read -r _ g50 g99 _ <<< "$(sel "$p" "$q" "$cg" | stats)"
+			early=$(awk '$1 < 0 { e++ } END { printf "%.1f%%", NR ? 100 * e / NR : 0 }' "$P/prec-$p-$q.raw")
+			kicks=$(awk -F, -v p="$p" -v q="$q" -v cp="$cp_" -v cq="$cq" -v cs="$cs" -v ck="$ck" \
+				'NR > 1 && $cp == p && $cq == q && $cs >= 0 { s += $ck; n++ } END { printf "%.2f", n ? s / n : 0 }' precision.csv)
+			r50=-; r99=-
+			if [ "$p" != kernel ]; then
+				read -r _ a50 a99 _ <<< "$ka"
+				read -r _ b50 b99 _ <<< "$(awk '{ print ($1 < 0 ? -$1 : $1) }' "$P/prec-$p-$q.raw" | stats)"
+				r50=$(ratio "$a50" "$b50"); r99=$(ratio "$a99" "$b99")
+				echo "precision,${q}us vs $p,|overshoot| p50 us,$a50,$b50,$p,$r50" >> "$csv"
+				echo "precision,${q}us vs $p,|overshoot| p99 us,$a99,$b99,$p,$r99" >> "$csv"
+			fi
+			name=$p; [ "$p" = kernel ] && name="vmpace (kernel)"
+			printf '| %s us | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+				"$q" "$name" "$n" "$p50" "$p99" "$max" "$min" "$early" "$g50" "$g99" \
+				"$kicks" "$r50" "$r99" >> "$md"
+		done
+		# x axis up to the largest p99: the tails are in the table
+		xmax=$(cat "$P"/prec-*-"$q".raw | stats | awk '{ print $3 * 1.2 }')
+		xmin=$(cat "$P"/prec-*-"$q".raw | stats | awk '{ print ($5 < 0 ? $5 * 1.2 : 0) }')
+		gnuplot <<-EOF
+		set terminal pngcairo size 900,560
+		set output "precision-${q}us.png"
+		set title "Overshoot at the deadline, ${q} us quanta (CDF up to p99 of all; <0: stopped early)"
+		set xrange [$xmin:$xmax]
+		set xlabel "guest TSC at stop - deadline (us)"
+		set ylabel "fraction of quanta"
+		set key bottom right
+		set grid
+		plot "$P/prec-kernel-$q.cdf" using 1:2 with steps lw 2 title "vmpace (KVM deadline)", \
+		     "$P/prec-user-$q.cdf" using 1:2 with steps lw 2 title "userspace timer + kick", \
+		     "$P/prec-user-check-$q.cdf" using 1:2 with steps lw 2 title "userspace timer + kick, re-run if early"
+		EOF
+	done
+fi
+
+# ---- 2 and 5. cost per quantum, scaling ---------------------------------------
+if [ -s cost.csv ]; then
+	cp_=$(col cost.csv pacer); cv=$(col cost.csv vcpus); cs=$(col cost.csv seq)
+	ch=$(col cost.csv host_ns); ce=$(col cost.csv elapsed_us)
+	sel() { # pacer vcpus column divisor
+		awk -F, -v p="$1" -v v="$2" -v c="$3" -v d="$4" -v cp="$cp_" -v cv="$cv" -v cs="$cs" \
+			'NR > 1 && $cp == p && $cv == v && $cs >= 0 { print $c / d }' cost.csv
+	}
+	{
+	echo
+	echo "## 2. Cost per quantum and 5. scaling: host time per empty 1 ms quantum (ms)"
+	echo
+	echo "Same stock QEMU (SeaBIOS, no OS: the guest idles in HLT), same simulator loop"
+	echo "(grant, wait for the report), blocks alternating in the same QEMU process."
+	echo "vmpace: seed protocol over a socketpair.  Baseline: QMP cont, wait 1 ms of host"
+	echo "time, QMP stop.  \"elapsed\": the guest time the pacer reported for the quantum."
+	echo
+	echo "| vCPUs | pacer | n | p50 | p99 | max | elapsed p50 (us) | elapsed p99 (us) | ratio p50 | ratio p99 | p50 / p50 at 1 vCPU |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	} >> "$md"
+	declare -A base50=()
+	for v in $(awk -F, -v c="$cv" 'NR > 1 { print $c }' cost.csv | sort -un); do
+		read -r _ v50 v99 _ <<< "$(sel vmpace "$v" "$ch" 1000000 | stats)"
+		read -r _ q50 q99 _ <<< "$(sel qmp "$v" "$ch" 1000000 | stats)"
+		for p in vmpace qmp; do
+			sel "$p" "$v" "$ch" 1000000 > "$P/cost-$p-$v.raw"
+			cdf < "$P/cost-$p-$v.raw" > "$P/cost-$p-$v.cdf"
+			read -r n p50 p99 max _ <<< "$(stats < "$P/cost-$p-$v.raw")"
+			read -r _ e50 e99 _ <<< "$(sel "$p" "$v" "$ce" 1 | stats)"
+			[ -n "${base50[$p]:-}" ] || base50[$p]=$p50
+			r50=-; r99=-
+			if [ "$p" = vmpace ]; then
+				r50=$(ratio "$v50" "$q50"); r99=$(ratio "$v99" "$q99")
+			fi
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$v" \
+				"$([ "$p" = qmp ] && echo "QMP stop/cont" || echo vmpace)" "$n" "$p50" \
+				"$p99" "$max" "$e50" "$e99" "$r50" "$r99" "$(ratio "$p50" "${base50[$p]}")" >> "$md"
+		done
+		echo "cost,${v} vCPU,host ms/quantum p50,$v50,$q50,qmp,$(ratio "$v50" "$q50")" >> "$csv"
+		echo "cost,${v} vCPU,host ms/quantum p99,$v99,$q99,qmp,$(ratio "$v99" "$q99")" >> "$csv"
+		echo "scaling,${v} vCPU vs 1,p50 cost growth,$(ratio "$v50" "${base50[vmpace]}"),$(ratio "$q50" "${base50[qmp]}"),qmp,$(ratio "$(ratio "$v50" "${base50[vmpace]}")" "$(ratio "$q50" "${base50[qmp]}")")" >> "$csv"
+	done
+	plots=
+	for f in "$P"/cost-*.cdf; do
+		t=${f##*/cost-}; t=${t%.cdf}
+		lbl="${t%-*} ${t##*-} vCPU"; lbl=${lbl/qmp/QMP stop\/cont}
+		plots="$plots${plots:+, }\"$f\" using 1:2 with steps lw 2 title \"$lbl\""
+	done
+	gnuplot <<-EOF
+	set terminal pngcairo size 900,560
+	set output "cost.png"
+	set title "Host time per empty 1 ms quantum (CDF)"
+	set xlabel "host ms per quantum"
+	set ylabel "fraction of quanta"
+	set logscale x
+	set key bottom right
+	set grid
+	plot $plots
+	EOF
+fi
+
+# ---- 3. drift -----------------------------------------------------------------
+if [ -s drift.csv ]; then
+	{
+	echo
+	echo "## 3. Drift: guest clock advance - sum of reported elapsed times"
+	echo
+	echo "Debian guest (kvm-clock) printing its CLOCK_MONOTONIC every 10 ms of guest time;"
+	echo "1 ms quanta.  The clock is compared between the first and the last line seen"
+	echo "during the block (each end is known to within one quantum).  For vmpace the"
+	echo "guest TSC (KVM_GET_PACE_STATE, frozen) is also compared over the whole block."
+	echo
+	echo "| pacer | quanta | reported (ms) | guest clock (ms) | drift (ms) | drift (ppm) | guest TSC drift (us) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	} >> "$md"
+	awk -F, 'NR > 1 {
+		d = $7 - $6; ppm = $6 ? 1e6 * d / $6 : 0
+		tsc = $8 >= 0 ? sprintf("%d", $8 - $9) : "-"
+		printf "| %s | %d | %.1f | %.1f | %+.1f | %+.0f | %s |\n", $1 == "qmp" ? "QMP stop/cont" : $1, $5, $6 / 1000, $7 / 1000, d / 1000, ppm, tsc
+	}' drift.csv >> "$md"
+	# |drift| per second of reported time, over all blocks of a pacer
+	ppm() { awk -F, -v p="$1" 'NR > 1 && $1 == p { d = $7 - $6; s += d < 0 ? -d : d; r += $6 }
+		END { if (r) printf "%.0f\n", 1e6 * s / r; else print "nan" }' drift.csv; }
+	dv=$(ppm vmpace); dq=$(ppm qmp)
+	echo "drift,1 ms quanta,|guest clock - reported| ppm,$dv,$dq,qmp,$(ratio "$dv" "$dq")" >> "$csv"
+	echo "drift,1 ms quanta,|guest TSC - reported| us,$(awk -F, 'NR > 1 && $1 == "vmpace" && $8 >= 0 { d = $8 - $9; s += d < 0 ? -d : d } END { print s + 0 }' drift.csv),n/a,qmp,n/a" >> "$csv"
+	echo >> "$md"
+	echo "Ratio of |drift| per reported second, vmpace / QMP: $(ratio "$dv" "$dq") ($dv ppm vs $dq ppm)." >> "$md"
+fi
+
+# ---- 4. overhead --------------------------------------------------------------
+if [ -s overhead.csv ]; then
+	sel() { # label mode -> iterations per host second (millions)
+		awk -F, -v l="$1" -v m="$2" 'NR > 1 && $1 == l && $2 == m { print $7 / $5 * 1000 }' overhead.csv
+	}
+	read -r nd d50 _ dmax dmin _ <<< "$(sel distro off | stats)"
+	read -r no o50 _ omax omin _ <<< "$(sel ours off | stats)"
+	read -r np p50 _ pmax pmin _ <<< "$(sel ours paced | stats)"
+	{
+	echo
+	echo "## 4. Overhead: guest compute loop throughput (M iterations per host second)"
+	echo
+	echo "A real-mode loop in pacebench's VM; our modules and Debian's are swapped in"
+	echo "the same test VM between samples.  \"paced\": 1 ms quanta, held in KVM and"
+	echo "released by a controller thread that polls the vCPU fd (vmpace's mechanism)."
+	echo
+	echo "| modules | pacing | samples | median | min | max | ratio (median) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
+	echo "| Debian (distro) | off | $nd | $d50 | $dmin | $dmax | baseline |"
+	echo "| vmpace | off | $no | $o50 | $omin | $omax | $(ratio "$o50" "$d50") vs distro |"
+	echo "| vmpace | 1 ms quanta | $np | $p50 | $pmin | $pmax | $(ratio "$p50" "$o50") vs off, $(ratio "$p50" "$d50") vs distro |"
+	} >> "$md"
+	echo "overhead,pacing off,M iter/s median,$o50,$d50,distro modules,$(ratio "$o50" "$d50")" >> "$csv"
+	echo "overhead,1 ms quanta,M iter/s median,$p50,$o50,ours unpaced,$(ratio "$p50" "$o50")" >> "$csv"
+	echo "overhead,1 ms quanta,M iter/s median,$p50,$d50,distro modules,$(ratio "$p50" "$d50")" >> "$csv"
+fi
+
+{
+echo
+echo "Plots: $(ls ./*.png 2>/dev/null | tr '\n' ' ')"
+} >> "$md"

@@ -1,0 +1,81 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# 'make bench': build the benchmark programs, run every measure in one test VM
+# (1 CPU, our modules; Debian's are swapped in for the overhead measure), copy
+# the CSVs to bench/results/ and write the summary and plots there.
+# Usage: run.sh [quick|full]        (default full)
+# Environment: BUILD (build dir), BENCH_MODULES (our modules, default
+# $BUILD/modules), BENCH_RESULTS (default bench/results).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+rig=$repo/tools/testing/rig
+. "$rig/versions"
+. "$rig/lib.sh"
+mode=${1:-full}
+case "$mode" in quick|full) ;; *) die "usage: run.sh [quick|full]" ;; esac
+modules=${BENCH_MODULES:-$BUILD/modules}
+results=${BENCH_RESULTS:-$here/results}
+
+for f in "$modules/kvm.ko" "$BUILD/vmpace/vmpace" "$BUILD/guest/initramfs.cpio.gz" \
+	 "$BUILD/uapi/include/linux/kvm.h"; do
+	[ -e "$f" ] || die "$f is missing: run 'make all' first"
+done
+make -s -C "$here" OUTPUT="$BUILD/bench/" UAPI="$BUILD/uapi/include"
+
+# One test VM per measure, one after the other: each ratio compares pacers
+# measured in the same VM boot, and a test VM that hangs (QEMU 7.2 TCG
+# sometimes loses a timer interrupt of a halted vCPU for good, see
+# ../shared/RIG.md) costs one measure, which is then run once more in a fresh
+# VM.  The overhead measure swaps the KVM modules (and reloads ours).
+out=/tmp/vmpace-results/csv	# the run's results share, see guest-init
+t() { [ "$mode" = quick ] && echo "$1" || echo "$2"; }
+measures=(precision:150:900 cost-1:150:1200 cost-2:150:1200 cost-4:200:1800
+	  drift:90:3600 overhead:200:900)
+
+rm -rf "$results"
+mkdir -p "$results/logs"
+start=$(date +%s)
+rc=0
+for m in "${measures[@]}"; do
+	IFS=: read -r measure tq tf <<< "$m"
+	name=bench-$mode-$measure
+	list=$BUILD/bench/$name.list
+	printf 'bench/%s\t%s\tBUILD=%q %q %s %s %s %q\n' "$measure" "$(t "$tq" "$tf")" \
+		"$BUILD" "$here/vm-bench.sh" "$measure" "$mode" "$out" "$modules" > "$list"
+	for try in 1 2; do
+		log "$measure: test VM (try $try)"
+		r=0
+		"$rig/vm-run.sh" --smp 1 --modules "$modules" --name "$name" "$list" \
+			> "$BUILD/bench/$name.tap" 2>&1 || r=$?
+		sed 's/^/    /' "$BUILD/bench/$name.tap" | grep -v '^    vm-run.sh' >&2 || true
+		# retry only a VM that died, not a measure that failed
+		[ "$r" -ne 0 ] && [ ! -e "$BUILD/vm/$name/done" ] || break
+	done
+	[ "$r" -eq 0 ] || rc=1
+	R=$BUILD/vm/$name
+	cp "$R"/logs/* "$results/logs/" 2>/dev/null || true
+	# merge the CSVs of all measures (one header each)
+	for f in "$R"/csv/*.csv; do
+		[ -e "$f" ] || continue
+		dst=$results/${f##*/}
+		if [ -e "$dst" ]; then tail -n +2 "$f" >> "$dst"; else cp "$f" "$dst"; fi
+	done
+done
+ls "$results"/*.csv > /dev/null 2>&1 || die "the test VMs produced no results"
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+{
+	echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $mode mode, $(( $(date +%s) - start )) s;" \
+	     "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+	     "$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo '(with local changes)')."
+	echo
+	echo "Machine: $cpu, $(nproc) cores, $mem, $(uname -sr)."
+	echo "Test VM: Debian $KREL under $(qemu-system-x86_64 --version | head -n 1 | sed 's/ (.*//')" \
+	     "-accel tcg,thread=single -cpu max -smp 1 (AMD SVM, kvm_amd npt=0), modules: $modules."
+	echo "Nested: stock Debian qemu-system-x86_64 -enable-kvm inside it."
+} > "$results/machine.md"
+"$here/report.sh" "$results" "$results/machine.md"
+cat "$results/summary.md"
+[ "$rc" -eq 0 ] || die "some measures failed (see $BUILD/bench/$name.tap and $R/logs)"
