@@ -444,6 +444,19 @@ static void start_qemu(char **argv, int argc)
 		die("QMP connect", -i);
 }
 
+/* Opens @path for appending; a new file starts with the @header line. */
+static FILE *open_csv(const char *path, const char *header)
+{
+	bool fresh = access(path, F_OK) != 0;
+	FILE *f = fopen(path, "a");
+
+	if (!f)
+		die(path, errno);
+	if (fresh)
+		fprintf(f, "%s\n", header);
+	return f;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -458,7 +471,6 @@ int main(int argc, char **argv)
 		{ "pacers", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool header;
 	int c, round;
 
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
@@ -483,18 +495,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	header = access(opt.out, F_OK) != 0;
-	out = fopen(opt.out, "a");
-	if (!out)
-		die(opt.out, errno);
-	if (header)
-		fprintf(out, "pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns\n");
-	header = access(opt.drift, F_OK) != 0;
-	drift = fopen(opt.drift, "a");
-	if (!drift)
-		die(opt.drift, errno);
-	if (header)
-		fprintf(drift, "pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,tsc_us,reported_all_us\n");
+	out = open_csv(opt.out, "pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns");
+	drift = open_csv(opt.drift, "pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,"
+			 "tsc_us,reported_all_us");
 
 	start_qemu(argv + optind, argc - optind);
 	for (round = 0; round < opt.rounds; round++) {
