@@ -42,20 +42,21 @@ drift)
 		"$BUILD/guest" 1 10)
 	"$B/simbench" --vmpace "$BUILD/vmpace/vmpace" --out "$out/drift-quanta.csv" \
 		--drift "$out/drift.csv" --quantum-us 1000 --vcpus 1 \
-		--count "$(q 1000 100000)" --rounds 1 --wait-line vmpace-guest-ready -- \
+		--count "$(q 2000 100000)" --rounds 1 --wait-line vmpace-guest-ready -- \
 		"${qemu[@]}"
 	;;
 overhead)
 	# Our modules against Debian's in the same VM, in turns: swap the
-	# modules between samples.  kvm_amd takes the rig's npt=0 both times.
+	# modules between samples.  kvm_amd takes the run's parameters
+	# (KVM_AMD_PARAMS from the job, see run.sh) both times.
 	[ -n "$ours" ] || { echo "overhead: which modules are ours?" >&2; exit 2; }
 	d=/lib/modules/$(uname -r)/kernel/arch/x86/kvm
 	load() { # distro | ours
 		rmmod kvm_amd kvm
 		if [ "$1" = distro ]; then
-			insmod "$d/kvm.ko.xz" && insmod "$d/kvm-amd.ko.xz" npt=0
+			insmod "$d/kvm.ko.xz" && insmod "$d/kvm-amd.ko.xz" $KVM_AMD_PARAMS
 		else
-			insmod "$ours/kvm.ko" && insmod "$ours/kvm-amd.ko" npt=0
+			insmod "$ours/kvm.ko" && insmod "$ours/kvm-amd.ko" $KVM_AMD_PARAMS
 		fi
 	}
 	w=$(q 1000 2000)

@@ -10,17 +10,29 @@
 #   --smp N --mem MB       test VM size (default 2, 3072)
 #   --retry                rerun a failing test once (regression runs)
 #   --shell                interactive shell in the VM, modules loaded
+#   --qmp PATH             where to put the QMP socket of the test VM's QEMU
+#                          (default: a temporary one; for debugging a hang:
+#                          human-monitor-command "info lapic")
 # TESTS-FILE lines: "name<TAB>timeout-seconds<TAB>command"
 #
 # The host enforces a timeout for the whole VM (sum of test timeouts + boot
 # margin): a hung guest is a failure with the console log shown.  dmesg is
 # checked for WARN/BUG/Oops/lockdep/KASAN-style reports.
+#
+# Stalls: QEMU 7.2 TCG sometimes leaves the test VM's CPU halted for good with
+# its LAPIC timer vector pending in IRR (IF=1; not even an NMI gets it going),
+# because nothing re-evaluates the APIC until another interrupt arrives.  A
+# watchdog here reads the heartbeat counter guest-run.sh bumps every second;
+# when it has not moved for STALL_SECS (3) seconds it presses Shift on the test
+# VM's PS/2 keyboard over QMP: the keyboard interrupt makes QEMU re-evaluate
+# the APIC and the lost timer interrupt is delivered.  Every kick is logged in
+# build/vm/NAME/stalls and reported as a TAP comment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
 . "$here/lib.sh"
 
-modules=$BUILD/modules smp=2 mem=3072 retry=0 shell=0 name= tests=
+modules=$BUILD/modules smp=2 mem=3072 retry=0 shell=0 name= tests= qmp=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--modules) modules=$2; shift 2 ;;
@@ -29,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--retry) retry=1; shift ;;
 	--shell) shell=1; shift ;;
+	--qmp) qmp=$2; shift 2 ;;
 	-*) die "unknown option $1" ;;
 	*) tests=$1; shift ;;
 	esac
@@ -65,12 +78,47 @@ qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max -smp "$smp" -m "$mem"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
       -virtfs "local,path=$R,mount_tag=results,security_model=none,multidevs=remap")
 if [ "$shell" = 1 ]; then
+	[ -z "$qmp" ] || qemu+=(-qmp "unix:$qmp,server=on,wait=off")
 	exec "${qemu[@]}"
 fi
+tmpq=
+if [ -z "$qmp" ]; then
+	tmpq=$(mktemp -d /tmp/vmpace-vm.XXXXXX)
+	qmp=$tmpq/qmp.sock
+fi
+qemu+=(-qmp "unix:$qmp,server=on,wait=off")
+
+# The stall watchdog (see the top of this file).
+watchdog() {
+	local last= same=0 n
+	while sleep 1; do
+		[ ! -e "$R/done" ] || break
+		n=$(cat "$R/heartbeat" 2>/dev/null) || continue
+		if [ "$n" != "$last" ]; then
+			last=$n same=0
+			continue
+		fi
+		same=$((same + 1))
+		[ "$same" -ge "${STALL_SECS:-3}" ] || continue
+		printf '%s\n' '{"execute":"qmp_capabilities"}' \
+			'{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"shift"}]}}' |
+			socat -t 2 - "UNIX-CONNECT:$qmp" > /dev/null 2>&1 || continue
+		echo "$(date -u +%T) heartbeat $n unchanged for ${same} s: pressed Shift" >> "$R/stalls"
+		same=0
+	done
+}
 
 log "$name: booting test VM (limit ${limit}s, modules: $modules)"
+watchdog &
+wd=$!
 rc=0
 timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
+kill "$wd" 2>/dev/null || true
+wait "$wd" 2>/dev/null || true
+[ -z "$tmpq" ] || rm -rf "$tmpq"
+if [ -s "$R/stalls" ]; then
+	log "$name: the test VM stalled $(wc -l < "$R/stalls") time(s) (lost LAPIC timer interrupt, QEMU TCG) and was kicked, see $R/stalls"
+fi
 
 fail=0
 if [ ! -e "$R/done" ]; then
@@ -83,6 +131,7 @@ if [ ! -e "$R/done" ]; then
 	fail=1
 fi
 [ -s "$R/tap" ] && sed "s/^\(\(not \)\?ok [0-9]* - \)/\1$name: /" "$R/tap" | grep -v '^1\.\.'
+[ -s "$R/stalls" ] && sed "s/^/# $name: test VM stall: /" "$R/stalls"
 # Report what did not run at all
 if [ -e "$R/done" ] || [ -s "$R/tap" ]; then
 	ran=$(grep -c '^\(not \)\?ok' "$R/tap" || true)
