@@ -7,9 +7,7 @@
 #          KVM_AMD_PARAMS, RETRY (0/1) for names starting RETRY_PREFIX,
 #          SHELL_MODE (0/1)
 #   tests  "name<TAB>timeout-seconds<TAB>command" lines
-# and receives tap (written as tests finish), logs/NAME.log, dmesg, done,
-# and heartbeat: a counter bumped every second of the test VM's own timers,
-# which vm-run.sh watches (a test VM whose timer interrupt got lost stops it).
+# and receives tap (written as tests finish), logs/NAME.log, dmesg, done.
 set -u
 R=$1
 . "$R/job"
@@ -18,8 +16,6 @@ mkdir -p "$R/logs"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/tmp TMPDIR=/tmp
 tap=$R/tap
-( i=0; while :; do i=$((i + 1)); echo $i > "$R/heartbeat"; sleep 1; done ) &
-heartbeat=$!
 : > "$tap"
 krel=$(uname -r)
 
@@ -83,6 +79,5 @@ while IFS=$'\t' read -r name limit cmd; do
 	esac >> "$tap"
 done < "$R/tests"
 echo "1..$n" >> "$tap"
-kill $heartbeat
 dmesg > "$R/dmesg"
 echo ok > "$R/done"

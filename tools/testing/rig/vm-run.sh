@@ -19,13 +19,16 @@
 # margin): a hung guest is a failure with the console log shown.  dmesg is
 # checked for WARN/BUG/Oops/lockdep/KASAN-style reports.
 #
-# Stalls: QEMU 7.2 TCG sometimes leaves the test VM's CPU halted for good with
-# its LAPIC timer vector pending in IRR (IF=1; not even an NMI gets it going),
-# because nothing re-evaluates the APIC until another interrupt arrives.  A
-# watchdog here reads the heartbeat counter guest-run.sh bumps every second;
-# when it has not moved for STALL_SECS (3) seconds it presses Shift on the test
-# VM's PS/2 keyboard over QMP: the keyboard interrupt makes QEMU re-evaluate
-# the APIC and the lost timer interrupt is delivered.  Every kick is logged in
+# Stalls: QEMU 7.2 TCG sometimes leaves a test VM CPU halted for good with its
+# LAPIC timer vector pending in IRR (IF=1; not even an NMI gets it going):
+# nothing re-evaluates the APIC until another interrupt arrives.  A watchdog
+# here reads every CPU's state over QMP once a second ("info registers" and
+# "info lapic N", from outside: nothing runs in the test VM for it).  When a
+# CPU was halted with its timer vector in IRR in three polls in a row, it
+# presses Shift on the test VM's PS/2 keyboard: the keyboard interrupt makes
+# QEMU re-evaluate the APIC and the lost timer interrupt is delivered.  (A
+# pending timer vector alone is no sign: it was seen pending for seconds on
+# CPUs that were busy running nested guests.)  Every kick is logged in
 # build/vm/NAME/stalls and reported as a TAP comment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,21 +92,41 @@ fi
 qemu+=(-qmp "unix:$qmp,server=on,wait=off")
 
 # The stall watchdog (see the top of this file).
-watchdog() {
-	local last= same=0 n
+stalled_cpus() { # CPUs halted with their LAPIC timer vector pending in IRR
+	local hmp='{"execute":"human-monitor-command","arguments":{"command-line":"%s","cpu-index":%d}}\n'
+	{
+		echo '{"execute":"qmp_capabilities"}'
+		for ((i = 0; i < smp; i++)); do
+			# shellcheck disable=SC2059
+			printf "$hmp" "info registers" "$i"
+			# shellcheck disable=SC2059
+			printf "$hmp" "info lapic $i" "$i"
+		done
+	} | socat -t 0.5 - "UNIX-CONNECT:$qmp" 2>/dev/null |
+	jq -r 'select(.return | type == "string") | .return' 2>/dev/null | tr -d '\r' |
+	awk '/^CPU#[0-9]+/ { cpu = substr($1, 5) }
+	     /^dumping local APIC state for CPU/ { cpu = $NF }
+	     / HLT=1/ { hlt[cpu] = 1 }
+	     /^LVTT\t/ && match($0, /vec [0-9]+/) { vec[cpu] = substr($0, RSTART + 4, RLENGTH - 4) }
+	     /^IRR\t/ { irr[cpu] = $0 " " }
+	     END { for (c in vec) if (hlt[c] && index(irr[c], " " vec[c] " ")) print c }'
+}
+watchdog() { # runs in the background: failures (no socket yet) are no errors
+	local same=0 cpus
+	set +e +o pipefail
 	while sleep 1; do
 		[ ! -e "$R/done" ] || break
-		n=$(cat "$R/heartbeat" 2>/dev/null) || continue
-		if [ "$n" != "$last" ]; then
-			last=$n same=0
+		cpus=$(stalled_cpus | tr '\n' ' ')
+		if [ -z "$cpus" ]; then
+			same=0
 			continue
 		fi
 		same=$((same + 1))
-		[ "$same" -ge "${STALL_SECS:-3}" ] || continue
+		[ "$same" -ge 3 ] || continue
 		printf '%s\n' '{"execute":"qmp_capabilities"}' \
 			'{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"shift"}]}}' |
-			socat -t 2 - "UNIX-CONNECT:$qmp" > /dev/null 2>&1 || continue
-		echo "$(date -u +%T) heartbeat $n unchanged for ${same} s: pressed Shift" >> "$R/stalls"
+			socat -t 0.5 - "UNIX-CONNECT:$qmp" > /dev/null 2>&1 || continue
+		echo "$(date -u +%T) CPU ${cpus% } halted with its LAPIC timer interrupt pending for ${same} s: pressed Shift" >> "$R/stalls"
 		same=0
 	done
 }
