@@ -60,7 +60,9 @@ for m in "${measures[@]}"; do
 	[ "$r" -eq 0 ] || rc=1
 	R=$BUILD/vm/$name
 	cp "$R"/logs/* "$results/logs/" 2>/dev/null || true
-	stalls+=("$measure $(cat "$R/stalls" 2>/dev/null | wc -l)")
+	n=0
+	[ ! -e "$R/stalls" ] || n=$(wc -l < "$R/stalls")
+	stalls+=("$measure $n")
 	[ ! -s "$R/stalls" ] || cp "$R/stalls" "$results/logs/$measure.stalls"
 	# merge the CSVs of all measures (one header each)
 	for f in "$R"/csv/*.csv; do
