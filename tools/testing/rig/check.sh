@@ -6,7 +6,8 @@
 #   ours:   the same upstream selftests with our modules, then our kselftests
 #           and the end-to-end tests.
 # An upstream test that passes with the distro modules must pass with ours.
-# Ends with "N passed, N failed, N skipped".
+# Ends with "N passed, N failed, N skipped" (a known bug that shows, TAP
+# "not ok ... # TODO", is counted apart).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
@@ -106,7 +107,9 @@ cat "$C/all.tap"
 } | tee "$C/regression-summary"
 pass=$(grep -E '^ok ' "$C/all.tap" | grep -vc '# SKIP')
 skip=$(grep -E '^ok ' "$C/all.tap" | grep -c '# SKIP')
-fail=$(grep -cE '^not ok ' "$C/all.tap")
+fail=$(grep -E '^not ok ' "$C/all.tap" | grep -vc '# TODO')
+todo=$(grep -E '^not ok ' "$C/all.tap" | grep -c '# TODO')
 echo "results: $C (per-test logs and dmesg under $BUILD/vm/)"
+[ "$todo" -eq 0 ] || echo "known bugs that showed (TAP TODO, not counted as failures): $todo"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -13,7 +13,8 @@
 #   --qmp PATH             where to put the QMP socket of the test VM's QEMU
 #                          (default: a temporary one; for debugging a hang:
 #                          human-monitor-command "info lapic")
-# TESTS-FILE lines: "name<TAB>timeout-seconds<TAB>command"
+# TESTS-FILE lines: "name<TAB>timeout-seconds<TAB>command[<TAB>known bug]"
+#   (a failing test with a known bug is reported "not ok ... # TODO", no failure)
 #
 # The host enforces a timeout for the whole VM (sum of test timeouts + boot
 # margin): a hung guest is a failure with the console log shown.  dmesg is
@@ -166,7 +167,7 @@ for i in $(seq $((ran + 1)) "$total"); do
 	t=$(sed -n "${i}p" "$R/tests" | cut -f1)
 	echo "not ok - $name: $t # did not run (VM died)"
 done
-grep -q '^not ok' "$R/tap" 2>/dev/null && fail=1
+grep '^not ok' "$R/tap" 2>/dev/null | grep -qv '# TODO' && fail=1
 
 # Kernel reports in the guest's log are failures.
 pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|lockdep|possible recursive locking|KASAN|UBSAN|soft lockup|hard LOCKUP|hung_task|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG'

@@ -3,7 +3,10 @@
 # The end-to-end tests, as vm-run.sh test lines: list.sh [ours|distro]
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-$(cd "$here/../../../.." && pwd)/build}
-line() { printf 'vmpace/%s\t%s\tBUILD=%s %s/e2e.sh %s\n' "$1" "$2" "$BUILD" "$here" "$1"; }
+line() { # name timeout [known bug]
+	printf 'vmpace/%s\t%s\tBUILD=%s %s/e2e.sh %s%s\n' "$1" "$2" "$BUILD" "$here" "$1" \
+		"${3:+$'\t'$3}"
+}
 if [ "${1:-ours}" = distro ]; then
 	line no-pacing 60
 	exit 0
@@ -13,7 +16,9 @@ for t in adevs ns64 partial huge-close truncated release; do line proto-$t 120; 
 for t in tcp-listen tcp-connect unix-listen unix-connect; do line transport-$t 120; done
 for t in kill-vmm kill-sim kill-vmpace sigterm; do line fault-$t 120; done
 line lockstep-1vcpu 300
-line lockstep-2vcpu 300
+# Known bug: with 2 paced vCPUs the guest's kvm-clock sometimes lags the
+# guest TSC by 0.2-0.5 s in this test VM (no master clock); about 2 runs in 5.
+line lockstep-2vcpu 300 "2-vCPU guest kvm-clock lags guest TSC (no master clock)"
 line monitor 300
 # Unloads and reloads KVM: keep it last.
 line monitor-unload 120
