@@ -53,6 +53,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "bench.h"
+
 #define MEM_SIZE	0x200000ul
 #define CODE_SPIN	0x1000
 #define CODE_LOOP	0x1100
@@ -85,18 +87,6 @@ struct vm {
 };
 
 static struct vm vm;
-
-static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void err(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("pacebench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 static uint64_t now_ns(void)
 {

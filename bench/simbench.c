@@ -50,6 +50,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "bench.h"
+
 #define WARMUP 3
 
 static struct {
@@ -74,18 +76,6 @@ static struct {
 	int64_t mono_ns;
 	bool ready;
 } con;
-
-static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void err(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("simbench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
 
 static void die(const char *what, int e)
 {
