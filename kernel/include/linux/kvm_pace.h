@@ -72,6 +72,9 @@ struct kvm_pace_vcpu {
 	u64 held_since;			/* ktime_get_ns() when held */
 	u64 applied_tsc;		/* kvm_pace_vm.frozen_tsc applied here */
 	u64 applied_ns;			/* kvm_pace_vm.frozen_ns applied here */
+	/* arch: the clock offset that gave held_tsc, kept while held */
+	u64 held_offset;
+	bool held_offset_valid;
 
 	/* the LAPIC timer does not run while the vCPU is held */
 	bool lapic_paused;
@@ -93,7 +96,8 @@ u32 kvm_arch_pace_tsc_khz(struct kvm_vcpu *vcpu);
 void kvm_arch_pace_arm_timer(struct kvm_vcpu *vcpu, u64 guest_tsc);
 void kvm_arch_pace_freeze(struct kvm *kvm, const struct kvm_pace_clock *c);
 void kvm_arch_pace_thaw(struct kvm *kvm);
-void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu);
+void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu,
+			     const struct kvm_pace_clock *c);
 void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);
 
 int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu);

@@ -90,7 +90,7 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 	pv->stats.holds++;
 	pv->stats.overshoot_last = overshoot;
 	pv->stats.overshoot_max = max(pv->stats.overshoot_max, overshoot);
-	kvm_arch_pace_vcpu_hold(vcpu);
+	kvm_arch_pace_vcpu_hold(vcpu, c);
 
 	if (++pvm->nr_held == atomic_read(&vcpu->kvm->online_vcpus) &&
 	    !pvm->frozen) {

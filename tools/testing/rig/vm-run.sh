@@ -10,6 +10,9 @@
 #   --smp N --mem MB       test VM size (default 2, 3072)
 #   --retry                rerun a failing test once (regression runs)
 #   --shell                interactive shell in the VM, modules loaded
+#   --append ARGS          more test VM kernel parameters (tsc=unstable: the
+#                          host TSC handling KVM falls back to on hosts without a
+#                          stable TSC)
 #   --qmp PATH             where to put the QMP socket of the test VM's QEMU
 #                          (default: a temporary one; for debugging a hang:
 #                          human-monitor-command "info lapic")
@@ -36,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
 . "$here/lib.sh"
 
-modules=$BUILD/modules smp=2 mem=3072 retry=0 shell=0 name= tests= qmp=
+modules=$BUILD/modules smp=2 mem=3072 retry=0 shell=0 name= tests= qmp= append=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--modules) modules=$2; shift 2 ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--retry) retry=1; shift ;;
 	--shell) shell=1; shift ;;
 	--qmp) qmp=$2; shift 2 ;;
+	--append) append=$2; shift 2 ;;
 	-*) die "unknown option $1" ;;
 	*) tests=$1; shift ;;
 	esac
@@ -78,7 +82,7 @@ JOB
 qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max -smp "$smp" -m "$mem"
       -nographic -no-reboot -nodefaults -serial mon:stdio
       -kernel "$kernel" -initrd "$initrd"
-      -append "console=ttyS0 panic=-1 loglevel=4 vmpace.run=$here/guest-run.sh"
+      -append "console=ttyS0 panic=-1 loglevel=4 vmpace.run=$here/guest-run.sh${append:+ $append}"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
       -virtfs "local,path=$R,mount_tag=results,security_model=none,multidevs=remap")
 if [ "$shell" = 1 ]; then
@@ -156,6 +160,10 @@ if [ ! -e "$R/done" ]; then
 fi
 [ -s "$R/tap" ] && sed "s/^\(\(not \)\?ok [0-9]* - \)/\1$name: /" "$R/tap" | grep -v '^1\.\.'
 [ -s "$R/stalls" ] && sed "s/^/# $name: test VM stall: /" "$R/stalls"
+# KVM handles TSCs differently once the host TSC is unstable (the clocksource
+# watchdog of a loaded TCG guest may decide so at any time): say when.
+grep -hE 'Marking (clocksource .tsc.|TSC) (as )?unstable' "$R/dmesg" "$R/console.log" 2>/dev/null |
+	sort -u | sed "s/^/# $name: test VM TSC: /" || true
 # Report what did not run at all
 if [ -e "$R/done" ] || [ -s "$R/tap" ]; then
 	ran=$(grep -c '^\(not \)\?ok' "$R/tap" || true)

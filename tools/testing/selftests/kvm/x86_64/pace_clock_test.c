@@ -22,6 +22,7 @@
 #define HOLD_MS		2000
 #define GUEST_SLACK_MS	200
 #define NR_SHORT_QUANTA	50
+#define NR_TINY_QUANTA	2000
 
 static bool guest_stop;
 static uint64_t guest_loops;
@@ -119,6 +120,18 @@ static uint64_t run_until_sync(struct kvm_vcpu *vcpu, uint64_t *arg2)
 	}
 }
 
+/* Run until the vCPU stops at its deadline; the guest must not finish. */
+static void run_until_pace(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	if (vcpu->run->exit_reason == KVM_EXIT_IO &&
+	    get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_PACE);
+}
+
 /* Run to @deadline (exit-to-user mode), then stay held for @hold_ms. */
 static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 {
@@ -126,8 +139,7 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 	struct kvm_pace_state before, after;
 
 	pace_set(vcpu, deadline, KVM_PACE_EXIT_TO_USER);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_PACE);
+	run_until_pace(vcpu);
 	pace_state(vcpu, &before);
 	TEST_ASSERT(before.state & KVM_PACE_STATE_FROZEN, "not frozen: 0x%x", before.state);
 	/* The hold's length, not synchronisation: guest time must not move. */
@@ -137,6 +149,42 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 	TEST_ASSERT(after.frozen_ns - before.frozen_ns >= hold_ms * 1000000ull,
 		    "frozen for %llu ns, held %d ms", after.frozen_ns - before.frozen_ns,
 		    hold_ms);
+}
+
+/*
+ * Many quanta of 100 us of guest time, each run as soon as the previous one
+ * stopped.  Every stop is at or after its deadline, and the frozen guest TSC
+ * reads the same before and after the next deadline releases the vCPU: no
+ * TSC offset rewrite behind pacing's back (vcpu_load() on a host with an
+ * unstable TSC) may show.  The guest checks that its clocks never go back.
+ */
+static void run_tiny_quanta(struct kvm_vcpu *vcpu, uint64_t *nr_loops, uint64_t ms)
+{
+	uint64_t deadline, held, last, loops = READ_ONCE(*nr_loops);
+	struct kvm_pace_state st;
+	int i;
+
+	last = pace_guest_tsc(vcpu);
+	for (i = 0; i < NR_TINY_QUANTA; i++) {
+		deadline = last + ms / 10;
+		pace_set(vcpu, deadline, KVM_PACE_EXIT_TO_USER);
+		pace_state(vcpu, &st);
+		TEST_ASSERT(st.guest_tsc == last,
+			    "quantum %d: released at guest TSC %llu, was held at %lu",
+			    i, st.guest_tsc, last);
+		run_until_pace(vcpu);
+		held = vcpu->run->pace.guest_tsc;
+		TEST_ASSERT(held >= deadline,
+			    "quantum %d: held at guest TSC %lu, deadline %lu",
+			    i, held, deadline);
+		pace_state(vcpu, &st);
+		TEST_ASSERT(st.guest_tsc == held,
+			    "quantum %d: guest TSC %llu while frozen at %lu",
+			    i, st.guest_tsc, held);
+		last = held;
+	}
+	TEST_ASSERT(READ_ONCE(*nr_loops) != loops, "the guest did not run in %d quanta",
+		    NR_TINY_QUANTA);
 }
 
 static void test_clocks(void)
@@ -158,7 +206,7 @@ static void test_clocks(void)
 
 	/*
 	 * Hold twice for long while the guest is in its clock-reading loop,
-	 * then for many short quanta.
+	 * then for many short quanta, then for very many tiny ones.
 	 */
 	run_until_sync(vcpu, NULL);
 	for (i = 1; i <= 2 + NR_SHORT_QUANTA; i++) {
@@ -168,6 +216,7 @@ static void test_clocks(void)
 		TEST_ASSERT(READ_ONCE(*nr_loops) != loops,
 			    "the guest did not run before its deadline: guest time jumped?");
 	}
+	run_tiny_quanta(vcpu, nr_loops, ms);
 	WRITE_ONCE(*stop, true);
 	pace_set(vcpu, 0, 0);
 	gap_tsc = run_until_sync(vcpu, &gap_ns);
@@ -185,7 +234,7 @@ static void test_clocks(void)
 	TEST_ASSERT(kvm_ns + GUEST_SLACK_MS * 1000000ull / 10 >= tsc_ns &&
 		    tsc_ns + GUEST_SLACK_MS * 1000000ull / 10 >= kvm_ns,
 		    "over %d holds the guest's TSC advanced %lu ns, kvmclock %lu ns",
-		    2 + NR_SHORT_QUANTA, tsc_ns, kvm_ns);
+		    2 + NR_SHORT_QUANTA + NR_TINY_QUANTA, tsc_ns, kvm_ns);
 	kvm_vm_free(vm);
 }
 
