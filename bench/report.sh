@@ -19,7 +19,9 @@ stats() {
 	      printf "%d %.4g %.4g %.4g %.4g %.4g\n", NR, at(0.5), at(0.99), v[NR], v[1], s / NR }'
 }
 # ratio A B -> A/B with 2 decimals, or n/a
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "n/a"; else printf "%.2f\n", a / b }'; }
+# ratio A B -> A/B, two decimals (two significant digits below 0.01)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "n/a"
+	else { r = a / b; printf (r < 0.01 && r > -0.01 && r != 0) ? "%.2g\n" : "%.2f\n", r } }'; }
 # column NAME of a CSV header -> its index
 col() { head -n 1 "$1" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1; }
 # cdf: numbers on stdin -> "value fraction" lines for gnuplot
