@@ -68,6 +68,7 @@ struct kvm_pace_vcpu {
 	u32 flags;			/* KVM_PACE_* of the last deadline */
 	bool held;
 	bool rearm;			/* program the timer before the next entry */
+	bool run_locked;		/* vCPU thread only: held since its last run */
 	u64 held_tsc;			/* guest TSC when the deadline was reached */
 	u64 held_since;			/* ktime_get_ns() when held */
 	u64 applied_tsc;		/* kvm_pace_vm.frozen_tsc applied here */

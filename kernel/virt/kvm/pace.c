@@ -85,6 +85,7 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 
 	hrtimer_cancel(&pv->timer);
 	pv->held = true;
+	pv->run_locked = true;
 	pv->held_tsc = c->guest_tsc;
 	pv->held_since = c->ns;
 	pv->stats.holds++;
@@ -133,6 +134,37 @@ static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv,
 }
 
 /*
+ * Whether the vCPU can simply go on, without taking the VM's pacing lock: the
+ * common case of a vCPU that exits and enters again within its quantum.
+ * After a hold, the vCPU's next run takes the lock (->run_locked, which only
+ * its own thread uses): that is where frozen time is applied and the timer
+ * armed.  The VM cannot freeze while this vCPU is not held.  A new deadline
+ * or a disarm is stored under the lock before the vCPU is kicked with
+ * KVM_REQ_UNBLOCK, which cancels the entry (or ends the halt) and brings the
+ * vCPU back here, to see ->rearm or the deadline after the smp_rmb().
+ */
+static bool pace_vcpu_runs_on(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv,
+			      struct kvm_pace_vm *pvm)
+{
+	struct kvm_pace_clock c;
+	u64 deadline;
+
+	if (pv->run_locked)
+		return false;
+	/* Pairs with the smp_wmb() in kvm_make_request(). */
+	smp_rmb();
+	if (READ_ONCE(pv->rearm) || READ_ONCE(pvm->frozen))
+		return false;
+	deadline = READ_ONCE(pv->deadline);
+	if (!deadline)
+		return true;
+	if (!hrtimer_active(&pv->timer))
+		return false;
+	kvm_arch_pace_read_clock(vcpu, &c);
+	return c.guest_tsc < deadline;
+}
+
+/*
  * Called by the arch run loop before every guest entry (or halt) of a vCPU
  * that has been paced.  Returns 1 to go on, 0 to exit to userspace with
  * KVM_EXIT_PACE, -EINTR when a signal interrupted the hold.
@@ -143,6 +175,9 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
 	struct kvm_pace_clock c;
 	int r;
+
+	if (pace_vcpu_runs_on(vcpu, pv, pvm))
+		return 1;
 
 	for (;;) {
 		mutex_lock(&pvm->lock);
@@ -176,6 +211,7 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 		kvm_arch_pace_vcpu_resume(vcpu);
 
 		if (!pv->deadline) {
+			pv->run_locked = false;
 			mutex_unlock(&pvm->lock);
 			return 1;
 		}
@@ -191,6 +227,7 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 			kvm_arch_pace_arm_timer(vcpu, c.guest_tsc);
 			pv->rearm = false;
 		}
+		pv->run_locked = false;
 		mutex_unlock(&pvm->lock);
 		return 1;
 	}

@@ -129,6 +129,34 @@ static void test_thread_release(int epfd)
 	expect_running();
 }
 
+/*
+ * A deadline moved closer while the vCPU runs takes effect at once: the vCPU
+ * must not run on to the deadline it was armed with (60 s of guest time,
+ * longer than the hold timeout).
+ */
+static void test_lower_deadline(void)
+{
+	uint64_t ms = pace_ms(vcpu, 1), far, near;
+	struct kvm_pace_state st;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		pace_state(vcpu, &st);
+		far = st.guest_tsc + 60000 * ms;
+		pace_set(vcpu, far, 0);
+		expect_running();
+		near = pace_guest_tsc(vcpu) + ms;
+		pace_set(vcpu, near, 0);
+		expect_held(near, st.holds + 1);
+		pace_state(vcpu, &st);
+		TEST_ASSERT(st.guest_tsc < far,
+			    "round %d: held at %llu, after the old deadline %lu",
+			    i, st.guest_tsc, far);
+		pace_set(vcpu, 0, 0);
+	}
+	expect_running();
+}
+
 enum { CMD_RAISE = 'r', CMD_CLOSE = 'c' };
 
 /*
@@ -263,6 +291,7 @@ int main(int argc, char *argv[])
 	TEST_ASSERT_EQ(epoll_wait(epfd, &ev, 1, 0), 0);
 
 	test_thread_release(epfd);
+	test_lower_deadline();
 	test_other_process();
 
 	WRITE_ONCE(done, true);
