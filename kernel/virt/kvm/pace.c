@@ -97,7 +97,7 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 	    !pvm->frozen) {
 		/* Guest time stops where the last vCPU stopped. */
 		kvm_arch_pace_freeze(vcpu->kvm, c);
-		pvm->frozen = true;
+		WRITE_ONCE(pvm->frozen, true);
 	}
 	kvm_pace_notify(vcpu, KVM_PACE_CMD_HOLD, c, overshoot);
 	wake_up_all(&pv->wq);
@@ -114,7 +114,7 @@ static void pace_release(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
 	pv->held = false;
 	pv->stats.held_ns += held_ns;
 	pvm->nr_held--;
-	pv->rearm = true;
+	WRITE_ONCE(pv->rearm, true);
 	kvm_pace_notify(pv->vcpu, KVM_PACE_CMD_RELEASE, NULL, held_ns);
 	wake_up_all(&pv->wq);
 }
@@ -125,7 +125,7 @@ static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv,
 	hrtimer_cancel(&pv->timer);
 	pace_release(pvm, pv);
 	kvm_pace_notify(pv->vcpu, KVM_PACE_CMD_DISARM, NULL, why);
-	pv->deadline = 0;
+	WRITE_ONCE(pv->deadline, 0);
 	pv->flags = 0;
 	pv->owner = NULL;
 	pv->owner_pid = 0;
@@ -142,6 +142,7 @@ static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv,
  * or a disarm is stored under the lock before the vCPU is kicked with
  * KVM_REQ_UNBLOCK, which cancels the entry (or ends the halt) and brings the
  * vCPU back here, to see ->rearm or the deadline after the smp_rmb().
+ * Hence WRITE_ONCE() for ->rearm, ->deadline and ->frozen everywhere.
  */
 static bool pace_vcpu_runs_on(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv,
 			      struct kvm_pace_vm *pvm)
@@ -206,7 +207,7 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 		/* Guest time starts again with the first vCPU that runs. */
 		if (pvm->frozen) {
 			kvm_arch_pace_thaw(vcpu->kvm);
-			pvm->frozen = false;
+			WRITE_ONCE(pvm->frozen, false);
 		}
 		kvm_arch_pace_vcpu_resume(vcpu);
 
@@ -225,7 +226,7 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 
 		if (pv->rearm || !hrtimer_active(&pv->timer)) {
 			kvm_arch_pace_arm_timer(vcpu, c.guest_tsc);
-			pv->rearm = false;
+			WRITE_ONCE(pv->rearm, false);
 		}
 		pv->run_locked = false;
 		mutex_unlock(&pvm->lock);
@@ -283,11 +284,11 @@ static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
 		goto out;
 	}
 
-	pv->deadline = d.deadline;
+	WRITE_ONCE(pv->deadline, d.deadline);
 	pv->flags = d.flags;
 	pv->owner = current->files;
 	pv->owner_pid = task_tgid_nr(current);
-	pv->rearm = true;
+	WRITE_ONCE(pv->rearm, true);
 	if (pv->held)
 		pace_release(pvm, pv);
 	else

@@ -158,7 +158,7 @@ void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu)
 	pv->held_offset_valid = false;
 	pv->applied_tsc = pvm->frozen_tsc;
 	pv->applied_ns = pvm->frozen_ns;
-	pv->rearm = true;
+	WRITE_ONCE(pv->rearm, true);
 
 	if (lapic_in_kernel(vcpu)) {
 		apic->lapic_timer.target_expiration =
