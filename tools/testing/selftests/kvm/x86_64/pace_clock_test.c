@@ -194,8 +194,8 @@ static void test_clocks(void)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	vm_vaddr_t pvti;
+	int i, idle = 0;
 	bool *stop;
-	int i;
 
 	vm = vm_create_with_one_vcpu(&vcpu, guest_clock_code);
 	pvti = vm_vaddr_alloc_page(vm);
@@ -213,9 +213,18 @@ static void test_clocks(void)
 		loops = READ_ONCE(*nr_loops);
 		hold_at(vcpu, pace_guest_tsc(vcpu) + (i <= 2 ? 20 : 2) * ms,
 			i <= 2 ? HOLD_MS : 10);
-		TEST_ASSERT(READ_ONCE(*nr_loops) != loops,
-			    "the guest did not run before its deadline: guest time jumped?");
+		if (READ_ONCE(*nr_loops) == loops)
+			idle++;
 	}
+	/*
+	 * Guest time that jumped at each release would leave the guest no time
+	 * to run in most quanta.  A few quanta may pass while the vCPU thread
+	 * is not scheduled (guest time runs then, as on any host), which in a
+	 * loaded, emulated test VM can exceed 2 ms.
+	 */
+	TEST_ASSERT(idle <= (2 + NR_SHORT_QUANTA) / 5,
+		    "the guest did not run in %d of %d quanta: guest time jumped at release?",
+		    idle, 2 + NR_SHORT_QUANTA);
 	run_tiny_quanta(vcpu, nr_loops, ms);
 	WRITE_ONCE(*stop, true);
 	pace_set(vcpu, 0, 0);
