@@ -95,7 +95,8 @@ static void expect_running(void)
 
 static void test_thread_release(int epfd)
 {
-	uint64_t quantum = pace_ms(vcpu, 5), deadline, c;
+	/* Long enough for the released vCPU to run in a loaded test VM. */
+	uint64_t quantum = pace_ms(vcpu, 50), deadline, c;
 	struct kvm_pace_state st;
 	struct epoll_event ev;
 
