@@ -31,16 +31,15 @@ BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/host-tests.sh" 2>&1 |
 
 # --- test VMs -----------------------------------------------------------------
 "$here/kselftest-list.sh" upstream > "$C/upstream.list" || die "cannot list upstream selftests"
-{ cat "$C/upstream.list"; "$here/kselftest-list.sh" ours; } > "$C/ours.list" ||
-	die "cannot list our kselftests"
+"$here/kselftest-list.sh" ours > "$C/kselftests.list" || die "cannot list our kselftests"
+cat "$C/upstream.list" "$C/kselftests.list" > "$C/ours.list"
 { cat "$C/upstream.list"; BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" distro; } \
 	> "$C/distro.list"
 BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" ours > "$C/e2e.list"
 # Our kselftests once more on a host whose TSC is unstable, where KVM rewrites
 # TSC offsets at every vcpu_load() and catches up on wall time; KVM does not
 # keep the TSCs of several vCPUs in step there, which pace_smp_test asserts.
-"$here/kselftest-list.sh" ours | grep -v '^kvm/x86_64/pace_smp_test	' \
-	> "$C/unstable-tsc.list" || die "cannot list our kselftests"
+grep -v '^kvm/x86_64/pace_smp_test	' "$C/kselftests.list" > "$C/unstable-tsc.list"
 
 # One VM per core: the distro modules on one; ours, then the end-to-end tests
 # (a single-CPU test VM: nested guests are only reliable there) on the other;
