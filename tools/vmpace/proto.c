@@ -57,22 +57,39 @@ int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8])
 	return (int)size;
 }
 
-int vp_units_to_ticks_ceil(uint64_t units, uint64_t unit_ns, uint32_t tsc_khz,
-			   uint64_t *ticks)
+uint64_t vp_pvclock_ns(uint64_t ticks, uint32_t mul, int8_t shift)
 {
-	unsigned __int128 t = (unsigned __int128)units * unit_ns * tsc_khz;
+	unsigned __int128 t = ticks;
 
-	t = (t + 999999) / 1000000;
-	if (t > UINT64_MAX)
-		return -ERANGE;
-	*ticks = (uint64_t)t;
-	return 0;
+	if (shift < 0)
+		t >>= -shift;
+	else
+		t <<= shift;
+	t = t * mul >> 32;
+	return t > UINT64_MAX ? UINT64_MAX : (uint64_t)t;
 }
 
-uint64_t vp_ticks_to_units_floor(uint64_t ticks, uint64_t unit_ns,
-				 uint32_t tsc_khz)
+int vp_pvclock_ticks_ceil(uint64_t ns, uint32_t mul, int8_t shift,
+			  uint64_t *ticks)
 {
-	unsigned __int128 t = (unsigned __int128)ticks * 1000000;
+	unsigned __int128 t;
 
-	return (uint64_t)(t / ((unsigned __int128)tsc_khz * unit_ns));
+	if (!mul)
+		return -ERANGE;
+	/* Smallest x with x * mul >> 32 >= ns, then undo the shift. */
+	t = (((unsigned __int128)ns << 32) + mul - 1) / mul;
+	if (shift < 0)
+		t <<= -shift;
+	else
+		t = (t + ((unsigned __int128)1 << shift) - 1) >> shift;
+	if (t > UINT64_MAX)
+		return -ERANGE;
+	/* Rounding of the shift: step up until the guest's math agrees. */
+	while (vp_pvclock_ns((uint64_t)t, mul, shift) < ns) {
+		if (t == UINT64_MAX)
+			return -ERANGE;
+		t++;
+	}
+	*ticks = (uint64_t)t;
+	return 0;
 }

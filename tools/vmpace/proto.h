@@ -45,12 +45,14 @@ bool vp_decoder_partial(const struct vp_decoder *d);
 int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8]);
 
 /*
- * Conversions between guest TSC ticks and protocol units, exact for any
- * 64-bit input (128-bit intermediates); -ERANGE on overflow.
+ * Guest time as the guest's kvmclock counts it while the VM is paced: @ticks
+ * of guest TSC are (@ticks << shift) * mul >> 32 ns (>> -shift for a negative
+ * shift), the scale of struct pvclock_vcpu_time_info that KVM_GET_PACE_STATE
+ * reports.  vp_pvclock_ticks_ceil() is the fewest ticks that make at least
+ * @ns nanoseconds; -ERANGE if they do not fit in 64 bits or @mul is 0.
  */
-int vp_units_to_ticks_ceil(uint64_t units, uint64_t unit_ns, uint32_t tsc_khz,
-			   uint64_t *ticks);
-uint64_t vp_ticks_to_units_floor(uint64_t ticks, uint64_t unit_ns,
-				 uint32_t tsc_khz);
+uint64_t vp_pvclock_ns(uint64_t ticks, uint32_t mul, int8_t shift);
+int vp_pvclock_ticks_ceil(uint64_t ns, uint32_t mul, int8_t shift,
+			  uint64_t *ticks);
 
 #endif

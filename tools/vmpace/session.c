@@ -4,9 +4,12 @@
  * fds (readable while a vCPU is held at its deadline), the VMM's pidfd and a
  * signalfd.
  *
- * Guest time is counted in guest TSC ticks from the moment vmpace froze the
- * guest.  A grant of g units moves the deadline to where the guest actually
- * stopped last time plus g, so each report is at least the grant; reports are
+ * Guest time is the guest's own kvmclock, which KVM keeps a function of the
+ * guest TSC while the VM is paced (KVM_GET_PACE_STATE's guest_ns, with the
+ * scale tsc_to_ns_mul/tsc_shift), counted from the moment vmpace froze the
+ * guest.  A grant of g units moves the deadline to the first guest TSC at
+ * which kvmclock reads at least g more than where the guest actually
+ * stopped last time, so each report is at least the grant; reports are
  * floor(total elapsed) minus what was already reported, so their sum is the
  * exact elapsed time and the overshoot is carried, never lost.
  */
@@ -52,8 +55,11 @@ struct session {
 	size_t out_len, out_off;
 
 	uint64_t unit_ns;
-	uint64_t base_tsc;	/* frozen guest TSC at attach */
+	uint64_t base_ns;	/* frozen guest kvmclock at attach */
 	uint64_t last_tsc;	/* frozen guest TSC at the last report */
+	uint64_t last_ns;	/* and its kvmclock */
+	uint32_t mul;		/* the paced clock's scale */
+	int8_t shift;
 	uint64_t target;	/* deadline of the running quantum */
 	uint64_t reported;	/* units reported so far */
 	uint64_t seq, grant;
@@ -115,6 +121,13 @@ static int start_quantum(struct session *s, uint64_t deadline)
 			s->exit_code = VP_EXIT_BUSY;
 			return r;
 		}
+		if (r == -EOPNOTSUPP) {
+			vp_err("vCPU %d: KVM cannot pace this guest: it uses a timer that runs "
+			       "on host time (Hyper-V synthetic timers, Xen timers or a nested "
+			       "VMX guest)", s->vm->vcpu_id[i]);
+			s->exit_code = VP_EXIT_ERROR;
+			return r;
+		}
 		if (r) {
 			vp_err("KVM_SET_PACE_DEADLINE on vCPU %d: %s", s->vm->vcpu_id[i],
 			       strerror(-r));
@@ -162,11 +175,15 @@ static int send_report(struct session *s)
 	return set_sync_events(s, EPOLLIN);
 }
 
-/* Every vCPU is held: the guest is frozen at one guest time. */
+/*
+ * Every vCPU is held.  KVM must say the VM is frozen too: with a vCPU that
+ * vmpace does not pace (hot-added), its guest time would still run.  The
+ * VM's guest time is that of the vCPU held last, the largest.
+ */
 static int all_held(struct session *s)
 {
+	uint64_t frozen = 0, frozen_ns = 0, total, report;
 	struct kvm_pace_state st;
-	uint64_t frozen = 0, total, report;
 	int i, r;
 
 	for (i = 0; i < s->vm->nr_vcpus; i++) {
@@ -176,18 +193,35 @@ static int all_held(struct session *s)
 			finish(s, r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR);
 			return 0;
 		}
-		if (st.guest_tsc > frozen)
+		if (!(st.state & KVM_PACE_STATE_FROZEN)) {
+			vp_err("vCPU %d is held but the VM is not frozen: it has vCPUs "
+			       "vmpace does not pace", s->vm->vcpu_id[i]);
+			finish(s, VP_EXIT_ERROR);
+			return 0;
+		}
+		if (!st.tsc_to_ns_mul) {
+			vp_err("vCPU %d: KVM reports no paced clock", s->vm->vcpu_id[i]);
+			finish(s, VP_EXIT_ERROR);
+			return 0;
+		}
+		if (st.guest_tsc >= frozen) {
 			frozen = st.guest_tsc;
+			frozen_ns = st.guest_ns;
+			s->mul = st.tsc_to_ns_mul;
+			s->shift = st.tsc_shift;
+		}
 	}
 
 	if (s->state == ST_FREEZING) {
-		s->base_tsc = s->last_tsc = frozen;
-		vp_info("guest frozen at guest TSC %llu", (unsigned long long)frozen);
+		s->last_tsc = frozen;
+		s->base_ns = s->last_ns = frozen_ns;
+		vp_info("guest frozen at guest TSC %llu, kvmclock %llu ns",
+			(unsigned long long)frozen, (unsigned long long)frozen_ns);
 		s->state = ST_WAIT_GRANT;
 		return set_sync_events(s, EPOLLIN);
 	}
 
-	total = vp_ticks_to_units_floor(frozen - s->base_tsc, s->unit_ns, s->vm->tsc_khz);
+	total = (frozen_ns - s->base_ns) / s->unit_ns;
 	report = total - s->reported;
 	r = vp_encode(s->o->proto, report, s->out);
 	if (r < 0) {
@@ -204,6 +238,7 @@ static int all_held(struct session *s)
 			(unsigned long long)ns_since(&s->t_grant));
 	s->reported = total;
 	s->last_tsc = frozen;
+	s->last_ns = frozen_ns;
 	s->out_len = r;
 	s->out_off = 0;
 	return send_report(s);
@@ -218,7 +253,12 @@ static int on_grant(struct session *s, uint64_t grant)
 		finish(s, VP_EXIT_OK);
 		return 0;
 	}
-	if (vp_units_to_ticks_ceil(grant, s->unit_ns, s->vm->tsc_khz, &ticks) ||
+	/*
+	 * The guest's kvmclock must read at least @grant more at the
+	 * deadline; 2 ns cover the rounding of its scale at another base.
+	 */
+	if (grant > (UINT64_MAX - 2) / s->unit_ns ||
+	    vp_pvclock_ticks_ceil(grant * s->unit_ns + 2, s->mul, s->shift, &ticks) ||
 	    ticks > UINT64_MAX - s->last_tsc) {
 		vp_err("grant %llu is out of range", (unsigned long long)grant);
 		finish(s, VP_EXIT_PROTOCOL);

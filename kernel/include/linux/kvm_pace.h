@@ -11,6 +11,7 @@
 #include <linux/types.h>
 #include <linux/wait.h>
 #include <uapi/linux/kvm_pace.h>
+#include <asm/kvm_pace.h>
 
 struct kvm;
 struct kvm_pace_state;
@@ -42,20 +43,20 @@ struct kvm_pace_stats {
 
 /*
  * Per VM.  Guest time is VM-wide: it stands still from the moment every vCPU
- * is held at its deadline ("frozen") until the first vCPU runs again.  The
- * frozen host time accumulates in frozen_tsc/frozen_ns; each vCPU moves its
- * clocks back by the part it has not applied yet before it runs guest code.
+ * is held at its deadline ("frozen") until the first vCPU runs again.
  */
 struct kvm_pace_vm {
 	struct mutex lock;		/* this and every vCPU's kvm_pace_vcpu */
 	u32 id;				/* KVM_PACE_A_VM_ID */
 	u64 seq;			/* events so far, KVM_PACE_A_SEQ */
 	unsigned int nr_held;
+	unsigned int nr_armed;		/* vCPUs with a deadline */
 	bool frozen;
-	u64 freeze_host_tsc;		/* host TSC when the VM froze */
-	u64 freeze_ns;			/* ktime_get_ns() at the same moment */
-	u64 frozen_tsc;			/* host TSC cycles spent frozen */
-	u64 frozen_ns;			/* the same, in ns */
+	/* vCPUs created while frozen (vcpu_idx >= this) wait for the thaw */
+	unsigned int frozen_vcpus;
+	u64 freeze_ns;			/* ktime_get_ns() when the VM froze */
+	u64 frozen_ns;			/* host time spent frozen */
+	struct kvm_pace_vm_arch arch;
 };
 
 struct kvm_pace_vcpu {
@@ -71,32 +72,32 @@ struct kvm_pace_vcpu {
 	bool run_locked;		/* vCPU thread only: held since its last run */
 	u64 held_tsc;			/* guest TSC when the deadline was reached */
 	u64 held_since;			/* ktime_get_ns() when held */
-	u64 applied_tsc;		/* kvm_pace_vm.frozen_tsc applied here */
-	u64 applied_ns;			/* kvm_pace_vm.frozen_ns applied here */
-	/* arch: the clock offset that gave held_tsc, kept while held */
-	u64 held_offset;
-	bool held_offset_valid;
-
-	/* the LAPIC timer does not run while the vCPU is held */
-	bool lapic_paused;
-	ktime_t lapic_expires;
-
 	struct kvm_pace_stats stats;
+	struct kvm_pace_vcpu_arch arch;
 };
 
-/* One reading of the clocks pacing works with. */
+/* One reading of a vCPU's clock, on the vCPU's own thread. */
 struct kvm_pace_clock {
-	u64 guest_tsc;			/* as the guest reads it, frozen or not */
+	u64 guest_tsc;			/* as the guest reads it */
 	u64 host_tsc;			/* raw host TSC of the reading */
 	u64 ns;				/* ktime_get_ns() of the reading */
 };
 
 /* Arch hooks, called with kvm_pace_vm.lock held. */
+void kvm_arch_pace_vm_init(struct kvm_pace_vm *pvm);
+void kvm_arch_pace_vcpu_init(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv);
+int kvm_arch_pace_check(struct kvm_vcpu *vcpu);
+int kvm_arch_pace_start(struct kvm *kvm, struct kvm_vcpu *vcpu);
+void kvm_arch_pace_stop(struct kvm *kvm);
 void kvm_arch_pace_read_clock(struct kvm_vcpu *vcpu, struct kvm_pace_clock *c);
+u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu);
+u64 kvm_arch_pace_guest_ns(struct kvm *kvm, u64 guest_tsc);
+void kvm_arch_pace_clock_scale(struct kvm *kvm, u32 *mul, s8 *shift);
 u32 kvm_arch_pace_tsc_khz(struct kvm_vcpu *vcpu);
 void kvm_arch_pace_arm_timer(struct kvm_vcpu *vcpu, u64 guest_tsc);
-void kvm_arch_pace_freeze(struct kvm *kvm, const struct kvm_pace_clock *c);
-void kvm_arch_pace_thaw(struct kvm *kvm);
+void kvm_arch_pace_freeze(struct kvm *kvm, const struct kvm_pace_clock *c,
+			  u64 guest_tsc);
+void kvm_arch_pace_thaw(struct kvm *kvm, struct kvm_vcpu *vcpu);
 void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu,
 			     const struct kvm_pace_clock *c);
 void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);
@@ -104,8 +105,7 @@ void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);
 int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu);
 
 /* Called with kvm_pace_vm.lock held. */
-void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st,
-			 const struct kvm_pace_clock *c);
+void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st);
 
 /* Monitoring over generic netlink, pace_netlink.c. */
 int kvm_pace_genl_init(void);

@@ -47,6 +47,7 @@ static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
 		if (pvm) {
 			mutex_init(&pvm->lock);
 			pvm->id = atomic_inc_return(&pace_last_vm_id);
+			kvm_arch_pace_vm_init(pvm);
 			smp_store_release(&kvm->pace, pvm); /* pairs with acquire above */
 		}
 	}
@@ -71,11 +72,26 @@ static struct kvm_pace_vcpu *pace_vcpu_get(struct kvm_vcpu *vcpu,
 	init_waitqueue_head(&pv->wq);
 	hrtimer_init(&pv->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS_HARD);
 	pv->timer.function = pace_timer_fn;
-	/* Time frozen before this vCPU was paced is already in its clocks. */
-	pv->applied_tsc = pvm->frozen_tsc;
-	pv->applied_ns = pvm->frozen_ns;
+	kvm_arch_pace_vcpu_init(vcpu, pv);
 	smp_store_release(&vcpu->pace, pv); /* see pace_vm_get() */
 	return pv;
+}
+
+/*
+ * The latest guest time a held vCPU reached: where the VM's guest time
+ * stands while it is frozen, even if its vCPUs' TSCs are not quite in step
+ * (a host whose TSC is unstable).
+ */
+static u64 pace_latest_held(struct kvm *kvm)
+{
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+	u64 tsc = 0;
+
+	kvm_for_each_vcpu(i, vcpu, kvm)
+		if (vcpu->pace && vcpu->pace->held)
+			tsc = max(tsc, vcpu->pace->held_tsc);
+	return tsc;
 }
 
 static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
@@ -96,11 +112,30 @@ static void pace_hold(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm,
 	if (++pvm->nr_held == atomic_read(&vcpu->kvm->online_vcpus) &&
 	    !pvm->frozen) {
 		/* Guest time stops where the last vCPU stopped. */
-		kvm_arch_pace_freeze(vcpu->kvm, c);
+		kvm_arch_pace_freeze(vcpu->kvm, c, pace_latest_held(vcpu->kvm));
+		pvm->freeze_ns = c->ns;
+		pvm->frozen_vcpus = pvm->nr_held;
 		WRITE_ONCE(pvm->frozen, true);
 	}
 	kvm_pace_notify(vcpu, KVM_PACE_CMD_HOLD, c, overshoot);
 	wake_up_all(&pv->wq);
+}
+
+static void pace_thaw(struct kvm_vcpu *vcpu, struct kvm_pace_vm *pvm)
+{
+	struct kvm_vcpu *v;
+	unsigned long i;
+
+	kvm_arch_pace_thaw(vcpu->kvm, vcpu);
+	pvm->frozen_ns += ktime_get_ns() - pvm->freeze_ns;
+	WRITE_ONCE(pvm->frozen, false);
+	/* vCPUs created while the VM was frozen were waiting for this. */
+	kvm_for_each_vcpu(i, v, vcpu->kvm)
+		if (v->vcpu_idx >= pvm->frozen_vcpus && v->pace)
+			wake_up_all(&v->pace->wq);
+	/* Pacing ended while the VM was frozen: see pace_disarm(). */
+	if (!pvm->nr_armed)
+		kvm_arch_pace_stop(vcpu->kvm);
 }
 
 static void pace_release(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv)
@@ -129,8 +164,40 @@ static void pace_disarm(struct kvm_pace_vm *pvm, struct kvm_pace_vcpu *pv,
 	pv->flags = 0;
 	pv->owner = NULL;
 	pv->owner_pid = 0;
+	/*
+	 * Without armed vCPUs kvmclock goes back to host time; a frozen VM
+	 * does that when it thaws, so that its clocks stay continuous.
+	 */
+	if (!--pvm->nr_armed && !pvm->frozen)
+		kvm_arch_pace_stop(pv->vcpu->kvm);
 	kvm_make_request(KVM_REQ_UNBLOCK, pv->vcpu);
 	kvm_vcpu_kick(pv->vcpu);
+	wake_up_all(&pv->wq);
+}
+
+static void pace_disarm_all(struct kvm *kvm, enum kvm_pace_disarm_reason why)
+{
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+
+	kvm_for_each_vcpu(i, vcpu, kvm)
+		if (vcpu->pace && vcpu->pace->deadline)
+			pace_disarm(kvm->pace, vcpu->pace, why);
+}
+
+/* Whether every vCPU of the VM is in a state that pacing can freeze. */
+static int pace_vm_check(struct kvm *kvm)
+{
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+	int r;
+
+	kvm_for_each_vcpu(i, vcpu, kvm) {
+		r = kvm_arch_pace_check(vcpu);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 /*
@@ -166,6 +233,37 @@ static bool pace_vcpu_runs_on(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv,
 }
 
 /*
+ * Sleeps of a vCPU thread in KVM_RUN, like a halt: memslot updates go on
+ * meanwhile.  Return -EINTR if a signal ended them.
+ */
+static int pace_wait_released(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv)
+{
+	int r;
+
+	kvm_vcpu_srcu_read_unlock(vcpu);
+	r = wait_event_interruptible(pv->wq, !READ_ONCE(pv->held));
+	kvm_vcpu_srcu_read_lock(vcpu);
+	if (r)
+		kvm_handle_signal_exit(vcpu);
+	return r;
+}
+
+static int pace_wait_thaw(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv,
+			  struct kvm_pace_vm *pvm)
+{
+	int r;
+
+	kvm_vcpu_srcu_read_unlock(vcpu);
+	r = wait_event_interruptible(pv->wq,
+				     !READ_ONCE(pvm->frozen) ||
+				     READ_ONCE(pv->deadline));
+	kvm_vcpu_srcu_read_lock(vcpu);
+	if (r)
+		kvm_handle_signal_exit(vcpu);
+	return r;
+}
+
+/*
  * Called by the arch run loop before every guest entry (or halt) of a vCPU
  * that has been paced.  Returns 1 to go on, 0 to exit to userspace with
  * KVM_EXIT_PACE, -EINTR when a signal interrupted the hold.
@@ -175,39 +273,59 @@ int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu)
 	struct kvm_pace_vcpu *pv = vcpu->pace;
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
 	struct kvm_pace_clock c;
-	int r;
+	u64 deadline;
 
 	if (pace_vcpu_runs_on(vcpu, pv, pvm))
 		return 1;
 
 	for (;;) {
 		mutex_lock(&pvm->lock);
+		/* Something pacing cannot freeze started to run: stop pacing. */
+		if (pvm->nr_armed && kvm_arch_pace_check(vcpu))
+			pace_disarm_all(vcpu->kvm, KVM_PACE_DISARM_UNSUPPORTED);
+
 		if (pv->held) {
 			if (pv->flags & KVM_PACE_EXIT_TO_USER) {
 				vcpu->run->exit_reason = KVM_EXIT_PACE;
 				vcpu->run->pace.deadline = pv->deadline;
 				vcpu->run->pace.guest_tsc = pv->held_tsc;
+				vcpu->run->pace.guest_ns =
+					kvm_arch_pace_guest_ns(vcpu->kvm,
+							       pv->held_tsc);
 				pv->stats.exits++;
 				mutex_unlock(&pvm->lock);
 				return 0;
 			}
 			mutex_unlock(&pvm->lock);
-
-			/* Like a halt: let memslot updates go on meanwhile. */
-			kvm_vcpu_srcu_read_unlock(vcpu);
-			r = wait_event_interruptible(pv->wq, !READ_ONCE(pv->held));
-			kvm_vcpu_srcu_read_lock(vcpu);
-			if (r) {
-				kvm_handle_signal_exit(vcpu);
+			if (pace_wait_released(vcpu, pv))
 				return -EINTR;
-			}
 			continue;
 		}
 
-		/* Guest time starts again with the first vCPU that runs. */
 		if (pvm->frozen) {
-			kvm_arch_pace_thaw(vcpu->kvm);
-			WRITE_ONCE(pvm->frozen, false);
+			deadline = pv->deadline;
+			/* A deadline already reached holds without a thaw. */
+			c.guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+			if (deadline && c.guest_tsc >= deadline) {
+				c.host_tsc = 0;
+				c.ns = ktime_get_ns();
+				pace_hold(vcpu, pvm, pv, &c);
+				mutex_unlock(&pvm->lock);
+				continue;
+			}
+			/*
+			 * A vCPU created while the VM was frozen does not
+			 * start guest time before it is paced or the VM
+			 * runs again.
+			 */
+			if (!deadline && vcpu->vcpu_idx >= pvm->frozen_vcpus) {
+				mutex_unlock(&pvm->lock);
+				if (pace_wait_thaw(vcpu, pv, pvm))
+					return -EINTR;
+				continue;
+			}
+			/* Guest time starts again with the first vCPU that runs. */
+			pace_thaw(vcpu, pvm);
 		}
 		kvm_arch_pace_vcpu_resume(vcpu);
 
@@ -284,6 +402,19 @@ static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
 		goto out;
 	}
 
+	if (!pv->deadline) {
+		r = pace_vm_check(vcpu->kvm);
+		if (r)
+			goto out;
+		/* The first armed vCPU makes kvmclock follow the guest TSC. */
+		if (!pvm->nr_armed) {
+			r = kvm_arch_pace_start(vcpu->kvm, vcpu);
+			if (r)
+				goto out;
+		}
+		pvm->nr_armed++;
+	}
+
 	WRITE_ONCE(pv->deadline, d.deadline);
 	pv->flags = d.flags;
 	pv->owner = current->files;
@@ -297,19 +428,23 @@ static int pace_set_deadline(struct kvm_vcpu *vcpu, void __user *argp)
 	/* Have the vCPU thread program its timer against the new deadline. */
 	kvm_make_request(KVM_REQ_UNBLOCK, vcpu);
 	kvm_vcpu_kick(vcpu);
+	wake_up_all(&pv->wq);
 out:
 	mutex_unlock(&pvm->lock);
 	return r;
 }
 
-void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st,
-			 const struct kvm_pace_clock *c)
+void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st)
 {
 	struct kvm_pace_vcpu *pv = vcpu->pace;
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
+	u64 now = ktime_get_ns();
 
 	lockdep_assert_held(&pvm->lock);
-	st->guest_tsc = c->guest_tsc;
+	/* A held vCPU's guest time is where it stopped, whatever the others do. */
+	st->guest_tsc = pv->held ? pv->held_tsc : kvm_arch_pace_guest_tsc(vcpu);
+	st->guest_ns = kvm_arch_pace_guest_ns(vcpu->kvm, st->guest_tsc);
+	kvm_arch_pace_clock_scale(vcpu->kvm, &st->tsc_to_ns_mul, &st->tsc_shift);
 	st->tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
 	st->deadline = pv->deadline;
 	st->state = 0;
@@ -325,10 +460,10 @@ void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st,
 	st->overshoot_max = pv->stats.overshoot_max;
 	st->held_ns = pv->stats.held_ns;
 	if (pv->held)
-		st->held_ns += c->ns - pv->held_since;
+		st->held_ns += now - pv->held_since;
 	st->frozen_ns = pvm->frozen_ns;
 	if (pvm->frozen)
-		st->frozen_ns += c->ns - pvm->freeze_ns;
+		st->frozen_ns += now - pvm->freeze_ns;
 }
 
 static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
@@ -336,16 +471,17 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
 	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace); /* idem */
 	struct kvm_pace_state st = {};
-	struct kvm_pace_clock c;
 
 	/* Reading the clock of a vCPU never paced must not start pacing it. */
 	if (pvm)
 		mutex_lock(&pvm->lock);
-	kvm_arch_pace_read_clock(vcpu, &c);
 	if (pv) {
-		kvm_pace_fill_state(vcpu, &st, &c);
+		kvm_pace_fill_state(vcpu, &st);
 	} else {
-		st.guest_tsc = c.guest_tsc;
+		st.guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
+		st.guest_ns = kvm_arch_pace_guest_ns(vcpu->kvm, st.guest_tsc);
+		kvm_arch_pace_clock_scale(vcpu->kvm, &st.tsc_to_ns_mul,
+					  &st.tsc_shift);
 		st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
 	}
 	if (pvm)
@@ -457,6 +593,13 @@ ssize_t kvm_vcpu_stats_read_pace(struct kvm_vcpu *vcpu,
 			   user_buffer, size, offset);
 	kfree(data);
 	return r;
+}
+
+/* A vCPU added to a VM with pacing state joins it (see pace_thaw()). */
+void kvm_pace_vcpu_postcreate(struct kvm_vcpu *vcpu)
+{
+	if (smp_load_acquire(&vcpu->kvm->pace)) /* pace_vm_get() */
+		pace_vcpu_alloc(vcpu);
 }
 
 void kvm_pace_vcpu_destroy(struct kvm_vcpu *vcpu)

@@ -77,14 +77,14 @@ static int pace_nl_put_vcpu(struct sk_buff *skb, struct kvm_vcpu *vcpu)
 static int pace_nl_put_state(struct sk_buff *skb, struct kvm_vcpu *vcpu)
 {
 	struct kvm_pace_state st = {};
-	struct kvm_pace_clock c;
 
-	kvm_arch_pace_read_clock(vcpu, &c);
-	kvm_pace_fill_state(vcpu, &st, &c);
+	kvm_pace_fill_state(vcpu, &st);
 
 	if (pace_nl_put_vcpu(skb, vcpu) ||
 	    nla_put_u32(skb, KVM_PACE_A_STATE, st.state) ||
 	    nla_put_u64_64bit(skb, KVM_PACE_A_GUEST_TSC, st.guest_tsc,
+			      KVM_PACE_A_PAD) ||
+	    nla_put_u64_64bit(skb, KVM_PACE_A_GUEST_NS, st.guest_ns,
 			      KVM_PACE_A_PAD) ||
 	    nla_put_u64_64bit(skb, KVM_PACE_A_HOLDS, st.holds,
 			      KVM_PACE_A_PAD) ||
@@ -203,33 +203,37 @@ static int pace_nl_get_dump(struct sk_buff *skb, struct netlink_callback *cb)
 	return skb->len;
 }
 
-/* 8 u32 and 4 u64 attributes at most, see below */
+/* 8 u32 and 5 u64 attributes at most, see below */
 #define PACE_NL_EVENT_SIZE	(8 * nla_total_size(sizeof(u32)) + \
-				 4 * nla_total_size_64bit(sizeof(u64)))
+				 5 * nla_total_size_64bit(sizeof(u64)))
 
 /*
  * Called with kvm_pace_vm.lock held, so events of one VM go out in the
- * order they happen; @c is the clock reading of a hold, NULL to read it
- * here.  The sequence number advances whether anyone listens or not, so
- * that a listener can tell it lost events.
+ * order they happen; @c is the clock reading of a hold, NULL for the
+ * vCPU's guest time as KVM_GET_PACE_STATE reports it.  The sequence number
+ * advances whether anyone listens or not, so that a listener can tell it
+ * lost events.
  */
 void kvm_pace_notify(struct kvm_vcpu *vcpu, enum kvm_pace_cmd cmd,
 		     const struct kvm_pace_clock *c, u64 arg)
 {
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
-	struct kvm_pace_clock now;
+	struct kvm_pace_vcpu *pv = vcpu->pace;
 	struct sk_buff *skb;
 	u64 seq = ++pvm->seq;
+	u64 guest_tsc;
 	void *hdr;
 
 	if (!genl_has_listeners(&pace_nl_family, &init_net,
 				PACE_NL_MCGRP_EVENTS))
 		return;
 
-	if (!c) {
-		kvm_arch_pace_read_clock(vcpu, &now);
-		c = &now;
-	}
+	if (c)
+		guest_tsc = c->guest_tsc;
+	else if (pv->held)
+		guest_tsc = pv->held_tsc;
+	else
+		guest_tsc = kvm_arch_pace_guest_tsc(vcpu);
 
 	skb = genlmsg_new(PACE_NL_EVENT_SIZE, GFP_KERNEL);
 	if (!skb)
@@ -241,7 +245,10 @@ void kvm_pace_notify(struct kvm_vcpu *vcpu, enum kvm_pace_cmd cmd,
 
 	if (pace_nl_put_vcpu(skb, vcpu) ||
 	    nla_put_u64_64bit(skb, KVM_PACE_A_SEQ, seq, KVM_PACE_A_PAD) ||
-	    nla_put_u64_64bit(skb, KVM_PACE_A_GUEST_TSC, c->guest_tsc,
+	    nla_put_u64_64bit(skb, KVM_PACE_A_GUEST_TSC, guest_tsc,
+			      KVM_PACE_A_PAD) ||
+	    nla_put_u64_64bit(skb, KVM_PACE_A_GUEST_NS,
+			      kvm_arch_pace_guest_ns(vcpu->kvm, guest_tsc),
 			      KVM_PACE_A_PAD))
 		goto err;
 

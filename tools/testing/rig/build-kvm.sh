@@ -57,6 +57,13 @@ if [ "$(cat "$tree/.vmpace-stamp" 2>/dev/null)" != "$stamp" ]; then
 	fi
 	echo "$stamp" > "$tree/.vmpace-stamp"
 fi
+# Our provisional uAPI numbers must be free in the target kernel's headers.
+targets=("$pristine/include/uapi/linux/kvm.h")
+for h in "$KERNEL_SRC/include/uapi/linux/kvm.h" \
+	 "${KERNEL_SRC%-amd64}-common/include/uapi/linux/kvm.h"; do
+	[ ! -f "$h" ] || targets+=("$h")
+done
+"$here/uapi-numbers.sh" "$tree/include/uapi/linux/kvm.h" "${targets[@]}" >&2
 [ "$what" = tree ] && exit 0
 
 # --- 3. M= build dir ----------------------------------------------------------

@@ -13,8 +13,19 @@
  *
  * Between quanta it "simulates" for --stall-us of host time, so host time and
  * simulated time run at very different rates.  The guest prints its own
- * CLOCK_MONOTONIC on the serial console (vmpace-guest-clock lines); refsim
- * compares it with simulated time, prints a table and a verdict.
+ * CLOCK_MONOTONIC on QEMU's debug console (vmpace-guest-clock lines), which
+ * refsim adds to the QEMU command line on a FIFO of its own.  Each byte there
+ * is a synchronous I/O exit, so a line first read after the report of quantum
+ * j was written out during quantum j: the clock value the guest read before
+ * writing it is at most the end of quantum j in guest time, and the value it
+ * read after writing it (sent with the next line) at least the start of
+ * quantum j.  If the guest's clock is simulated time plus a constant, that
+ * constant lies between those bounds for every line: the verdict is whether
+ * such a constant exists (the guest clock follows simulated time within one
+ * quantum, with no assumption on timing), and refsim prints the range of
+ * constants every line allows, a table, and the largest drift of the clock
+ * read before each line from simulated time at the end of its quantum.  The
+ * serial console (boot messages, kernel reports) is read as well.
  *
  * usage: refsim [options] -- QEMU-COMMAND-LINE
  *   --vmpace PATH        vmpace binary (default: vmpace from $PATH)
@@ -23,14 +34,15 @@
  *   --sim-ms N           simulated time to run once the guest is up (3000)
  *   --stall-us N         host time spent between quanta (20000)
  *   --table-every N      print a table row every N guest clock lines (10)
- *   --tolerance-us N     allowed |guest - simulated| drift (quantum + 50 ms)
  *   --close-mid-quantum  end by closing the socket without reading the
  *                        last report (tests the end of a session)
  *   --vmpace-opt ARG     pass ARG to vmpace (repeatable), e.g. --trace=FILE
  *   --echo-console       copy the guest's console to stderr
  *   --attach PID         pace a running VMM instead ("vmpace --pid PID"); its
- *                        console must then be written to --console FILE
+ *                        console must then be written to --console FILE and
+ *                        its debug console to the FIFO --clock FIFO
  *   --console FILE       read the guest's console from FILE
+ *   --clock FIFO         read the guest's clock lines from FIFO
  * Exit status: 0 if the guest's clock followed simulated time, 1 if not,
  * 2 on errors.
  */
@@ -39,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -47,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,10 +68,10 @@
 static struct {
 	const char *vmpace;
 	uint32_t quantum_us, boot_quantum_us, stall_us;
-	uint64_t sim_ms, tolerance_us;
+	uint64_t sim_ms;
 	int table_every;
 	bool close_mid_quantum, echo_console;
-	const char *attach, *console_file;
+	const char *attach, *console_file, *clock_fifo;
 	char *vmpace_opts[16];
 	int nr_vmpace_opts;
 } opt = {
@@ -69,7 +83,7 @@ static struct {
 	.table_every = 10,
 };
 
-static int sock = -1, console = -1;
+static int sock = -1, console = -1, clockfd = -1;
 static pid_t child;
 static uint64_t sim_us;			/* simulated time: sum of reports */
 static struct timespec host0;
@@ -79,10 +93,19 @@ static bool ready, measuring;
 static bool have_first;
 static uint64_t first_guest_ns, first_sim_us, first_host_us;
 static uint64_t last_guest_ns, last_sim_us;
+static uint64_t prev_sim_us;		/* simulated time when the quantum began */
+static uint64_t line_start_us;		/* the same for the previous clock line */
 static int64_t max_drift_us;
+/* guest - simulated (us), which every line bounds, for an exact clock */
+static int64_t offset_lo = INT64_MIN, offset_hi = INT64_MAX;
 static unsigned long lines, kernel_reports;
-static char linebuf[4096];
-static size_t linelen;
+
+struct lines {
+	int fd;
+	char buf[4096];
+	size_t len;
+	void (*fn)(char *line);
+};
 
 static uint64_t host_us(void)
 {
@@ -101,12 +124,8 @@ static void die(const char *what)
 	exit(2);
 }
 
-static void on_line(char *line)
+static void on_console_line(char *line)
 {
-	unsigned long seq;
-	long long mono, real;
-	int64_t drift;
-
 	if (opt.echo_console)
 		fprintf(stderr, "guest: %s\n", line);
 	/* a guest that notices the holds complains about stalls */
@@ -117,60 +136,91 @@ static void on_line(char *line)
 		kernel_reports++;
 		fprintf(stderr, "refsim: guest kernel report: %s\n", line);
 	}
-	if (strstr(line, "vmpace-guest-ready")) {
+}
+
+/*
+ * A clock line read after the report of the quantum that ran from simulated
+ * time prev_sim_us to sim_us: the guest printed it in that quantum.
+ */
+static void on_clock_line(char *line)
+{
+	long long before, after;
+	unsigned long seq;
+	int64_t drift, v;
+
+	if (strstr(line, "vmpace-guest-ready") && !ready) {
 		ready = true;
 		printf("refsim: guest up after %.3f s simulated, %.3f s host\n",
 		       sim_us / 1e6, host_us() / 1e6);
 		printf("%12s %12s %12s %10s\n", "sim_ms", "guest_ms", "host_ms", "drift_ms");
 		return;
 	}
-	/*
-	 * Compare only lines printed during small quanta: a line seen after a
-	 * boot quantum may have been printed anywhere in it.
-	 */
-	if (sscanf(line, "vmpace-guest-clock %lu %lld %lld", &seq, &mono, &real) != 3 ||
-	    !measuring)
+	if (sscanf(line, "vmpace-guest-clock %lu %lld %lld", &seq, &before, &after) != 3)
 		return;
+	/*
+	 * Only lines of small quanta, and from the second one on (its "after"
+	 * is of a line read while measuring): a boot quantum is a coarse bound.
+	 */
+	if (!measuring) {
+		line_start_us = 0;
+		return;
+	}
 	if (!have_first) {
 		have_first = true;
-		first_guest_ns = mono;
+		first_guest_ns = before;
 		first_sim_us = sim_us;
 		first_host_us = host_us();
 	}
-	last_guest_ns = mono;
+	last_guest_ns = before;
 	last_sim_us = sim_us;
-	/* the guest printed this line at most one quantum before now */
-	drift = (int64_t)(mono - first_guest_ns) / 1000 - (int64_t)(sim_us - first_sim_us);
+	/* read before the line went out: at most the end of this quantum */
+	v = (before - (int64_t)first_guest_ns) / 1000 - (int64_t)(sim_us - first_sim_us);
+	if (v > offset_lo)
+		offset_lo = v;
+	drift = v;
 	if (llabs(drift) > llabs(max_drift_us))
 		max_drift_us = drift;
+	/* read after the previous line went out: at least its quantum's start */
+	if (line_start_us) {
+		v = (after - (int64_t)first_guest_ns) / 1000 -
+		    ((int64_t)line_start_us - (int64_t)first_sim_us);
+		if (v < offset_hi)
+			offset_hi = v;
+	}
+	line_start_us = prev_sim_us;
 	if (lines++ % opt.table_every == 0)
 		printf("%12.1f %12.1f %12.1f %10.1f\n", (sim_us - first_sim_us) / 1e3,
-		       (mono - first_guest_ns) / 1e6, (host_us() - first_host_us) / 1e3,
+		       (before - first_guest_ns) / 1e6, (host_us() - first_host_us) / 1e3,
 		       drift / 1e3);
 }
 
-/* Read what the guest printed so far; never blocks. */
-static void drain_console(void)
+/* Read whole lines available on @l; never blocks. */
+static void drain(struct lines *l)
 {
 	ssize_t n;
 	char *nl;
 
+	if (l->fd < 0)
+		return;
 	for (;;) {
-		n = read(console, linebuf + linelen, sizeof(linebuf) - 1 - linelen);
+		n = read(l->fd, l->buf + l->len, sizeof(l->buf) - 1 - l->len);
 		if (n <= 0)
 			return;
-		linelen += n;
-		linebuf[linelen] = '\0';
-		while ((nl = strchr(linebuf, '\n'))) {
+		l->len += n;
+		l->buf[l->len] = '\0';
+		while ((nl = strchr(l->buf, '\n'))) {
 			*nl = '\0';
-			on_line(linebuf);
-			linelen -= nl + 1 - linebuf;
-			memmove(linebuf, nl + 1, linelen + 1);
+			l->fn(l->buf);
+			l->len -= nl + 1 - l->buf;
+			memmove(l->buf, nl + 1, l->len + 1);
 		}
-		if (linelen == sizeof(linebuf) - 1)
-			linelen = 0;	/* overlong line: drop it */
+		if (l->len == sizeof(l->buf) - 1)
+			l->len = 0;	/* overlong line: drop it */
 	}
 }
+
+static struct lines console_lines = { .fd = -1, .fn = on_console_line };
+static struct lines clock_lines = { .fd = -1, .fn = on_clock_line };
 
 /* One quantum: grant, then wait for the report while reading the console. */
 static uint32_t quantum(uint32_t grant_us)
@@ -190,7 +240,7 @@ static uint32_t quantum(uint32_t grant_us)
 		if (poll(p, opt.console_file ? 1 : 2, -1) < 0 && errno != EINTR)
 			die("poll");
 		if (!opt.console_file && p[1].revents)
-			drain_console();
+			drain(&console_lines);
 		if (p[0].revents) {
 			n = read(sock, (char *)&msg + got, sizeof(msg) - got);
 			if (n <= 0) {
@@ -220,12 +270,12 @@ int main(int argc, char **argv)
 		{ "sim-ms", required_argument, NULL, 's' },
 		{ "stall-us", required_argument, NULL, 'x' },
 		{ "table-every", required_argument, NULL, 't' },
-		{ "tolerance-us", required_argument, NULL, 'T' },
 		{ "close-mid-quantum", no_argument, NULL, 'c' },
 		{ "vmpace-opt", required_argument, NULL, 'o' },
 		{ "echo-console", no_argument, NULL, 'e' },
 		{ "attach", required_argument, NULL, 'a' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "clock", required_argument, NULL, 'K' },
 		{ NULL }
 	};
 	uint64_t quanta = 0, elapsed, end_sim, boot_limit_us = 120000000;
@@ -241,11 +291,11 @@ int main(int argc, char **argv)
 		case 's': opt.sim_ms = strtoull(optarg, NULL, 0); break;
 		case 'x': opt.stall_us = strtoul(optarg, NULL, 0); break;
 		case 't': opt.table_every = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-		case 'T': opt.tolerance_us = strtoull(optarg, NULL, 0); break;
 		case 'c': opt.close_mid_quantum = true; break;
 		case 'e': opt.echo_console = true; break;
 		case 'a': opt.attach = optarg; break;
 		case 'C': opt.console_file = optarg; break;
+		case 'K': opt.clock_fifo = optarg; break;
 		case 'o':
 			if (opt.nr_vmpace_opts == 16)
 				return 2;
@@ -255,13 +305,28 @@ int main(int argc, char **argv)
 		}
 	}
 	if ((optind >= argc && !opt.attach) || !opt.quantum_us || !opt.boot_quantum_us ||
-	    (!!opt.attach != !!opt.console_file)) {
+	    (!!opt.attach != !!opt.console_file) || (!!opt.attach != !!opt.clock_fifo)) {
 		fprintf(stderr, "usage: refsim [options] -- QEMU-COMMAND-LINE\n"
-				"       refsim [options] --attach PID --console FILE\n");
+				"       refsim [options] --attach PID --console FILE --clock FIFO\n");
 		return 2;
 	}
-	if (!opt.tolerance_us)
-		opt.tolerance_us = opt.quantum_us + 50000;
+	if (!opt.attach) {
+		/* A FIFO of our own for the guest's debug console. */
+		static char dir[] = "/tmp/refsim.XXXXXX";
+		static char fifo[sizeof(dir) + 8];
+
+		if (!mkdtemp(dir))
+			die("mkdtemp");
+		snprintf(fifo, sizeof(fifo), "%s/clock", dir);
+		if (mkfifo(fifo, 0600))
+			die("mkfifo");
+		opt.clock_fifo = fifo;
+	}
+	/* Open for reading first: QEMU's open for writing would block. */
+	clockfd = open(opt.clock_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (clockfd < 0)
+		die(opt.clock_fifo);
+	clock_lines.fd = clockfd;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(pipefd, O_CLOEXEC))
 		die("socketpair");
@@ -272,7 +337,8 @@ int main(int argc, char **argv)
 		die("fork");
 	if (!child) {
 		/* As adevs forks QEMU: the socket on fd 3, the console to us. */
-		char **args = calloc(argc - optind + 6 + opt.nr_vmpace_opts, sizeof(char *));
+		char **args = calloc(argc - optind + 10 + opt.nr_vmpace_opts, sizeof(char *));
+		static char chardev[256];
 		int i = 0;
 
 		dup2(sv[1], 3);
@@ -292,6 +358,13 @@ int main(int argc, char **argv)
 		if (!opt.attach) {
 			args[i++] = "--";
 			memcpy(&args[i], &argv[optind], (argc - optind) * sizeof(char *));
+			i += argc - optind;
+			snprintf(chardev, sizeof(chardev), "file,id=vmpace-clock,path=%s",
+				 opt.clock_fifo);
+			args[i++] = "-chardev";
+			args[i++] = chardev;
+			args[i++] = "-device";
+			args[i++] = "isa-debugcon,iobase=0xe9,chardev=vmpace-clock";
 		}
 		execvp(opt.vmpace, args);
 		fprintf(stderr, "refsim: cannot run %s: %s\n", opt.vmpace, strerror(errno));
@@ -308,13 +381,15 @@ int main(int argc, char **argv)
 			die(opt.console_file);
 	}
 	fcntl(console, F_SETFL, O_NONBLOCK);
+	console_lines.fd = console;
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Boot in large quanta until the guest says it is up. */
 	while (!ready) {
 		sim_us += quantum(opt.boot_quantum_us);
 		quanta++;
-		drain_console();
+		drain(&console_lines);
+		drain(&clock_lines);
 		if (sim_us > boot_limit_us) {
 			fprintf(stderr, "refsim: the guest did not come up in %.0f s of simulated time\n",
 				boot_limit_us / 1e6);
@@ -324,7 +399,8 @@ int main(int argc, char **argv)
 	}
 
 	end_sim = sim_us + opt.sim_ms * 1000;
-	drain_console();
+	drain(&console_lines);
+	drain(&clock_lines);
 	while (sim_us < end_sim) {
 		elapsed = quantum(opt.quantum_us);
 		if (elapsed < opt.quantum_us) {
@@ -333,11 +409,13 @@ int main(int argc, char **argv)
 				opt.quantum_us);
 			return 2;
 		}
+		prev_sim_us = sim_us;
 		sim_us += elapsed;
 		quanta++;
 		/* lines printed before this quantum have been read already */
 		measuring = true;
-		drain_console();
+		drain(&console_lines);
+		drain(&clock_lines);
 		stall();
 	}
 
@@ -351,21 +429,27 @@ int main(int argc, char **argv)
 	close(sock);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
-	drain_console();
+	drain(&console_lines);
+	if (unlink(opt.clock_fifo) == 0 && !opt.attach)
+		rmdir(dirname((char *)opt.clock_fifo));
 
 	guest_s = (last_guest_ns - first_guest_ns) / 1e9;
 	sim_s = (last_sim_us - first_sim_us) / 1e6;
 	host_s = (host_us() - first_host_us) / 1e6;
-	ok = have_first && lines >= 2 && llabs(max_drift_us) <= (int64_t)opt.tolerance_us &&
-	     !kernel_reports;
+	/* Reports are whole us, floored: 1 us of slack. */
+	ok = have_first && lines >= 3 && offset_lo <= offset_hi + 1 && !kernel_reports;
 	printf("refsim: quanta=%llu sim_s=%.6f guest_s=%.6f host_s=%.3f max_drift_us=%lld "
-	       "lines=%lu guest_kernel_reports=%lu vmpace_status=%d\n",
+	       "lines=%lu guest_kernel_reports=%lu vmpace_status=%d offset_lo_us=%lld "
+	       "offset_hi_us=%lld\n",
 	       (unsigned long long)quanta, sim_s, guest_s, host_s, (long long)max_drift_us,
 	       lines, kernel_reports,
-	       WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+	       WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status),
+	       (long long)offset_lo, (long long)offset_hi);
 	printf("refsim: verdict: %s: the guest clock advanced %.3f s while simulated time "
-	       "advanced %.3f s and host time %.3f s (largest drift %.1f ms, tolerance %.1f ms)\n",
-	       ok ? "PASS" : "FAIL", guest_s, sim_s, host_s, max_drift_us / 1e3,
-	       opt.tolerance_us / 1e3);
+	       "advanced %.3f s and host time %.3f s; it is simulated time plus a constant "
+	       "in [%.3f, %.3f] ms (%s; largest drift %.1f ms, quanta %.1f ms)\n",
+	       ok ? "PASS" : "FAIL", guest_s, sim_s, host_s, offset_lo / 1e3, offset_hi / 1e3,
+	       offset_lo <= offset_hi + 1 ? "within one quantum" : "no constant fits",
+	       max_drift_us / 1e3, opt.quantum_us / 1e3);
 	return ok ? 0 : 1;
 }

@@ -30,6 +30,7 @@ enum kvm_pace_cmd {
 enum kvm_pace_disarm_reason {
 	KVM_PACE_DISARM_IOCTL,		/* KVM_SET_PACE_DEADLINE with 0 */
 	KVM_PACE_DISARM_CLOSE,		/* the controller closed the vCPU fd */
+	KVM_PACE_DISARM_UNSUPPORTED,	/* the VM uses what pacing cannot freeze */
 };
 
 enum kvm_pace_attr {
@@ -54,6 +55,7 @@ enum kvm_pace_attr {
 	KVM_PACE_A_SEQ,			/* u64, per-VM event number, from 1 */
 	KVM_PACE_A_OVERSHOOT,		/* u64, _HOLD: past this deadline */
 	KVM_PACE_A_REASON,		/* u32, _DISARM: kvm_pace_disarm_reason */
+	KVM_PACE_A_GUEST_NS,		/* u64, kvmclock at KVM_PACE_A_GUEST_TSC */
 
 	__KVM_PACE_A_MAX,
 	KVM_PACE_A_MAX = __KVM_PACE_A_MAX - 1

@@ -16,8 +16,6 @@ for t in adevs ns64 partial huge-close truncated release; do line proto-$t 120; 
 for t in tcp-listen tcp-connect unix-listen unix-connect; do line transport-$t 120; done
 for t in kill-vmm kill-sim kill-vmpace sigterm; do line fault-$t 120; done
 line lockstep-1vcpu 300
-# With 2 vCPUs the test skips (after the fact) when it failed on a test VM
-# whose TSC had turned unstable, see e2e.sh.
 line lockstep-2vcpu 300
 line monitor 300
 # Unloads and reloads KVM: keep it last.

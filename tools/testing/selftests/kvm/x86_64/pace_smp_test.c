@@ -3,8 +3,9 @@
  * KVM_CAP_PACE with several vCPUs: guest time is VM-wide.  All vCPUs are
  * held at the same deadline and released again and again; the guest checks
  * that no vCPU ever reads a TSC lower than one another vCPU has already
- * published, and the host checks that every held vCPU reports the same
- * frozen guest time.
+ * published, and the host checks that every vCPU was held at or after the
+ * deadline, that a held vCPU's guest time does not move, and that the VM's
+ * frozen guest time (that of the vCPU held last) stands still.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -64,7 +65,7 @@ static void *vcpu_thread(void *arg)
 int main(int argc, char *argv[])
 {
 	struct timespec hold = { 0, 100 * 1000000L };
-	uint64_t ms, deadline, frozen;
+	uint64_t ms, deadline, frozen, held[NR_VCPUS];
 	pthread_t threads[NR_VCPUS];
 	struct kvm_pace_state st;
 	struct kvm_vm *vm;
@@ -75,9 +76,14 @@ int main(int argc, char *argv[])
 	vm = vm_create_with_vcpus(NR_VCPUS, guest_code, vcpus);
 	ms = pace_ms(vcpus[0], 1);
 
+	/* Paced from the first instruction. */
 	deadline = pace_guest_tsc(vcpus[0]);
 	for (i = 0; i < NR_VCPUS; i++)
+		pace_set(vcpus[i], deadline, 0);
+	for (i = 0; i < NR_VCPUS; i++)
 		pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]);
+	for (i = 0; i < NR_VCPUS; i++)
+		pace_wait_held(vcpus[i]->fd, HOLD_TIMEOUT_MS);
 
 	for (q = 0; q < NR_QUANTA + NR_FAST_QUANTA; q++) {
 		deadline += 5 * ms;
@@ -86,6 +92,7 @@ int main(int argc, char *argv[])
 		for (i = 0; i < NR_VCPUS; i++)
 			pace_wait_held(vcpus[i]->fd, HOLD_TIMEOUT_MS);
 
+		frozen = 0;
 		for (i = 0; i < NR_VCPUS; i++) {
 			pace_state(vcpus[i], &st);
 			TEST_ASSERT(st.state & KVM_PACE_STATE_FROZEN,
@@ -93,28 +100,50 @@ int main(int argc, char *argv[])
 				    i, st.state);
 			TEST_ASSERT(st.guest_tsc >= deadline,
 				    "vCPU %d held early", i);
-			if (!i)
-				frozen = st.guest_tsc;
-			TEST_ASSERT_EQ(st.guest_tsc, frozen);
+			held[i] = st.guest_tsc;
+			frozen = max_t(uint64_t, frozen, st.guest_tsc);
 		}
 		/* Hold length; the next quantum is checked on guest time. */
 		if (q < NR_QUANTA)
 			nanosleep(&hold, NULL);
-		pace_state(vcpus[NR_VCPUS - 1], &st);
-		TEST_ASSERT_EQ(st.guest_tsc, frozen);
+		for (i = 0; i < NR_VCPUS; i++) {
+			pace_state(vcpus[i], &st);
+			TEST_ASSERT_EQ(st.guest_tsc, held[i]);
+		}
 		deadline = frozen;
 	}
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		pace_state(vcpus[i], &st);
+		TEST_ASSERT_EQ(st.holds, NR_QUANTA + NR_FAST_QUANTA + 1);
+	}
+
+	/*
+	 * One vCPU held while the others run on: to its controller, its
+	 * guest time stays where it stopped while the VM's goes on.
+	 */
+	deadline = frozen + 2 * ms;
+	pace_set(vcpus[0], deadline, 0);
+	for (i = 1; i < NR_VCPUS; i++)
+		pace_set(vcpus[i], frozen + 60000 * ms, 0);
+	pace_wait_held(vcpus[0]->fd, HOLD_TIMEOUT_MS);
+	pace_state(vcpus[0], &st);
+	TEST_ASSERT(!(st.state & KVM_PACE_STATE_FROZEN),
+		    "VM frozen while three vCPUs run (0x%x)", st.state);
+	held[0] = st.guest_tsc;
+	nanosleep(&hold, NULL);
+	pace_state(vcpus[0], &st);
+	TEST_ASSERT_EQ(st.guest_tsc, held[0]);
+	pace_state(vcpus[1], &st);
+	TEST_ASSERT(st.guest_tsc > held[0] && !(st.state & KVM_PACE_STATE_HELD),
+		    "vCPU 1 at TSC %llu (state 0x%x), vCPU 0 held at %lu",
+		    st.guest_tsc, st.state, held[0]);
 
 	WRITE_ONCE(*(bool *)addr_gva2hva(vm, (vm_vaddr_t)&guest_stop), true);
 	for (i = 0; i < NR_VCPUS; i++)
 		pace_set(vcpus[i], 0, 0);
 	for (i = 0; i < NR_VCPUS; i++)
 		pthread_join(threads[i], NULL);
-
-	for (i = 0; i < NR_VCPUS; i++) {
-		pace_state(vcpus[i], &st);
-		TEST_ASSERT_EQ(st.holds, NR_QUANTA + NR_FAST_QUANTA);
-	}
 	kvm_vm_free(vm);
 	return 0;
 }

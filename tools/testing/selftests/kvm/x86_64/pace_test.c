@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * KVM_CAP_PACE: the deadline ioctl's interface, exit-to-userspace mode,
- * successive deadlines, halted vCPUs and the counters.
+ * successive deadlines, halted vCPUs and the counters; hostile values of
+ * the deadline and of the TSC frequency; refusal while the VM uses timers
+ * that pacing cannot stop (Hyper-V synthetic timers, Xen timers).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -10,6 +12,7 @@
 #include "test_util.h"
 #include "kvm_util.h"
 #include "processor.h"
+#include "hyperv.h"
 #include "pace_util.h"
 
 static void guest_spin(void)
@@ -22,6 +25,12 @@ static void guest_halt(void)
 {
 	asm volatile("cli; hlt");
 	GUEST_FAIL("woke up from cli; hlt");
+}
+
+static void guest_sync_loop(void)
+{
+	for (;;)
+		GUEST_SYNC(0);
 }
 
 static void assert_not_armed(struct kvm_vcpu *vcpu)
@@ -245,6 +254,154 @@ static void test_waiting_for_sipi(void)
 	kvm_vm_free(vm);
 }
 
+/* Run with a SIGALRM after @secs: the vCPU must not be stuck in KVM. */
+static int run_for(struct kvm_vcpu *vcpu, int secs)
+{
+	struct sigaction sa = { .sa_handler = sigalrm };
+	int r;
+
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(secs);
+	r = __vcpu_run(vcpu);
+	alarm(0);
+	return r;
+}
+
+/*
+ * Any /dev/kvm user controls the deadline and the TSC frequency: no value
+ * of either may trap, overflow or livelock the host.  KVM_SET_TSC_KHZ
+ * stores the rate even when it then fails (no TSC scaling), so 1 kHz is
+ * reachable without TSC scaling.  Each case must come back from KVM_RUN
+ * (the spinning guest never reaches the deadline, SIGALRM ends the run)
+ * and leave the host's kernel log clean.
+ */
+static void test_hostile_values(void)
+{
+	static const uint32_t rates[] = { 1, 2, 1000, UINT32_MAX };
+	static const uint64_t ahead[] = {
+		1ull << 45, 1ull << 63, UINT64_MAX / 2,
+	};
+	struct kvm_pace_state st;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	uint64_t tsc;
+	int i, j, r;
+
+	for (i = 0; i < ARRAY_SIZE(rates); i++) {
+		vm = vm_create_with_one_vcpu(&vcpu, guest_spin);
+		__vcpu_ioctl(vcpu, KVM_SET_TSC_KHZ, (void *)(unsigned long)rates[i]);
+		r = __vcpu_ioctl(vcpu, KVM_GET_TSC_KHZ, NULL);
+		pr_info("KVM_SET_TSC_KHZ(%u): rate now %d kHz\n", rates[i], r);
+		tsc = pace_guest_tsc(vcpu);
+		for (j = 0; j < ARRAY_SIZE(ahead); j++) {
+			pace_set(vcpu, tsc + ahead[j], KVM_PACE_EXIT_TO_USER);
+			r = run_for(vcpu, 1);
+			TEST_ASSERT(r == -1 && errno == EINTR,
+				    "%u kHz, deadline +%lu: KVM_RUN %d errno %d",
+				    rates[i], ahead[j], r, errno);
+			pace_state(vcpu, &st);
+			TEST_ASSERT(!(st.state & KVM_PACE_STATE_HELD),
+				    "%u kHz: held before a deadline %lu ticks ahead",
+				    rates[i], ahead[j]);
+		}
+		/* The far end of the range, and the TSC rate changing while armed. */
+		pace_set(vcpu, UINT64_MAX - 1, KVM_PACE_EXIT_TO_USER);
+		r = run_for(vcpu, 1);
+		TEST_ASSERT(r == -1 && errno == EINTR, "deadline U64_MAX - 1: %d errno %d",
+			    r, errno);
+		pace_set(vcpu, UINT64_MAX, KVM_PACE_EXIT_TO_USER);
+		__vcpu_ioctl(vcpu, KVM_SET_TSC_KHZ,
+			     (void *)(unsigned long)rates[(i + 1) % ARRAY_SIZE(rates)]);
+		r = run_for(vcpu, 1);
+		TEST_ASSERT(r == -1 && errno == EINTR, "deadline U64_MAX: %d errno %d",
+			    r, errno);
+		pace_set(vcpu, 0, 0);
+		kvm_vm_free(vm);
+	}
+
+	/* A deadline already passed, after the rate changed while armed. */
+	vm = vm_create_with_one_vcpu(&vcpu, guest_spin);
+	tsc = pace_guest_tsc(vcpu);
+	pace_set(vcpu, tsc + pace_ms(vcpu, 5), KVM_PACE_EXIT_TO_USER);
+	__vcpu_ioctl(vcpu, KVM_SET_TSC_KHZ, (void *)1ul);
+	__vcpu_ioctl(vcpu, KVM_SET_TSC_KHZ, (void *)(unsigned long)UINT32_MAX);
+	__vcpu_ioctl(vcpu, KVM_SET_TSC_KHZ, (void *)0ul);
+	run_to_deadline(vcpu, tsc + pace_ms(vcpu, 5));
+	pace_set(vcpu, 0, 0);
+	kvm_vm_free(vm);
+}
+
+/* Pacing is refused while a Hyper-V synthetic timer is enabled. */
+static void test_hyperv_stimer(void)
+{
+	const uint64_t enable = 1 | (1ull << 16);	/* enable, SINT 1 */
+	struct kvm_pace_state st;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	int r;
+
+	if (!kvm_has_cap(KVM_CAP_HYPERV_SYNIC2)) {
+		pr_info("no KVM_CAP_HYPERV_SYNIC2: Hyper-V case not run\n");
+		return;
+	}
+	vm = vm_create_with_one_vcpu(&vcpu, guest_sync_loop);
+	vcpu_set_hv_cpuid(vcpu);
+	vcpu_enable_cap(vcpu, KVM_CAP_HYPERV_SYNIC2, 0);
+	vcpu_set_msr(vcpu, HV_X64_MSR_SCONTROL, 1);
+	vcpu_set_msr(vcpu, HV_X64_MSR_STIMER0_CONFIG, enable);
+
+	r = __pace_set(vcpu->fd, pace_guest_tsc(vcpu) + pace_ms(vcpu, 5), 0, 0);
+	TEST_ASSERT(r == -1 && errno == EOPNOTSUPP,
+		    "armed with a synthetic timer enabled: %d errno %d", r, errno);
+	assert_not_armed(vcpu);
+
+	/* Allowed once it is disabled; enabling it again ends pacing. */
+	vcpu_set_msr(vcpu, HV_X64_MSR_STIMER0_CONFIG, 0);
+	pace_set(vcpu, pace_guest_tsc(vcpu) + pace_ms(vcpu, 60000), 0);
+	vcpu_set_msr(vcpu, HV_X64_MSR_STIMER0_CONFIG, enable);
+	vcpu_run(vcpu);
+	TEST_ASSERT_EQ(get_ucall(vcpu, &uc), UCALL_SYNC);
+	pace_state(vcpu, &st);
+	TEST_ASSERT(!(st.state & KVM_PACE_STATE_ARMED),
+		    "still paced with a synthetic timer enabled (0x%x)", st.state);
+	kvm_vm_free(vm);
+}
+
+/* Pacing is refused while a Xen timer is set up. */
+static void test_xen_timer(void)
+{
+	struct kvm_xen_hvm_config hvmc = {
+		.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL,
+		.msr = 0x40000200,
+	};
+	struct kvm_xen_vcpu_attr timer = {
+		.type = KVM_XEN_VCPU_ATTR_TYPE_TIMER,
+		.u.timer.port = 5,
+		.u.timer.priority = KVM_IRQ_ROUTING_XEN_EVTCHN_PRIO_2LEVEL,
+	};
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int r;
+
+	if (!(kvm_check_cap(KVM_CAP_XEN_HVM) & KVM_XEN_HVM_CONFIG_EVTCHN_SEND)) {
+		pr_info("no Xen event channels: Xen case not run\n");
+		return;
+	}
+	vm = vm_create_with_one_vcpu(&vcpu, guest_spin);
+	vm_ioctl(vm, KVM_XEN_HVM_CONFIG, &hvmc);
+	vcpu_ioctl(vcpu, KVM_XEN_VCPU_SET_ATTR, &timer);
+	r = __pace_set(vcpu->fd, pace_guest_tsc(vcpu) + pace_ms(vcpu, 5), 0, 0);
+	TEST_ASSERT(r == -1 && errno == EOPNOTSUPP,
+		    "armed with a Xen timer: %d errno %d", r, errno);
+	assert_not_armed(vcpu);
+	timer.u.timer.port = 0;
+	vcpu_ioctl(vcpu, KVM_XEN_VCPU_SET_ATTR, &timer);
+	pace_set(vcpu, pace_guest_tsc(vcpu) + pace_ms(vcpu, 5), 0);
+	pace_set(vcpu, 0, 0);
+	kvm_vm_free(vm);
+}
+
 int main(int argc, char *argv[])
 {
 	struct kvm_vcpu *vcpu;
@@ -260,5 +417,8 @@ int main(int argc, char *argv[])
 
 	test_halted();
 	test_waiting_for_sipi();
+	test_hostile_values();
+	test_hyperv_stimer();
+	test_xen_timer();
 	return 0;
 }

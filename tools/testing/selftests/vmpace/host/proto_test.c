@@ -60,20 +60,31 @@ int main(void)
 	r = vp_encode(VP_PROTO_NS64, 0x0102030405060708ull, out);
 	T(r == 8 && !memcmp(out, ns, 8), "ns64: report encoded big-endian");
 
-	/* 2.6 GHz guest TSC: 1 us = 2600 ticks */
-	T(!vp_units_to_ticks_ceil(1, 1000, 2600000, &t) && t == 2600, "1 us = 2600 ticks at 2.6 GHz");
-	T(!vp_units_to_ticks_ceil(1, 1, 2600000, &t) && t == 3, "1 ns rounds up to 3 ticks");
-	T(vp_ticks_to_units_floor(2599, 1000, 2600000) == 0, "2599 ticks round down to 0 us");
-	T(vp_ticks_to_units_floor(2600ull * 1000000 * 3600, 1000, 2600000) == 3600000000ull,
-	  "one hour of ticks is 3600000000 us (no overflow)");
-	T(vp_units_to_ticks_ceil(UINT64_MAX, 1000, 4000000, &t) == -ERANGE,
-	  "a grant that overflows 64-bit ticks is refused");
-	for (i = 1, r = 1; i < 100000; i += 7) {
-		vp_units_to_ticks_ceil(i, 1000, 2596121, &t);
-		if (vp_ticks_to_units_floor(t, 1000, 2596121) != (uint64_t)i)
+	/* The guest's pvclock scale: 2445408 kHz is mul 3512680953, shift -1. */
+	T(vp_pvclock_ns(2445408000ull, 3512680953u, -1) / 1000 == 1000000,
+	  "one second of ticks at 2445408 kHz is 1 s of kvmclock");
+	for (i = 0, r = 1; i < 200000; i += 13) {
+		static const struct { uint32_t mul; int8_t shift; } sc[] = {
+			{ 3512680953u, -1 }, { 2147483648u, 1 }, { 4294967295u, -3 },
+			{ 3435973837u, 21 }, { 1000u, -8 },
+		};
+		int k = i % 5;
+
+		if (vp_pvclock_ticks_ceil(i * 997ull, sc[k].mul, sc[k].shift, &t)) {
+			r = 0;
+			break;
+		}
+		/* the fewest ticks: one less falls short */
+		if (vp_pvclock_ns(t, sc[k].mul, sc[k].shift) < i * 997ull ||
+		    (t && vp_pvclock_ns(t - 1, sc[k].mul, sc[k].shift) >= i * 997ull && i))
 			r = 0;
 	}
-	T(r, "ceil to ticks then floor to us gives the grant back exactly");
+	T(r, "pvclock: the fewest ticks that make a duration, for negative and positive shifts");
+	T(vp_pvclock_ticks_ceil(UINT64_MAX, 1, -8, &t) == -ERANGE,
+	  "pvclock: ticks that do not fit in 64 bits are refused");
+	T(vp_pvclock_ticks_ceil(1000, 0, 0, &t) == -ERANGE, "pvclock: no scale, no conversion");
+	T(vp_pvclock_ns(UINT64_MAX, UINT32_MAX, 31) == UINT64_MAX,
+	  "pvclock: the largest inputs saturate instead of wrapping");
 
 	printf("1..%d\n", n);
 	return failed != 0;

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Hooks of vCPU pacing in the x86 clock code, see pace.c.  Each is a no-op
+ * for a VM that was never paced.
+ */
+#ifndef ARCH_X86_KVM_PACE_H
+#define ARCH_X86_KVM_PACE_H
+
+#include <linux/kvm_host.h>
+#include <linux/kvm_pace.h>
+
+/* x86.c, for pace.c */
+u64 kvm_pace_clock_base_ns(void);
+bool kvm_pace_tsc_unstable(void);
+void kvm_pace_time_scale(u32 khz, u32 *mul, s8 *shift);
+void kvm_pace_start_clock_update(struct kvm *kvm);
+void kvm_pace_end_clock_update(struct kvm *kvm);
+void kvm_pace_write_tsc_offset(struct kvm_vcpu *vcpu, u64 l1_offset);
+void kvm_pace_shift_tsc_refs(struct kvm *kvm, u64 ticks, u64 ns);
+
+/* lapic.c, for pace.c */
+void kvm_lapic_pace_stop_timer(struct kvm_vcpu *vcpu,
+			       struct kvm_pace_vcpu_arch *pa);
+void kvm_lapic_pace_start_timer(struct kvm_vcpu *vcpu,
+				struct kvm_pace_vcpu_arch *pa);
+
+/* pace.c */
+void __kvm_pace_pvclock(struct kvm_vcpu *vcpu);
+bool __kvm_pace_get_clock(struct kvm *kvm, struct kvm_clock_data *data);
+void __kvm_pace_set_clock(struct kvm *kvm, u64 ns);
+u64 __kvm_pace_read_tsc(struct kvm_vcpu *vcpu);
+u64 __kvm_pace_tsc_offset(struct kvm_vcpu *vcpu);
+void __kvm_pace_tsc_written(struct kvm_vcpu *vcpu, const u64 *data);
+void __kvm_pace_tsc_khz_changed(struct kvm_vcpu *vcpu);
+u64 __kvm_pace_load_tsc(struct kvm_vcpu *vcpu, u64 tsc);
+bool __kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu, u32 count_reg);
+u64 kvm_pace_ticks_to_ns(struct kvm_vcpu *vcpu, u64 ticks);
+
+/* Whether kvmclock is the paced clock, a function of the guest TSC. */
+static inline bool kvm_pace_owns_clock(struct kvm *kvm)
+{
+	struct kvm_pace_vm *pvm = READ_ONCE(kvm->pace);
+
+	return unlikely(pvm) && READ_ONCE(pvm->arch.clock_active);
+}
+
+/* kvm_guest_time_update(): the pvclock of a paced VM. */
+static inline void kvm_pace_pvclock(struct kvm_vcpu *vcpu)
+{
+	if (kvm_pace_owns_clock(vcpu->kvm))
+		__kvm_pace_pvclock(vcpu);
+}
+
+/* KVM_GET_CLOCK and get_kvmclock_ns(); false if not paced. */
+static inline bool kvm_pace_get_clock(struct kvm *kvm,
+				      struct kvm_clock_data *data)
+{
+	return kvm_pace_owns_clock(kvm) && __kvm_pace_get_clock(kvm, data);
+}
+
+/* KVM_SET_CLOCK, within the pvclock update. */
+static inline void kvm_pace_set_clock(struct kvm *kvm, u64 ns)
+{
+	if (kvm_pace_owns_clock(kvm))
+		__kvm_pace_set_clock(kvm, ns);
+}
+
+/* Host-initiated reads and writes of the TSC (MSR, offset attribute). */
+static inline u64 kvm_pace_read_tsc(struct kvm_vcpu *vcpu, u64 tsc)
+{
+	return unlikely(vcpu->pace) ? __kvm_pace_read_tsc(vcpu) : tsc;
+}
+
+static inline u64 kvm_pace_tsc_offset(struct kvm_vcpu *vcpu)
+{
+	return unlikely(vcpu->pace) ? __kvm_pace_tsc_offset(vcpu) :
+				      vcpu->arch.l1_tsc_offset;
+}
+
+static inline void kvm_pace_tsc_written(struct kvm_vcpu *vcpu, const u64 *data)
+{
+	if (unlikely(vcpu->pace))
+		__kvm_pace_tsc_written(vcpu, data);
+}
+
+static inline void kvm_pace_tsc_khz_changed(struct kvm_vcpu *vcpu)
+{
+	if (unlikely(vcpu->pace))
+		__kvm_pace_tsc_khz_changed(vcpu);
+}
+
+/* kvm_arch_vcpu_load() on a host with an unstable TSC. */
+static inline u64 kvm_pace_load_tsc(struct kvm_vcpu *vcpu, u64 tsc)
+{
+	return unlikely(vcpu->pace) ? __kvm_pace_load_tsc(vcpu, tsc) : tsc;
+}
+
+/* A LAPIC timer started while the vCPU is held starts at the resume. */
+static inline bool kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu,
+					      u32 count_reg)
+{
+	return unlikely(vcpu->pace) &&
+	       __kvm_pace_defer_lapic_timer(vcpu, count_reg);
+}
+
+#endif
