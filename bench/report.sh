@@ -176,27 +176,34 @@ if [ -s drift.csv ]; then
 	echo
 	echo "## 3. Drift: guest clock advance - sum of reported elapsed times"
 	echo
-	echo "Debian guest (kvm-clock) printing its CLOCK_MONOTONIC every 10 ms of guest time;"
-	echo "1 ms quanta.  The clock is compared between the first and the last line seen"
-	echo "during the block (each end is known to within one quantum).  For vmpace the"
-	echo "guest TSC (KVM_GET_PACE_STATE, frozen) is also compared over the whole block."
+	echo "Debian guest (kvm-clock) sampling its own CLOCK_MONOTONIC as fast as it can"
+	echo "into shared memory (ivshmem), read on the host with the guest frozen (vmpace)"
+	echo "or stopped (QMP) before the first and after the last measured quantum: the"
+	echo "guest's own clock, for both pacers alike.  A sample can be tens of us old if the"
+	echo "guest stopped in an interrupt handler: for vmpace it is carried to the frozen"
+	echo "guest TSC with the TSC it was taken at (QMP's stop leaves the TSC running, its"
+	echo "samples stand).  1 ms quanta.  For vmpace the guest TSC (KVM_GET_PACE_STATE,"
+	echo "frozen) is also compared over the whole block."
 	echo
-	echo "| pacer | quanta | reported (ms) | guest clock (ms) | drift (ms) | drift (ppm) | guest TSC drift (us) |"
+	echo "| pacer | quanta | reported (ms) | guest clock (ms) | drift (us) | drift (ppm) | guest TSC drift (us) |"
 	echo "| --- | --- | --- | --- | --- | --- | --- |"
 	} >> "$md"
-	awk -F, 'NR > 1 {
-		d = $7 - $6; ppm = $6 ? 1e6 * d / $6 : 0
+	awk -F, 'NR > 1 && $10 >= 0 {
+		d = $10 / 1000 - $9; ppm = $9 ? 1e6 * d / $9 : 0
 		tsc = $8 >= 0 ? sprintf("%d", $8 - $9) : "-"
-		printf "| %s | %d | %.1f | %.1f | %+.1f | %+.0f | %s |\n", $1 == "qmp" ? "QMP stop/cont" : $1, $5, $6 / 1000, $7 / 1000, d / 1000, ppm, tsc
+		printf "| %s | %d | %.1f | %.3f | %+.1f | %+.2f | %s |\n", $1 == "qmp" ? "QMP stop/cont" : $1, $5, $9 / 1000, $10 / 1e6, d, ppm, tsc
 	}' drift.csv >> "$md"
 	# |drift| per second of reported time, over all blocks of a pacer
-	ppm() { awk -F, -v p="$1" 'NR > 1 && $1 == p { d = $7 - $6; s += d < 0 ? -d : d; r += $6 }
-		END { if (r) printf "%.0f\n", 1e6 * s / r; else print "nan" }' drift.csv; }
+	ppm() { awk -F, -v p="$1" 'NR > 1 && $1 == p && $10 >= 0 { d = $10 / 1000 - $9; s += d < 0 ? -d : d; r += $9 }
+		END { if (r) printf "%.2f\n", 1e6 * s / r; else print "nan" }' drift.csv; }
+	absus() { awk -F, -v p="$1" 'NR > 1 && $1 == p && $10 >= 0 { d = $10 / 1000 - $9; d = d < 0 ? -d : d; if (d > m) m = d }
+		END { printf "%.1f\n", m }' drift.csv; }
 	dv=$(ppm vmpace); dq=$(ppm qmp)
 	echo "drift,1 ms quanta,|guest clock - reported| ppm,$dv,$dq,qmp,$(ratio "$dv" "$dq")" >> "$csv"
+	echo "drift,1 ms quanta,|guest clock - reported| us (largest block),$(absus vmpace),$(absus qmp),qmp,$(ratio "$(absus vmpace)" "$(absus qmp)")" >> "$csv"
 	echo "drift,1 ms quanta,|guest TSC - reported| us,$(awk -F, 'NR > 1 && $1 == "vmpace" && $8 >= 0 { d = $8 - $9; s += d < 0 ? -d : d } END { print s + 0 }' drift.csv),n/a,qmp,n/a" >> "$csv"
 	echo >> "$md"
-	echo "Ratio of |drift| per reported second, vmpace / QMP: $(ratio "$dv" "$dq") ($dv ppm vs $dq ppm)." >> "$md"
+	echo "Ratio of |drift| per reported second, vmpace / QMP: $(ratio "$dv" "$dq") ($dv ppm vs $dq ppm); largest |drift| of a block: vmpace $(absus vmpace) us, QMP $(absus qmp) us." >> "$md"
 fi
 
 # ---- 4. overhead --------------------------------------------------------------

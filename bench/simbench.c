@@ -15,7 +15,7 @@
  *
  * usage: simbench --vmpace PATH --out CSV --drift CSV [--quantum-us Q]
  *                 [--count N] [--rounds R] [--vcpus V] [--wait-line TEXT]
- *                 [--pacers vmpace,qmp] -- QEMU COMMAND LINE
+ *                 [--pacers vmpace,qmp] [--sample SHM] -- QEMU COMMAND LINE
  * Every round runs a block of N quanta with each pacer (alternating which
  * goes first) on the same QEMU; the first WARMUP quanta of a block have a
  * negative seq.  With --wait-line, the guest boots freely until its console
@@ -25,7 +25,16 @@
  * CSV rows: pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns
  * Drift rows: pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,
  *	tsc_us (guest clock and guest TSC advance over the measured quanta; -1
- *	when unknown).
+ *	when unknown),reported_all_us,sample_ns: with --sample SHM, the guest
+ *	(guest/clock-init.c with vmpace.sample=1) samples its CLOCK_MONOTONIC
+ *	as fast as it can, with its TSC, into the ivshmem memory SHM; sample_ns
+ *	is its advance between the samples read with the guest stopped before
+ *	the first and after the last measured quantum, to compare with
+ *	reported_all_us: the guest's own clock, for both pacers alike (-1
+ *	without --sample).  A sample can be tens of us old when the guest stops
+ *	in an interrupt handler: for vmpace it is carried to the frozen guest
+ *	TSC with the TSC it was taken at; QMP's stop leaves the TSC running, so
+ *	its samples stand as they are.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -42,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -55,7 +65,7 @@
 #define WARMUP 3
 
 static struct {
-	const char *vmpace, *out, *drift, *wait_line, *pacers;
+	const char *vmpace, *out, *drift, *wait_line, *pacers, *sample;
 	uint32_t quantum_us;
 	int count, rounds, vcpus;
 } opt = {
@@ -239,9 +249,48 @@ static int qmp_connect(void)
 
 /* ----- the two pacers ------------------------------------------------ */
 
+/* The guest's clock samples in shared memory, see clock-init.c. */
+struct sample {
+	uint64_t seq;
+	uint64_t tsc;
+	uint64_t mono_ns;
+};
+
+static volatile struct sample *sample_shm;
+
+/*
+ * The guest's CLOCK_MONOTONIC at guest TSC @tsc from its latest complete
+ * sample; the guest is stopped, maybe in the middle of writing the other of
+ * the two slots, or in an interrupt handler: the sample can be tens of us
+ * old, so it is carried to @tsc with the guest TSC it was taken at (0: no
+ * carrying).
+ */
+static int64_t sample_ns(uint64_t tsc, uint64_t tsc_khz)
+{
+	uint64_t best = 0, seq, ns = 0, at = 0;
+	int i;
+
+	if (!sample_shm)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		seq = __atomic_load_n(&sample_shm[i].seq, __ATOMIC_ACQUIRE);
+		if (seq & 1 || seq <= best)
+			continue;
+		best = seq;
+		ns = sample_shm[i].mono_ns;
+		at = sample_shm[i].tsc;
+	}
+	if (!best)
+		die("the guest wrote no clock sample", ENODATA);
+	if (tsc && tsc_khz && tsc >= at)
+		ns += (tsc - at) * 1000000 / tsc_khz;
+	return (int64_t)ns;
+}
+
 struct block {
 	const char *name;
 	int round;
+	int64_t sample0_ns, sample1_ns;
 	uint64_t reported_us;	/* over the measured quanta */
 	bool have_clock0;
 	int64_t clock0_ns, clock1_ns;
@@ -255,6 +304,8 @@ static void record(struct block *b, int seq, uint64_t elapsed, uint64_t host_ns)
 	fprintf(out, "%s,%d,%u,%d,%d,%u,%llu,%llu\n", b->name, opt.vcpus,
 		opt.quantum_us, b->round, seq, opt.quantum_us,
 		(unsigned long long)elapsed, (unsigned long long)host_ns);
+	if (seq == -1)
+		b->sample0_ns = sample_ns(b->tsc0, b->tsc_khz);
 	if (seq < 0)
 		return;
 	b->reported_us += elapsed;
@@ -283,9 +334,11 @@ static void finish_block(struct block *b)
 	}
 	if (b->tsc1 && b->tsc_khz)
 		tsc_us = (b->tsc1 - b->tsc0) * 1000 / b->tsc_khz;
-	fprintf(drift, "%s,%d,%u,%d,%d,%lld,%lld,%lld,%llu\n", b->name, opt.vcpus,
+	b->sample1_ns = sample_ns(b->tsc1, b->tsc_khz);
+	fprintf(drift, "%s,%d,%u,%d,%d,%lld,%lld,%lld,%llu,%lld\n", b->name, opt.vcpus,
 		opt.quantum_us, b->round, opt.count, reported, clock_us, tsc_us,
-		(unsigned long long)b->reported_us);
+		(unsigned long long)b->reported_us,
+		b->sample1_ns < 0 ? -1LL : (long long)(b->sample1_ns - b->sample0_ns));
 	fflush(out);
 	fflush(drift);
 }
@@ -453,6 +506,7 @@ int main(int argc, char **argv)
 		{ "vmpace", required_argument, NULL, 'v' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "drift", required_argument, NULL, 'd' },
+		{ "sample", required_argument, NULL, 'S' },
 		{ "quantum-us", required_argument, NULL, 'q' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "rounds", required_argument, NULL, 'r' },
@@ -468,6 +522,7 @@ int main(int argc, char **argv)
 		case 'v': opt.vmpace = optarg; break;
 		case 'o': opt.out = optarg; break;
 		case 'd': opt.drift = optarg; break;
+		case 'S': opt.sample = optarg; break;
 		case 'q': opt.quantum_us = strtoul(optarg, NULL, 0); break;
 		case 'n': opt.count = atoi(optarg); break;
 		case 'r': opt.rounds = atoi(optarg); break;
@@ -481,13 +536,21 @@ int main(int argc, char **argv)
 	    opt.count <= 0 || opt.rounds <= 0 || opt.vcpus <= 0) {
 		err("usage: simbench --vmpace PATH --out CSV --drift CSV [--quantum-us Q] "
 		    "[--count N] [--rounds R] [--vcpus V] [--wait-line TEXT] [--pacers vmpace,qmp] "
-		    "-- QEMU...");
+		    "[--sample SHM] -- QEMU...");
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	out = open_csv(opt.out, "pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns");
 	drift = open_csv(opt.drift, "pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,"
-			 "tsc_us,reported_all_us");
+			 "tsc_us,reported_all_us,sample_ns");
+	if (opt.sample) {
+		int fd = open(opt.sample, O_RDONLY);
+		void *p = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (p == MAP_FAILED)
+			die(opt.sample, errno);
+		sample_shm = p;
+	}
 
 	start_qemu(argv + optind, argc - optind);
 	for (round = 0; round < opt.rounds; round++) {

@@ -36,14 +36,21 @@ cost-[0-9]*)
 		--count "$(q 150 1000)" --rounds "$(q 2 4)" -- $(bios_vmm "$n")
 	;;
 drift)
-	# The demo's guest: Debian's kernel, kvm-clock, printing its own
-	# CLOCK_MONOTONIC every 10 ms of guest time.
+	# The test guest (Debian's kernel, kvm-clock) samples its own
+	# CLOCK_MONOTONIC as fast as it can into an ivshmem device's memory,
+	# which simbench reads whenever the guest is frozen or stopped.
+	shm=/dev/shm/simbench-sample
+	rm -f "$shm"
+	truncate -s 1M "$shm"
 	mapfile -t qemu < <("$repo/tools/testing/selftests/vmpace/guest/qemu-cmd.sh" \
-		"$BUILD/guest" 1 10)
+		"$BUILD/guest" 1 10 stdio vmpace.sample=1)
 	"$B/simbench" --vmpace "$BUILD/vmpace/vmpace" --out "$out/drift-quanta.csv" \
 		--drift "$out/drift.csv" --quantum-us 1000 --vcpus 1 \
-		--count "$(q 2000 100000)" --rounds 1 --wait-line vmpace-guest-ready -- \
-		"${qemu[@]}"
+		--count "$(q 2000 100000)" --rounds 1 --wait-line vmpace-guest-ready \
+		--sample "$shm" -- "${qemu[@]}" \
+		-object "memory-backend-file,id=sample,size=1M,mem-path=$shm,share=on" \
+		-device ivshmem-plain,memdev=sample
+	rm -f "$shm"
 	;;
 overhead)
 	# Our modules against Debian's in the same VM, in turns: swap the

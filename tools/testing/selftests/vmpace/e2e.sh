@@ -133,6 +133,13 @@ lockstep() { # nr-vcpus
 }
 
 case "${1:?test name}" in
+stopcont)
+	# QEMU's stop/cont (libvirt suspend) while vmpace holds the guest.
+	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 2 10 null)
+	"$simclient" --vmpace "$vmpace" --qmp /tmp/stopcont.qmp --clock /tmp/stopcont.clock \
+		stopcont -- "${qemu[@]}" -qmp unix:/tmp/stopcont.qmp,server=on,wait=off \
+		-chardev file,id=clk,path=/tmp/stopcont.clock \
+		-device isa-debugcon,iobase=0xe9,chardev=clk || fail=1 ;;
 lockstep-1vcpu) lockstep 1 ;;
 lockstep-2vcpu) lockstep 2 ;;
 proto-adevs|proto-partial|proto-huge-close|proto-truncated|proto-release)

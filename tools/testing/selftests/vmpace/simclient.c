@@ -14,6 +14,9 @@
  * CMD runs (system()) at points of the "monitor" scenario with HOOK=frozen or
  * released, QEMU_PID, VMPACE_PID, QUANTA, NR_VCPUS and STATE_JSON (the
  * KVM_GET_PACE_STATE of every vCPU, read by simclient) in the environment.
+ * The "stopcont" scenario wants the test guest (guest/qemu-cmd.sh) with
+ * "-qmp unix:QMP,server=on,wait=off" and its debug console on the FIFO
+ * CLOCK (simclient makes it): --qmp QMP --clock CLOCK.
  * Prints "ok: ..." lines and exits 0 if every check held, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -32,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,7 +45,7 @@
 
 static const char *vmpace = "vmpace";
 static const char *transport = "fd";
-static const char *hook;
+static const char *hook, *qmp_path, *clock_path;
 #define TCP_PORT "47913"
 #define UNIX_PATH "/tmp/simclient.sock"
 static bool ns64;
@@ -322,6 +326,200 @@ static bool run_hook(const char *stage, int quanta, int nr_vcpus)
 	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* ----- "stopcont": QEMU's stop/cont while the guest is frozen ------------ */
+
+static int qmp_fd = -1;
+
+/* Send a QMP command and read up to its "return" (events are skipped). */
+static bool qmp(const char *cmd)
+{
+	char buf[4096];
+	size_t len = 0;
+	ssize_t n;
+
+	if (cmd && write(qmp_fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		return false;
+	for (;;) {
+		n = read(qmp_fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			return false;
+		len += n;
+		buf[len] = 0;
+		if (strstr(buf, cmd ? "\"return\"" : "\"QMP\""))
+			return true;
+		if (strstr(buf, "\"error\""))
+			return false;
+		if (len == sizeof(buf) - 1)
+			len = 0;
+	}
+}
+
+static void qmp_connect(void)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int i;
+
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", qmp_path);
+	for (i = 0; ; i++) {
+		qmp_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (!connect(qmp_fd, (struct sockaddr *)&un, sizeof(un)))
+			break;
+		close(qmp_fd);
+		if (i > 2000)
+			die("connect to QMP");
+		poll(NULL, 0, 10);
+	}
+	if (!qmp(NULL) || !qmp("{\"execute\":\"qmp_capabilities\"}\n"))
+		die("QMP handshake");
+}
+
+/*
+ * The VM's frozen guest time: the largest held guest TSC, with its kvmclock;
+ * ->state has KVM_PACE_STATE_FROZEN only if every vCPU says so.
+ */
+static void frozen_time(struct kvm_pace_state *max)
+{
+	struct kvm_pace_state st;
+	bool frozen = true;
+	int fd[64], n, i;
+
+	n = vcpu_fds(qemu, fd, 64);
+	memset(max, 0, sizeof(*max));
+	for (i = 0; i < n; i++) {
+		if (fd[i] < 0 || ioctl(fd[i], KVM_GET_PACE_STATE, &st))
+			die("KVM_GET_PACE_STATE");
+		frozen &= !!(st.state & KVM_PACE_STATE_FROZEN);
+		if (!i || st.guest_tsc > max->guest_tsc)
+			*max = st;
+		close(fd[i]);
+	}
+	if (!frozen || !n)
+		max->state &= ~KVM_PACE_STATE_FROZEN;
+}
+
+/* ticks of guest TSC in ns, as the guest's kvmclock counts them */
+static uint64_t pvclock_ns(uint64_t ticks, uint32_t mul, int8_t shift)
+{
+	unsigned __int128 t = shift < 0 ? ticks >> -shift : (unsigned __int128)ticks << shift;
+
+	return (uint64_t)(t * mul >> 32);
+}
+
+struct clock_lines {
+	int fd;
+	char buf[4096];
+	size_t len;
+	long long prev;
+	uint64_t prev_sim;
+	unsigned long lines, back, jumps;
+};
+
+/* Lines from the guest's debug console, read after a report at @sim us. */
+static void read_clock_lines(struct clock_lines *c, uint64_t sim, uint64_t quantum)
+{
+	long long before, after, g;
+	unsigned long seq;
+	char *nl;
+	ssize_t n;
+
+	while ((n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len)) > 0) {
+		c->len += n;
+		c->buf[c->len] = 0;
+		while ((nl = strchr(c->buf, '\n'))) {
+			*nl = 0;
+			if (sscanf(c->buf, "vmpace-guest-clock %lu %lld %lld", &seq, &before,
+				   &after) == 3) {
+				if (c->lines && before < c->prev)
+					c->back++;
+				/* between two lines, guest and simulated time agree */
+				g = (before - c->prev) / 1000;
+				if (c->lines && llabs(g - (long long)(sim - c->prev_sim)) >
+						(long long)(3 * quantum))
+					c->jumps++;
+				c->prev = before;
+				c->prev_sim = sim;
+				c->lines++;
+			}
+			c->len -= nl + 1 - c->buf;
+			memmove(c->buf, nl + 1, c->len + 1);
+		}
+	}
+}
+
+static void scenario_stopcont(char **qemu_argv)
+{
+	struct kvm_pace_state s0, s1, s2, s3;
+	struct clock_lines cl = { .fd = -1 };
+	uint64_t boot = 100000, sum = 0, total_ns, t0_ns;
+	struct timespec pause = { 2, 0 };
+	int i;
+
+	if (!qmp_path || !clock_path)
+		die("stopcont needs --qmp and --clock");
+	unlink(clock_path);
+	if (mkfifo(clock_path, 0600))
+		die("mkfifo");
+	cl.fd = open(clock_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (cl.fd < 0)
+		die("open the clock FIFO");
+	start(qemu_argv, NULL);
+	qmp_connect();
+
+	/* Boot in 100 ms quanta until the guest's first clock line. */
+	for (i = 0; !cl.lines; i++) {
+		send_grant(boot);
+		read_report(false);
+		read_clock_lines(&cl, 0, boot);
+		if (i > 1200)
+			die("the guest did not boot in 120 s of guest time");
+	}
+	cl.lines = 0;
+	frozen_time(&s0);
+	for (i = 0; i < 50; i++) {
+		send_grant(10000);
+		sum += read_report(false);
+		read_clock_lines(&cl, sum, 10000);
+	}
+	frozen_time(&s1);
+
+	/* The VM is frozen: stop it, wait, go on, as libvirt suspend does. */
+	CHECK(qmp("{\"execute\":\"stop\"}\n"), "QMP stop");
+	nanosleep(&pause, NULL);
+	CHECK(qmp("{\"execute\":\"cont\"}\n"), "QMP cont");
+	frozen_time(&s2);
+	CHECK(s2.guest_tsc == s1.guest_tsc && s2.guest_ns == s1.guest_ns &&
+	      (s2.state & KVM_PACE_STATE_FROZEN),
+	      "stop/cont of the frozen guest left its guest time where it was "
+	      "(TSC %llu -> %llu, kvmclock %llu -> %llu ns)",
+	      (unsigned long long)s1.guest_tsc, (unsigned long long)s2.guest_tsc,
+	      (unsigned long long)s1.guest_ns, (unsigned long long)s2.guest_ns);
+
+	for (i = 0; i < 50; i++) {
+		send_grant(10000);
+		sum += read_report(false);
+		read_clock_lines(&cl, sum, 10000);
+	}
+	frozen_time(&s3);
+
+	/* kvmclock is still the same function of the TSC... */
+	total_ns = s3.guest_ns - s0.guest_ns;
+	t0_ns = pvclock_ns(s3.guest_tsc - s0.guest_tsc, s3.tsc_to_ns_mul, s3.tsc_shift);
+	CHECK(total_ns + 2 >= t0_ns && total_ns <= t0_ns + 2,
+	      "kvmclock advanced %llu ns over 100 quanta and a stop/cont, its TSC %llu ns",
+	      (unsigned long long)total_ns, (unsigned long long)t0_ns);
+	/* ...and the reports add up to it within 1 us. */
+	CHECK(sum == total_ns / 1000 || sum == total_ns / 1000 + 1,
+	      "the reports add up to %llu us, kvmclock advanced %llu ns",
+	      (unsigned long long)sum, (unsigned long long)total_ns);
+	CHECK(cl.lines >= 10 && !cl.back && !cl.jumps,
+	      "the guest's own clock (%lu lines) never went back (%lu times) nor "
+	      "jumped from simulated time (%lu times)", cl.lines, cl.back, cl.jumps);
+	close(sock);
+	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+	close(cl.fd);
+	unlink(clock_path);
+}
+
 int main(int argc, char **argv)
 {
 	char *scenario, **qemu_argv, *release[] = { "--on-close", "release", NULL };
@@ -338,6 +536,10 @@ int main(int argc, char **argv)
 			transport = argv[++i];
 		else if (!strcmp(argv[i], "--hook") && i + 1 < argc)
 			hook = argv[++i];
+		else if (!strcmp(argv[i], "--qmp") && i + 1 < argc)
+			qmp_path = argv[++i];
+		else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
+			clock_path = argv[++i];
 	}
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--")) {
 		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] [--hook CMD] SCENARIO -- QEMU...\n");
@@ -348,7 +550,9 @@ int main(int argc, char **argv)
 	if (ns64)
 		q *= 1000;
 
-	if (!strcmp(scenario, "adevs")) {
+	if (!strcmp(scenario, "stopcont")) {
+		scenario_stopcont(qemu_argv);
+	} else if (!strcmp(scenario, "adevs")) {
 		/* As adevs' QEMU_Machine: one write, one read per quantum. */
 		start(qemu_argv, NULL);
 		for (i = 0; i < 50; i++) {

@@ -13,10 +13,11 @@ if [ ! -e "$out/init" ] || [ "$here/clock-init.c" -nt "$out/init" ]; then
 	$cc -O2 -Wall -Werror -static -o "$out/init.tmp" "$here/clock-init.c"
 	mv "$out/init.tmp" "$out/init"
 fi
-if [ ! -e "$out/initramfs.cpio.gz" ] || [ "$out/init" -nt "$out/initramfs.cpio.gz" ]; then
+if [ ! -e "$out/initramfs.cpio.gz" ] || [ "$out/init" -nt "$out/initramfs.cpio.gz" ] ||
+   [ "$0" -nt "$out/initramfs.cpio.gz" ]; then
 	d=$(mktemp -d)
 	trap 'rm -rf "$d"' EXIT
-	mkdir -p "$d/dev" "$d/proc"
+	mkdir -p "$d/dev" "$d/proc" "$d/sys"
 	mknod "$d/dev/console" c 5 1
 	cp "$out/init" "$d/init"
 	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$out/initramfs.cpio.gz.tmp"
