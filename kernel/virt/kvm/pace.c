@@ -10,13 +10,31 @@
  *
  * See Documentation/virt/kvm/x86/pacing.rst.
  */
+#include <linux/idr.h>
 #include <linux/kvm_host.h>
 #include <linux/kvm_pace.h>
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 
-static atomic_t pace_last_vm_id;
+/* VM ids: unique among live VMs, allocated cyclically so not soon reused. */
+static DEFINE_IDA(pace_vm_ids);
+static DEFINE_MUTEX(pace_vm_ids_lock);
+static int pace_next_vm_id = 1;
+
+static int pace_alloc_vm_id(void)
+{
+	int id;
+
+	mutex_lock(&pace_vm_ids_lock);
+	id = ida_alloc_range(&pace_vm_ids, pace_next_vm_id, INT_MAX, GFP_KERNEL);
+	if (id == -ENOSPC)
+		id = ida_alloc_range(&pace_vm_ids, 1, INT_MAX, GFP_KERNEL);
+	if (id > 0)
+		pace_next_vm_id = id == INT_MAX ? 1 : id + 1;
+	mutex_unlock(&pace_vm_ids_lock);
+	return id;
+}
 
 static enum hrtimer_restart pace_timer_fn(struct hrtimer *timer)
 {
@@ -36,6 +54,7 @@ static enum hrtimer_restart pace_timer_fn(struct hrtimer *timer)
 static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
 {
 	struct kvm_pace_vm *pvm = smp_load_acquire(&kvm->pace); /* see above */
+	int id;
 
 	if (pvm)
 		return pvm;
@@ -44,11 +63,15 @@ static struct kvm_pace_vm *pace_vm_get(struct kvm *kvm)
 	pvm = kvm->pace;
 	if (!pvm) {
 		pvm = kzalloc(sizeof(*pvm), GFP_KERNEL_ACCOUNT);
-		if (pvm) {
+		id = pvm ? pace_alloc_vm_id() : -ENOMEM;
+		if (id > 0) {
 			mutex_init(&pvm->lock);
-			pvm->id = atomic_inc_return(&pace_last_vm_id);
+			pvm->id = id;
 			kvm_arch_pace_vm_init(pvm);
 			smp_store_release(&kvm->pace, pvm); /* pairs with acquire above */
+		} else {
+			kfree(pvm);
+			pvm = NULL;
 		}
 	}
 	mutex_unlock(&kvm->lock);
@@ -72,6 +95,8 @@ static struct kvm_pace_vcpu *pace_vcpu_get(struct kvm_vcpu *vcpu,
 	init_waitqueue_head(&pv->wq);
 	hrtimer_init(&pv->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS_HARD);
 	pv->timer.function = pace_timer_fn;
+	/* Its first run takes the locked path, where frozen time is applied. */
+	pv->rearm = true;
 	kvm_arch_pace_vcpu_init(vcpu, pv);
 	smp_store_release(&vcpu->pace, pv); /* see pace_vm_get() */
 	return pv;
@@ -454,6 +479,10 @@ void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st)
 		st->state |= KVM_PACE_STATE_HELD;
 	if (pvm->frozen)
 		st->state |= KVM_PACE_STATE_FROZEN;
+	if (READ_ONCE(vcpu->wants_to_run))
+		st->state |= KVM_PACE_STATE_IN_RUN;
+	st->vm_id = pvm->id;
+	st->nr_vcpus = atomic_read(&vcpu->kvm->online_vcpus);
 	st->holds = pv->stats.holds;
 	st->exits = pv->stats.exits;
 	st->overshoot_last = pv->stats.overshoot_last;
@@ -468,13 +497,19 @@ void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st)
 
 static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 {
-	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace); /* pace_vm_get() */
-	struct kvm_pace_vm *pvm = smp_load_acquire(&vcpu->kvm->pace); /* idem */
 	struct kvm_pace_state st = {};
+	struct kvm_pace_vm *pvm;
+	struct kvm_pace_vcpu *pv;
 
-	/* Reading the clock of a vCPU never paced must not start pacing it. */
-	if (pvm)
-		mutex_lock(&pvm->lock);
+	/*
+	 * The VM-wide state, so that the vCPU's cannot appear unlocked below;
+	 * reading the clock of a vCPU never paced must not start pacing it.
+	 */
+	pvm = pace_vm_get(vcpu->kvm);
+	if (!pvm)
+		return -ENOMEM;
+	mutex_lock(&pvm->lock);
+	pv = vcpu->pace;
 	if (pv) {
 		kvm_pace_fill_state(vcpu, &st);
 	} else {
@@ -483,9 +518,12 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 		kvm_arch_pace_clock_scale(vcpu->kvm, &st.tsc_to_ns_mul,
 					  &st.tsc_shift);
 		st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
+		if (READ_ONCE(vcpu->wants_to_run))
+			st.state |= KVM_PACE_STATE_IN_RUN;
+		st.vm_id = pvm->id;
+		st.nr_vcpus = atomic_read(&vcpu->kvm->online_vcpus);
 	}
-	if (pvm)
-		mutex_unlock(&pvm->lock);
+	mutex_unlock(&pvm->lock);
 
 	if (copy_to_user(argp, &st, sizeof(st)))
 		return -EFAULT;
@@ -616,6 +654,8 @@ void kvm_pace_vcpu_destroy(struct kvm_vcpu *vcpu)
 
 void kvm_pace_vm_destroy(struct kvm *kvm)
 {
+	if (kvm->pace)
+		ida_free(&pace_vm_ids, kvm->pace->id);
 	kfree(kvm->pace);
 	kvm->pace = NULL;
 }

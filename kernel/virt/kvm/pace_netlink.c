@@ -161,41 +161,57 @@ static int pace_nl_dump_vm(struct sk_buff *skb, struct netlink_callback *cb,
 	return r;
 }
 
+/*
+ * The next VM with pacing state from position @*idx on vm_list, with a
+ * reference, so that kvm_lock is not held while the VM's pacing lock is
+ * waited for; @*idx moves past it.
+ */
+static struct kvm *pace_nl_next_vm(unsigned long *idx)
+{
+	struct kvm *kvm, *found = NULL;
+	unsigned long i = 0;
+
+	mutex_lock(&kvm_lock);
+	list_for_each_entry(kvm, &vm_list, vm_list) {
+		if (i++ < *idx)
+			continue;
+		if (smp_load_acquire(&kvm->pace) && /* see pace_vm_get() */
+		    kvm_get_kvm_safe(kvm)) {
+			found = kvm;
+			break;
+		}
+	}
+	mutex_unlock(&kvm_lock);
+	*idx = i;
+	return found;
+}
+
 static int pace_nl_get_dump(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct pace_nl_dump_ctx *ctx = (void *)cb->ctx;
 	const struct genl_info *info = genl_info_dump(cb);
 	struct nlattr *pid_attr = info->attrs[KVM_PACE_A_VMM_PID];
+	unsigned long idx = ctx->vm;
 	struct kvm_pace_vm *pvm;
-	unsigned long idx = 0;
 	struct kvm *kvm;
 	int r = 0;
 
 	BUILD_BUG_ON(sizeof(*ctx) > sizeof(cb->ctx));
 
-	/*
-	 * kvm_lock keeps every VM on vm_list alive, vCPUs included: a VM
-	 * leaves the list before it is destroyed.
-	 */
-	mutex_lock(&kvm_lock);
-	list_for_each_entry(kvm, &vm_list, vm_list) {
-		if (idx++ < ctx->vm)
-			continue;
-
-		pvm = smp_load_acquire(&kvm->pace); /* see pace_vm_get() */
-		if (pvm && (!pid_attr ||
-			    nla_get_u32(pid_attr) == kvm->userspace_pid)) {
+	while ((kvm = pace_nl_next_vm(&idx))) {
+		pvm = kvm->pace;
+		if (!pid_attr || nla_get_u32(pid_attr) == kvm->userspace_pid) {
 			mutex_lock(&pvm->lock);
 			if (pace_vm_armed(kvm))
 				r = pace_nl_dump_vm(skb, cb, kvm, ctx);
 			mutex_unlock(&pvm->lock);
-			if (r)
-				break;
 		}
+		kvm_put_kvm(kvm);
+		if (r)
+			break;
 		ctx->vm = idx;
 		ctx->vcpu = 0;
 	}
-	mutex_unlock(&kvm_lock);
 
 	/* A vCPU that does not fit in an empty skb would loop forever. */
 	if (r && !skb->len)

@@ -74,16 +74,17 @@ static u64 pace_pvclock_scale(u64 delta, u32 mul, s8 shift)
 	return mul_u64_u32_shr(delta, mul, 32 - shift);
 }
 
-/* The paced clock at guest TSC @tsc. */
+/* The paced clock at guest TSC @tsc, within [0, U64_MAX]. */
 static u64 pace_clock_ns(const struct kvm_pace_vm_arch *a, u64 tsc)
 {
-	u64 d = tsc - a->clock_tsc;
+	u64 d = tsc - a->clock_tsc, ns;
 
-	if ((s64)d >= 0)
-		return a->clock_ns + pace_pvclock_scale(d, a->clock_mul,
-							 a->clock_shift);
-	return a->clock_ns - pace_pvclock_scale(-d, a->clock_mul,
-						 a->clock_shift);
+	if ((s64)d >= 0) {
+		ns = pace_pvclock_scale(d, a->clock_mul, a->clock_shift);
+		return a->clock_ns > U64_MAX - ns ? U64_MAX : a->clock_ns + ns;
+	}
+	ns = pace_pvclock_scale(-d, a->clock_mul, a->clock_shift);
+	return a->clock_ns < ns ? 0 : a->clock_ns - ns;
 }
 
 /* The paced clock reads @ns at guest TSC @tsc, and runs at @khz. */
@@ -154,14 +155,17 @@ void kvm_arch_pace_vm_init(struct kvm_pace_vm *pvm)
 	raw_spin_lock_init(&pvm->arch.time_lock);
 }
 
-/* Time frozen before the vCPU was paced is already in its TSC offset. */
+/*
+ * Frozen time before the vCPU was paced is in its TSC offset as it is in
+ * KVM's current TSC generation, which a new vCPU's TSC is synchronised with.
+ */
 void kvm_arch_pace_vcpu_init(struct kvm_vcpu *vcpu, struct kvm_pace_vcpu *pv)
 {
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
 
 	lockdep_assert_held(&pvm->lock);
-	pv->arch.applied_cycles = pvm->arch.frozen_cycles;
-	pv->arch.applied_raw_ns = pvm->arch.frozen_raw_ns;
+	pv->arch.applied_cycles = pvm->arch.gen_applied_cycles;
+	pv->arch.applied_raw_ns = pvm->arch.gen_applied_raw_ns;
 }
 
 /*
@@ -204,6 +208,9 @@ int kvm_arch_pace_start(struct kvm *kvm, struct kvm_vcpu *vcpu)
 	/* Without a TSC frequency, guest time cannot be told. */
 	if (!khz)
 		return -EINVAL;
+	/* Still on: the last disarm came while frozen, before the thaw. */
+	if (a->clock_active)
+		return 0;
 
 	kvm_pace_start_clock_update(kvm);
 	if (ka->use_master_clock) {
@@ -264,6 +271,18 @@ void kvm_arch_pace_read_clock(struct kvm_vcpu *vcpu, struct kvm_pace_clock *c)
 u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu)
 {
 	return pace_vcpu_tsc(vcpu, rdtsc());
+}
+
+/* The same, for callers without kvm_pace_vm.lock. */
+u64 kvm_pace_vcpu_tsc(struct kvm_vcpu *vcpu)
+{
+	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
+	u64 tsc;
+
+	mutex_lock(&pvm->lock);
+	tsc = pace_vcpu_tsc(vcpu, rdtsc());
+	mutex_unlock(&pvm->lock);
+	return tsc;
 }
 
 /* kvmclock at guest TSC @tsc; 0 while the VM is not paced. */
@@ -343,24 +362,44 @@ static void pace_pit_freeze(struct kvm *kvm)
 	mutex_unlock(&ps->lock);
 }
 
-static void pace_pit_thaw(struct kvm *kvm, ktime_t frozen)
+/*
+ * Userspace (QEMU's cont, KVM_SET_PIT2) may load a count while the VM is
+ * frozen: the timer then starts when the VM thaws.  Called with the PIT's
+ * lock held.
+ */
+bool __kvm_pace_pit_hold(struct kvm *kvm, s64 interval)
+{
+	struct kvm_pace_vm_arch *a = &kvm->pace->arch;
+
+	if (!READ_ONCE(a->frozen))
+		return false;
+	a->pit_paused = true;
+	a->pit_remaining_ns = interval;
+	return true;
+}
+
+static void pace_pit_thaw(struct kvm *kvm, ktime_t freeze, ktime_t thaw)
 {
 	struct kvm_pit *pit = READ_ONCE(kvm->arch.vpit);
 	struct kvm_pace_vm_arch *a = &kvm->pace->arch;
 	struct kvm_kpit_state *ps;
+	ktime_t *t;
 	int i;
 
 	if (!pit)
 		return;
 	ps = &pit->pit_state;
 	mutex_lock(&ps->lock);
-	for (i = 0; i < ARRAY_SIZE(ps->channels); i++)
-		ps->channels[i].count_load_time =
-			ktime_add(ps->channels[i].count_load_time, frozen);
-	/* Unless userspace programmed it anew meanwhile (KVM_SET_PIT2). */
-	if (a->pit_paused && !hrtimer_active(&ps->timer))
+	/* Counts go on from where they stood, or from the thaw if loaded since. */
+	for (i = 0; i < ARRAY_SIZE(ps->channels); i++) {
+		t = &ps->channels[i].count_load_time;
+		if (ktime_before(*t, thaw))
+			*t = ktime_add(*t, ktime_sub(thaw, ktime_after(*t, freeze) ?
+							*t : freeze));
+	}
+	if (a->pit_paused)
 		hrtimer_start(&ps->timer,
-			      ktime_add_ns(ktime_get(), a->pit_remaining_ns),
+			      ktime_add_ns(thaw, a->pit_remaining_ns),
 			      HRTIMER_MODE_ABS);
 	a->pit_paused = false;
 	mutex_unlock(&ps->lock);
@@ -397,9 +436,11 @@ void kvm_arch_pace_thaw(struct kvm *kvm, struct kvm_vcpu *vcpu)
 
 	host_tsc = rdtsc();
 	ns = kvm_pace_clock_base_ns();
-	kt = ktime_sub(ktime_get(), a->freeze_ktime);
-	cycles = host_tsc - a->freeze_host_tsc;
-	ns -= a->freeze_raw_ns;
+	kt = ktime_get();
+	/* Host TSCs of different CPUs mean nothing on an unstable host. */
+	cycles = kvm_pace_tsc_unstable() || host_tsc < a->freeze_host_tsc ? 0 :
+		 host_tsc - a->freeze_host_tsc;
+	ns = ns > a->freeze_raw_ns ? ns - a->freeze_raw_ns : 0;
 	a->frozen_cycles += cycles;
 	a->frozen_raw_ns += ns;
 
@@ -410,8 +451,17 @@ void kvm_arch_pace_thaw(struct kvm *kvm, struct kvm_vcpu *vcpu)
 	pace_set_anchor(a, a->frozen_tsc, host_tsc);
 	raw_spin_unlock_irqrestore(&a->time_lock, flags);
 
-	/* KVM's own TSC bookkeeping goes on from where the VM froze. */
-	kvm_pace_shift_tsc_refs(kvm, kvm_scale_tsc(cycles, ratio), ns);
+	/*
+	 * KVM's own TSC bookkeeping goes on from where the VM froze: its
+	 * current generation's offset, by the frozen time it lacks.
+	 */
+	kvm_pace_shift_tsc_refs(kvm, kvm_pace_tsc_unstable() ?
+				pace_mul_div(ns, a->khz, NSEC_PER_MSEC) :
+				pace_scale_delta(a->frozen_cycles - a->gen_applied_cycles,
+						 ratio),
+				a->frozen_raw_ns - a->gen_applied_raw_ns);
+	a->gen_applied_cycles = a->frozen_cycles;
+	a->gen_applied_raw_ns = a->frozen_raw_ns;
 	/*
 	 * The paced clock does not depend on the master clock's snapshot, but
 	 * a snapshot older than the frozen time would put the pvclock's
@@ -421,7 +471,7 @@ void kvm_arch_pace_thaw(struct kvm *kvm, struct kvm_vcpu *vcpu)
 		kvm_pace_start_clock_update(kvm);
 		kvm_pace_end_clock_update(kvm);
 	}
-	pace_pit_thaw(kvm, kt);
+	pace_pit_thaw(kvm, a->freeze_ktime, kt);
 }
 
 /* The vCPU reached its deadline at @c; its LAPIC timer stops. */
@@ -437,6 +487,7 @@ void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu,
 	pa->timers_held = true;
 	pa->lapic_start_reg = 0;
 	pa->lapic_stopped = false;
+	pa->lapic_restart = false;
 	if (lapic_in_kernel(vcpu))
 		kvm_lapic_pace_stop_timer(vcpu, pa);
 }
@@ -465,6 +516,8 @@ void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu)
 		raw_spin_lock_irqsave(&a->time_lock, flags);
 		vm_tsc = pace_vm_tsc(a, host_tsc);
 		raw_spin_unlock_irqrestore(&a->time_lock, flags);
+		/* never below where it was held (last_guest_tsc, see hold) */
+		vm_tsc = max(vm_tsc, vcpu->arch.last_guest_tsc);
 		kvm_pace_write_tsc_offset(vcpu, vm_tsc -
 					  kvm_scale_tsc(host_tsc, ratio));
 	} else if (cycles) {
@@ -564,44 +617,65 @@ u64 __kvm_pace_tsc_offset(struct kvm_vcpu *vcpu)
 }
 
 /*
- * Userspace wrote the TSC: @data by KVM_SET_MSRS, or NULL for the offset
- * attribute, whose TSC is the one the new offset gives now.  What was written
- * wins over frozen time not yet applied: on a frozen VM the TSC reads the
- * value written until the VM thaws and goes on from it (every vCPU written
- * the same value stays in step), and the VM's guest time follows it.
+ * Userspace set the TSC (KVM_SET_MSRS, the offset attribute), and KVM chose
+ * the offset, maybe synchronising it with the other vCPUs' (then the vCPU
+ * joins their TSC generation and its frozen time).  A value of its own (a
+ * @new_generation) wins over frozen time not yet applied: on a frozen VM the
+ * TSC reads it until the VM thaws, and the VM's guest time follows it, while
+ * kvmclock goes on where it was, as when KVM is not pacing.
  */
-void __kvm_pace_tsc_written(struct kvm_vcpu *vcpu, const u64 *data)
+void __kvm_pace_tsc_written(struct kvm_vcpu *vcpu, bool new_generation)
 {
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
 	struct kvm_pace_vcpu *pv = vcpu->pace;
 	struct kvm_pace_vm_arch *a = &pvm->arch;
-	u64 host_tsc, tsc;
+	u64 host_tsc, tsc, vm_tsc, want;
 	unsigned long flags;
 
 	mutex_lock(&pvm->lock);
 	host_tsc = rdtsc();
-	if (data) {
-		tsc = *data;
-		kvm_pace_write_tsc_offset(vcpu, tsc -
-			kvm_scale_tsc(host_tsc, vcpu->arch.l1_tsc_scaling_ratio));
-	} else {
-		tsc = kvm_read_l1_tsc(vcpu, host_tsc);
+	tsc = kvm_read_l1_tsc(vcpu, host_tsc);
+	if (new_generation && pvm->frozen) {
+		/*
+		 * KVM computed the offset from an earlier host TSC read: as
+		 * if written now, so that the frozen TSC is the value written.
+		 */
+		want = READ_ONCE(vcpu->kvm->arch.cur_tsc_write);
+		if (tsc > want && !kvm_pace_tsc_unstable()) {
+			kvm_pace_write_tsc_offset(vcpu, vcpu->arch.l1_tsc_offset -
+						  (tsc - want));
+			kvm_pace_shift_tsc_refs(vcpu->kvm, tsc - want, 0);
+		}
+		tsc = want;
+		/* where an unstable-TSC resume lets this vCPU go on from */
+		vcpu->arch.last_guest_tsc = want;
 	}
-	pv->arch.applied_cycles = a->frozen_cycles;
-	pv->arch.applied_raw_ns = a->frozen_raw_ns;
-	if (pvm->frozen) {
-		pv->arch.applied_cycles += host_tsc - a->freeze_host_tsc;
-		pv->arch.applied_raw_ns += kvm_pace_clock_base_ns() -
-					   a->freeze_raw_ns;
+	if (new_generation) {
+		a->gen_applied_cycles = a->frozen_cycles;
+		a->gen_applied_raw_ns = a->frozen_raw_ns;
+		if (pvm->frozen) {
+			if (host_tsc > a->freeze_host_tsc)
+				a->gen_applied_cycles += host_tsc - a->freeze_host_tsc;
+			a->gen_applied_raw_ns += kvm_pace_clock_base_ns() -
+						 a->freeze_raw_ns;
+		}
+		raw_spin_lock_irqsave(&a->time_lock, flags);
+		if (a->clock_active) {
+			vm_tsc = pace_vm_tsc(a, host_tsc);
+			pace_set_clock(a, tsc, pace_clock_ns(a, vm_tsc), a->clock_khz);
+			if (a->frozen)
+				a->frozen_tsc = tsc;
+			else
+				pace_set_anchor(a, tsc, host_tsc);
+		}
+		raw_spin_unlock_irqrestore(&a->time_lock, flags);
 	}
-	raw_spin_lock_irqsave(&a->time_lock, flags);
-	if (a->frozen)
-		a->frozen_tsc = tsc;
-	else
-		pace_set_anchor(a, tsc, host_tsc);
-	raw_spin_unlock_irqrestore(&a->time_lock, flags);
+	pv->arch.applied_cycles = a->gen_applied_cycles;
+	pv->arch.applied_raw_ns = a->gen_applied_raw_ns;
 	if (pv->held)
-		pv->held_tsc = tsc;
+		pv->held_tsc = pace_vcpu_tsc(vcpu, host_tsc);
+	/* The pvclock's tsc_timestamp may now be ahead of the guest TSC. */
+	kvm_make_request(KVM_REQ_CLOCK_UPDATE, vcpu);
 	mutex_unlock(&pvm->lock);
 }
 
@@ -652,12 +726,18 @@ u64 __kvm_pace_load_tsc(struct kvm_vcpu *vcpu, u64 tsc)
 	return max(tsc, vm_tsc);
 }
 
-bool __kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu, u32 count_reg)
+bool __kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu, u32 count_reg,
+				  u32 count)
 {
 	struct kvm_pace_vcpu_arch *pa = &vcpu->pace->arch;
 
 	if (!pa->timers_held)
 		return false;
-	pa->lapic_start_reg = count_reg;
+	if (count_reg) {
+		pa->lapic_start_reg = count_reg;
+		pa->lapic_start_count = count;
+	} else {
+		pa->lapic_restart = true;
+	}
 	return true;
 }

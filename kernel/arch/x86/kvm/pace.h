@@ -9,6 +9,8 @@
 #include <linux/kvm_host.h>
 #include <linux/kvm_pace.h>
 
+struct kvm_lapic;
+
 /* x86.c, for pace.c */
 u64 kvm_pace_clock_base_ns(void);
 bool kvm_pace_tsc_unstable(void);
@@ -23,6 +25,7 @@ void kvm_lapic_pace_stop_timer(struct kvm_vcpu *vcpu,
 			       struct kvm_pace_vcpu_arch *pa);
 void kvm_lapic_pace_start_timer(struct kvm_vcpu *vcpu,
 				struct kvm_pace_vcpu_arch *pa);
+bool kvm_lapic_pace_tmcct(struct kvm_lapic *apic, u32 *tmcct);
 
 /* pace.c */
 void __kvm_pace_pvclock(struct kvm_vcpu *vcpu);
@@ -30,10 +33,13 @@ bool __kvm_pace_get_clock(struct kvm *kvm, struct kvm_clock_data *data);
 void __kvm_pace_set_clock(struct kvm *kvm, u64 ns);
 u64 __kvm_pace_read_tsc(struct kvm_vcpu *vcpu);
 u64 __kvm_pace_tsc_offset(struct kvm_vcpu *vcpu);
-void __kvm_pace_tsc_written(struct kvm_vcpu *vcpu, const u64 *data);
+void __kvm_pace_tsc_written(struct kvm_vcpu *vcpu, bool new_generation);
 void __kvm_pace_tsc_khz_changed(struct kvm_vcpu *vcpu);
 u64 __kvm_pace_load_tsc(struct kvm_vcpu *vcpu, u64 tsc);
-bool __kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu, u32 count_reg);
+bool __kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu, u32 count_reg,
+				  u32 count);
+bool __kvm_pace_pit_hold(struct kvm *kvm, s64 interval);
+u64 kvm_pace_vcpu_tsc(struct kvm_vcpu *vcpu);
 u64 kvm_pace_ticks_to_ns(struct kvm_vcpu *vcpu, u64 ticks);
 
 /* Whether kvmclock is the paced clock, a function of the guest TSC. */
@@ -77,10 +83,15 @@ static inline u64 kvm_pace_tsc_offset(struct kvm_vcpu *vcpu)
 				      vcpu->arch.l1_tsc_offset;
 }
 
-static inline void kvm_pace_tsc_written(struct kvm_vcpu *vcpu, const u64 *data)
+/*
+ * After KVM set the TSC as userspace asked: @new_generation if KVM did not
+ * synchronise it with the other vCPUs' (a TSC value of its own).
+ */
+static inline void kvm_pace_tsc_written(struct kvm_vcpu *vcpu,
+					bool new_generation)
 {
 	if (unlikely(vcpu->pace))
-		__kvm_pace_tsc_written(vcpu, data);
+		__kvm_pace_tsc_written(vcpu, new_generation);
 }
 
 static inline void kvm_pace_tsc_khz_changed(struct kvm_vcpu *vcpu)
@@ -95,12 +106,21 @@ static inline u64 kvm_pace_load_tsc(struct kvm_vcpu *vcpu, u64 tsc)
 	return unlikely(vcpu->pace) ? __kvm_pace_load_tsc(vcpu, tsc) : tsc;
 }
 
-/* A LAPIC timer started while the vCPU is held starts at the resume. */
+/*
+ * A LAPIC timer started (@count_reg, holding @count) or restarted (0) while
+ * the vCPU is held starts at the resume.
+ */
 static inline bool kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu,
-					      u32 count_reg)
+					      u32 count_reg, u32 count)
 {
 	return unlikely(vcpu->pace) &&
-	       __kvm_pace_defer_lapic_timer(vcpu, count_reg);
+	       __kvm_pace_defer_lapic_timer(vcpu, count_reg, count);
+}
+
+/* The in-kernel PIT's timer, started while the VM is frozen, waits. */
+static inline bool kvm_pace_pit_hold(struct kvm *kvm, s64 interval)
+{
+	return unlikely(READ_ONCE(kvm->pace)) && __kvm_pace_pit_hold(kvm, interval);
 }
 
 #endif

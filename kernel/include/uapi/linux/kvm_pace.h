@@ -36,7 +36,7 @@ enum kvm_pace_disarm_reason {
 enum kvm_pace_attr {
 	KVM_PACE_A_UNSPEC,
 	KVM_PACE_A_PAD,
-	KVM_PACE_A_VM_ID,		/* u32, unique while the module is loaded */
+	KVM_PACE_A_VM_ID,		/* u32, unique among live VMs */
 	KVM_PACE_A_VMM_PID,		/* u32, process that created the VM */
 	KVM_PACE_A_CONTROLLER_PID,	/* u32, process that armed; 0 if none */
 	KVM_PACE_A_NR_VCPUS,		/* u32, online vCPUs of the VM */

@@ -44,6 +44,13 @@ struct kvm_pace_vm_arch {
 	ktime_t freeze_ktime;
 	u64 frozen_cycles;		/* host TSC cycles frozen, all thaws */
 	u64 frozen_raw_ns;		/* the same in kvmclock base ns */
+	/*
+	 * The frozen time that KVM's current TSC generation (the offset a
+	 * vCPU gets when its TSC is synchronised with the others) already
+	 * has applied.
+	 */
+	u64 gen_applied_cycles;
+	u64 gen_applied_raw_ns;
 
 	/* The in-kernel PIT stands still while the VM is frozen. */
 	bool pit_paused;
@@ -63,7 +70,9 @@ struct kvm_pace_vcpu_arch {
 	 */
 	bool timers_held;
 	bool lapic_stopped;
+	bool lapic_restart;		/* a restart was asked for meanwhile */
 	u32 lapic_start_reg;		/* APIC_TMICT/TMCCT of a deferred start */
+	u32 lapic_start_count;		/* and that register's value then */
 	u32 lapic_lvtt;			/* the stopped timer */
 	u32 lapic_tmict;
 	u64 lapic_tscdeadline;

@@ -5,7 +5,9 @@
  * that no vCPU ever reads a TSC lower than one another vCPU has already
  * published, and the host checks that every vCPU was held at or after the
  * deadline, that a held vCPU's guest time does not move, and that the VM's
- * frozen guest time (that of the vCPU held last) stands still.
+ * frozen guest time (that of the vCPU held last) stands still.  And what a
+ * controller learns of the VM from KVM_GET_PACE_STATE: its id (not another
+ * VM's), its number of vCPUs, and which vCPUs a thread runs (IN_RUN).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -44,6 +46,34 @@ static void guest_code(void)
 
 static struct kvm_vcpu *vcpus[NR_VCPUS];
 
+/* The VM id, vCPU count and IN_RUN flag of every vCPU of @vm. */
+static void check_vm_state(struct kvm_vm *vm, struct kvm_vcpu **v, int nr, bool in_run)
+{
+	struct kvm_vm *other = vm_create_barebones();
+	struct kvm_vcpu *ov = __vm_vcpu_add(other, 0);
+	struct kvm_pace_state st, ost;
+	uint32_t id = 0;
+	int i, k;
+
+	for (i = 0; i < nr; i++) {
+		pace_state(v[i], &st);
+		TEST_ASSERT(st.vm_id && (!i || st.vm_id == id),
+			    "vCPU %d: VM id %u, vCPU 0's %u", i, st.vm_id, id);
+		id = st.vm_id;
+		TEST_ASSERT_EQ(st.nr_vcpus, nr);
+		TEST_ASSERT(!!(st.state & KVM_PACE_STATE_IN_RUN) == in_run,
+			    "vCPU %d: state 0x%x, a thread is%s in KVM_RUN", i, st.state,
+			    in_run ? "" : " not");
+		TEST_ASSERT(!st.pad[0] && !st.pad[1] && !st.pad[2], "pad not zero");
+		for (k = 0; k < 3; k++)
+			TEST_ASSERT_EQ(st.reserved[k], 0);
+	}
+	pace_state(ov, &ost);
+	TEST_ASSERT(ost.vm_id && ost.vm_id != id, "two VMs with id %u", id);
+	TEST_ASSERT_EQ(ost.nr_vcpus, 1);
+	kvm_vm_free(other);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct kvm_vcpu *vcpu = arg;
@@ -80,10 +110,13 @@ int main(int argc, char *argv[])
 	deadline = pace_guest_tsc(vcpus[0]);
 	for (i = 0; i < NR_VCPUS; i++)
 		pace_set(vcpus[i], deadline, 0);
+	check_vm_state(vm, vcpus, NR_VCPUS, false);
 	for (i = 0; i < NR_VCPUS; i++)
 		pthread_create(&threads[i], NULL, vcpu_thread, vcpus[i]);
 	for (i = 0; i < NR_VCPUS; i++)
 		pace_wait_held(vcpus[i]->fd, HOLD_TIMEOUT_MS);
+	/* held in the kernel: in KVM_RUN */
+	check_vm_state(vm, vcpus, NR_VCPUS, true);
 
 	for (q = 0; q < NR_QUANTA + NR_FAST_QUANTA; q++) {
 		deadline += 5 * ms;
@@ -144,6 +177,7 @@ int main(int argc, char *argv[])
 		pace_set(vcpus[i], 0, 0);
 	for (i = 0; i < NR_VCPUS; i++)
 		pthread_join(threads[i], NULL);
+	check_vm_state(vm, vcpus, NR_VCPUS, false);
 	kvm_vm_free(vm);
 	return 0;
 }
