@@ -60,6 +60,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "vcpu-fds.h"
 #include "bench.h"
 
 #define WARMUP 3
@@ -143,37 +144,25 @@ static int console_drain(int wait_ms)
 	}
 }
 
+/* vCPU fds of the VMM (vmpace's finder), borrowed into @fds if not NULL. */
 static int vcpu_fds(int *fds, int max)
 {
-	char path[300], link[128];
-	struct dirent *de;
-	int n = 0, pidfd = -1;
-	DIR *d;
+	int all[256], ids[256], n, i, pidfd;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)qemu);
-	d = opendir(path);
-	if (!d)
+	if (!fds)
+		return vp_for_each_vcpu_fd(qemu, NULL, NULL);
+	pidfd = syscall(SYS_pidfd_open, qemu, 0);
+	if (pidfd < 0)
 		return -errno;
-	if (fds)
-		pidfd = syscall(SYS_pidfd_open, qemu, 0);
-	while ((de = readdir(d)) && n < max) {
-		ssize_t len;
-
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)qemu, de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (strncmp(link, "anon_inode:kvm-vcpu:", 20))
-			continue;
-		if (fds)
-			fds[n] = syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
-		n++;
+	n = vp_borrow_vcpu_fds(qemu, pidfd, all, ids, 256);
+	close(pidfd);
+	for (i = 0; i < n; i++) {
+		if (i < max)
+			fds[i] = all[i];
+		else
+			close(all[i]);
 	}
-	closedir(d);
-	if (pidfd >= 0)
-		close(pidfd);
-	return n;
+	return n < max ? n : max;
 }
 
 /* ----- QMP ----------------------------------------------------------- */

@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Find a VMM's KVM vCPU file descriptors under /proc and borrow them with
- * pidfd_getfd(), which needs ptrace-attach rights on the VMM.
+ * vmpace attach: borrow the vCPU fds of a running VMM's VM with
+ * pidfd_getfd(), which needs ptrace-attach rights on the VMM, then pace it.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,74 +13,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "vcpu-fds.h"
 #include "vmpace.h"
-
-#define VCPU_LINK "anon_inode:kvm-vcpu:"
-
-static int for_each_vcpu_fd(pid_t pid, int (*fn)(void *, int fd, int id), void *arg)
-{
-	char path[300], link[128];
-	struct dirent *de;
-	int n = 0, r = 0;
-	ssize_t len;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid, de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len < 0)
-			continue;
-		link[len] = '\0';
-		if (strncmp(link, VCPU_LINK, strlen(VCPU_LINK)))
-			continue;
-		n++;
-		if (fn) {
-			r = fn(arg, atoi(de->d_name), atoi(link + strlen(VCPU_LINK)));
-			if (r)
-				break;
-		}
-	}
-	closedir(dir);
-	return r ? r : n;
-}
-
-int vp_count_vcpus(pid_t pid)
-{
-	return for_each_vcpu_fd(pid, NULL, NULL);
-}
-
-struct borrow {
-	struct vp_vm *vm;
-	int cap;
-};
-
-static int borrow_one(void *arg, int fd, int id)
-{
-	struct borrow *b = arg;
-	struct vp_vm *vm = b->vm;
-	int nfd, i;
-
-	if (vm->nr_vcpus == b->cap)
-		return -ENOSPC;
-	nfd = syscall(SYS_pidfd_getfd, vm->pidfd, fd, 0);
-	if (nfd < 0)
-		return -errno;
-	/* keep sorted by vCPU id */
-	for (i = vm->nr_vcpus; i > 0 && vm->vcpu_id[i - 1] > id; i--) {
-		vm->vcpu_id[i] = vm->vcpu_id[i - 1];
-		vm->vcpu_fd[i] = vm->vcpu_fd[i - 1];
-	}
-	vm->vcpu_id[i] = id;
-	vm->vcpu_fd[i] = nfd;
-	vm->nr_vcpus++;
-	return 0;
-}
 
 void vp_read_comm(pid_t pid, char *comm, size_t len)
 {
@@ -99,11 +31,109 @@ void vp_read_comm(pid_t pid, char *comm, size_t len)
 	fclose(f);
 }
 
-int vp_attach(pid_t pid, struct vp_vm *vm)
+static int perm_error(struct vp_vm *vm)
+{
+	vp_err("not permitted to borrow the vCPU fds of process %d (%s): vmpace needs "
+	       "ptrace access to the VMM (same user and kernel.yama.ptrace_scope, or "
+	       "CAP_SYS_PTRACE)", (int)vm->pid, vm->comm);
+	return VP_EXIT_PERM;
+}
+
+/*
+ * Every vCPU fd of the process, with the VM each belongs to; the caller
+ * frees *@fds and *@ids and closes the fds.  Returns the count or -errno.
+ */
+static int borrow_all(struct vp_vm *vm, int **fds, int **ids, uint32_t **vms)
 {
 	struct kvm_pace_state st;
-	struct borrow b = { .vm = vm };
-	int n, r;
+	int n, i;
+
+	*fds = *ids = NULL;
+	*vms = NULL;
+	n = vp_for_each_vcpu_fd(vm->pid, NULL, NULL);
+	if (n <= 0)
+		return n;
+	n += 64;	/* room for vCPUs created meanwhile */
+	*fds = calloc(n, sizeof(int));
+	*ids = calloc(n, sizeof(int));
+	*vms = calloc(n, sizeof(uint32_t));
+	if (!*fds || !*ids || !*vms)
+		return -ENOMEM;
+	n = vp_borrow_vcpu_fds(vm->pid, vm->pidfd, *fds, *ids, n);
+	for (i = 0; i < n; i++) {
+		if (ioctl((*fds)[i], KVM_GET_PACE_STATE, &st))
+			return -errno;
+		(*vms)[i] = st.vm_id;
+		if (!vm->tsc_khz)
+			vm->tsc_khz = st.tsc_khz;
+	}
+	return n;
+}
+
+/* Keeps the fds of @vm_id's vCPUs that @vm does not have yet; count added. */
+static int adopt(struct vp_vm *vm, int n, int *fds, int *ids, uint32_t *vms)
+{
+	int i, j, k, added = 0;
+	int *nf, *ni;
+
+	nf = realloc(vm->vcpu_fd, (vm->nr_vcpus + n) * sizeof(int));
+	if (nf)
+		vm->vcpu_fd = nf;
+	ni = realloc(vm->vcpu_id, (vm->nr_vcpus + n) * sizeof(int));
+	if (ni)
+		vm->vcpu_id = ni;
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < vm->nr_vcpus && vm->vcpu_id[j] != ids[i]; j++)
+			;
+		if (!nf || !ni || vms[i] != vm->vm_id || j < vm->nr_vcpus) {
+			close(fds[i]);
+			continue;
+		}
+		/* keep sorted by vCPU id */
+		for (k = vm->nr_vcpus; k > 0 && vm->vcpu_id[k - 1] > ids[i]; k--) {
+			vm->vcpu_id[k] = vm->vcpu_id[k - 1];
+			vm->vcpu_fd[k] = vm->vcpu_fd[k - 1];
+		}
+		vm->vcpu_id[k] = ids[i];
+		vm->vcpu_fd[k] = fds[i];
+		vm->nr_vcpus++;
+		added++;
+	}
+	return nf && ni ? added : -ENOMEM;
+}
+
+int vp_attach_new_vcpus(struct vp_vm *vm)
+{
+	int *fds, *ids, n, r;
+	uint32_t *vms;
+
+	n = borrow_all(vm, &fds, &ids, &vms);
+	r = n < 0 ? n : adopt(vm, n, fds, ids, vms);
+	free(fds);
+	free(ids);
+	free(vms);
+	return r;
+}
+
+/* The distinct VM ids among @n vCPUs, into @out; how many. */
+static int distinct_vms(int n, const uint32_t *vms, uint32_t *out)
+{
+	int i, j, k = 0;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < k && out[j] != vms[i]; j++)
+			;
+		if (j == k)
+			out[k++] = vms[i];
+	}
+	return k;
+}
+
+int vp_attach(pid_t pid, uint32_t vm_id, struct vp_vm *vm)
+{
+	int *fds = NULL, *ids = NULL, n, i, k, r = VP_EXIT_ERROR;
+	uint32_t *vms = NULL, *distinct = NULL;
+	char list[256] = "";
 
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = pid;
@@ -118,61 +148,78 @@ int vp_attach(pid_t pid, struct vp_vm *vm)
 	}
 	vp_read_comm(pid, vm->comm, sizeof(vm->comm));
 
-	n = vp_count_vcpus(pid);
+	n = borrow_all(vm, &fds, &ids, &vms);
 	if (n == -EACCES || n == -EPERM) {
-		vp_err("not permitted to inspect process %d (%s): vmpace needs ptrace "
-		       "access to the VMM (same user and kernel.yama.ptrace_scope, or "
-		       "CAP_SYS_PTRACE)", (int)pid, vm->comm);
-		return VP_EXIT_PERM;
+		r = perm_error(vm);
+		goto out;
+	}
+	if (n == -ENOTTY || n == -EINVAL || n == -EIO) {
+		/* Without pacing the ioctl falls through to KVM's mm check. */
+		vp_err("the kernel's KVM has no pacing support (KVM_CAP_PACE): load the "
+		       "vmpace kvm modules");
+		r = VP_EXIT_NO_PACING;
+		goto out;
 	}
 	if (n < 0) {
-		vp_err("cannot read /proc/%d/fd: %s", (int)pid, strerror(-n));
-		return n == -ENOENT ? VP_EXIT_NO_PROCESS : VP_EXIT_ERROR;
+		vp_err("cannot borrow the vCPU fds of process %d: %s", (int)pid, strerror(-n));
+		r = n == -ENOENT || n == -ESRCH ? VP_EXIT_NO_PROCESS : VP_EXIT_ERROR;
+		goto out;
 	}
 	if (n == 0) {
 		vp_err("process %d (%s) has no KVM vCPUs: not a KVM virtual machine",
 		       (int)pid, vm->comm);
-		return VP_EXIT_NOT_KVM;
+		r = VP_EXIT_NOT_KVM;
+		goto out;
 	}
 
-	b.cap = n;
-	vm->vcpu_fd = calloc(n, sizeof(int));
-	vm->vcpu_id = calloc(n, sizeof(int));
-	if (!vm->vcpu_fd || !vm->vcpu_id) {
-		vp_err("out of memory");
-		return VP_EXIT_ERROR;
-	}
-	r = for_each_vcpu_fd(pid, borrow_one, &b);
-	if (r == -EPERM || r == -EACCES) {
-		vp_err("not permitted to borrow the vCPU fds of process %d (%s): "
-		       "pidfd_getfd needs ptrace access to the VMM (same user and "
-		       "kernel.yama.ptrace_scope, or CAP_SYS_PTRACE)", (int)pid, vm->comm);
-		return VP_EXIT_PERM;
-	}
-	if (r < 0) {
-		vp_err("cannot borrow the vCPU fds of process %d: %s", (int)pid,
-		       strerror(-r));
-		return r == -ESRCH ? VP_EXIT_NO_PROCESS : VP_EXIT_ERROR;
-	}
-
-	if (ioctl(vm->vcpu_fd[0], KVM_GET_PACE_STATE, &st)) {
-		/* Without pacing the ioctl falls through to KVM's mm check. */
-		if (errno == EIO || errno == ENOTTY || errno == EINVAL) {
-			vp_err("the kernel's KVM has no pacing support (KVM_CAP_PACE): "
-			       "load the vmpace kvm modules");
-			return VP_EXIT_NO_PACING;
+	distinct = calloc(n, sizeof(*distinct));
+	if (!distinct)
+		goto out;
+	k = distinct_vms(n, vms, distinct);
+	for (i = 0; i < k; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%u",
+			 i ? ", " : "", distinct[i]);
+	if (vm_id) {
+		for (i = 0; i < k && distinct[i] != vm_id; i++)
+			;
+		if (i == k) {
+			vp_err("process %d (%s) has no VM %u (its VMs: %s)", (int)pid,
+			       vm->comm, vm_id, list);
+			r = VP_EXIT_USAGE;
+			goto out;
 		}
-		vp_err("KVM_GET_PACE_STATE: %s", strerror(errno));
-		return VP_EXIT_ERROR;
+		vm->vm_id = vm_id;
+	} else if (k > 1) {
+		vp_err("process %d (%s) runs %d VMs (%s): choose one with --vm", (int)pid,
+		       vm->comm, k, list);
+		r = VP_EXIT_USAGE;
+		goto out;
+	} else {
+		vm->vm_id = distinct[0];
 	}
-	vm->tsc_khz = st.tsc_khz;
+	n = adopt(vm, n, fds, ids, vms);
+	free(fds);
+	fds = NULL;
+	if (n < 0) {
+		vp_err("out of memory");
+		goto out;
+	}
 	if (!vm->tsc_khz) {
 		vp_err("KVM reports no guest TSC frequency for process %d", (int)pid);
-		return VP_EXIT_ERROR;
+		goto out;
 	}
-	vp_info("attached to %d (%s): %d vCPUs, guest TSC %u kHz", (int)pid,
-		vm->comm, vm->nr_vcpus, vm->tsc_khz);
-	return VP_EXIT_OK;
+	vp_info("attached to %d (%s), VM %u: %d vCPUs, guest TSC %u kHz", (int)pid,
+		vm->comm, vm->vm_id, vm->nr_vcpus, vm->tsc_khz);
+	r = VP_EXIT_OK;
+out:
+	if (fds)
+		for (i = 0; i < n; i++)
+			close(fds[i]);
+	free(fds);
+	free(ids);
+	free(vms);
+	free(distinct);
+	return r;
 }
 
 int vp_set_deadline(struct vp_vm *vm, int i, uint64_t deadline)
@@ -207,4 +254,33 @@ void vp_detach(struct vp_vm *vm)
 	vm->nr_vcpus = 0;
 	vm->vcpu_fd = vm->vcpu_id = NULL;
 	vm->pidfd = -1;
+}
+
+int vp_cmd_attach(int argc, char **argv)
+{
+	struct vp_opts o;
+	struct vp_vm vm;
+	int r, fd;
+
+	r = vp_parse_pace_opts(argc, argv, &o, true);
+	if (r)
+		return r;
+	if (optind != argc) {
+		vp_err("unexpected argument '%s'", argv[optind]);
+		return VP_EXIT_USAGE;
+	}
+	r = vp_attach(o.pid, o.vm_id, &vm);
+	if (r) {
+		vp_detach(&vm);
+		return r;
+	}
+	fd = vp_transport_open(&o);
+	if (fd < 0) {
+		vp_detach(&vm);
+		return -fd;
+	}
+	o.sync_fd = fd;
+	r = vp_session(&o, &vm, NULL, false);
+	vp_detach(&vm);
+	return r;
 }

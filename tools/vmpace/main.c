@@ -2,11 +2,16 @@
 /*
  * vmpace: pace an unmodified KVM virtual machine (QEMU) to the clock of a
  * simulator, using KVM's pacing ioctls (KVM_CAP_PACE).
+ *
+ * One table of commands and one of options: the usage text is made from
+ * them, and so is getopt's option list.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +49,13 @@ void vp_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+void vp_close_inherited_fds(int keep)
+{
+	if (keep > 3)
+		close_range(3, keep - 1, 0);
+	close_range(keep >= 3 ? keep + 1 : 3, ~0U, 0);
+}
+
 struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -51,40 +63,110 @@ struct cmd {
 	const char *help;
 };
 
-static const struct cmd cmds[];
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct cmd cmds[] = {
+	{ "attach",  vp_cmd_attach,  "--pid PID SYNC [options]", "pace a running VMM (also: vmpace --pid ...)" },
+	{ "run",     vp_cmd_run,     "SYNC [options] -- QEMU-COMMAND-LINE",
+	  "start QEMU frozen and pace it from its first instruction" },
+	{ "status",  vp_cmd_status,  "[-j] [--pid VMM-PID]", "list paced VMs and their vCPUs" },
+	{ "monitor", vp_cmd_monitor, "[-j] [--pid VMM-PID]", "print pacing events as they happen" },
+	{ "help",    cmd_help,       "", "this text" },
+	{ "version", cmd_version,    "", "print the version" },
+	{ NULL }
+};
+
+enum { OPT_SYNC_FD = 256, OPT_SYNC_UNIX, OPT_SYNC_TCP, OPT_LISTEN, OPT_PROTO,
+       OPT_ON_CLOSE, OPT_KILL_TIMEOUT, OPT_TRACE, OPT_ZERO_GRANT, OPT_STALL_WARN,
+       OPT_PEER_TIMEOUT, OPT_VM };
+
+struct opt {
+	const char *name;
+	int has_arg;
+	int val;
+	const char *arg;
+	const char *help;
+};
+
+/* The options of attach and run, in the order the usage lists them. */
+static const struct opt pace_opts[] = {
+	{ "sync-fd", 1, OPT_SYNC_FD, "N", "SYNC: an inherited socket (or pipe pair end)" },
+	{ "sync-unix", 1, OPT_SYNC_UNIX, "PATH", "SYNC: a Unix socket (connect; --listen: accept one)" },
+	{ "sync-tcp", 1, OPT_SYNC_TCP, "HOST:PORT",
+	  "SYNC: TCP (connect; --listen: accept one, on loopback if HOST is empty)" },
+	{ "listen", 0, OPT_LISTEN, NULL, "wait for the simulator to connect" },
+	{ "pid", 1, 'p', "PID", "the VMM to attach to" },
+	{ "vm", 1, OPT_VM, "ID", "the VM to pace, if the VMM has several (vmpace status)" },
+	{ "proto", 1, OPT_PROTO, "us32|ns64",
+	  "grants and reports in uint32 us (default, adevs/-external_sim) or uint64 ns" },
+	{ "zero-grant", 1, OPT_ZERO_GRANT, "end|step",
+	  "a zero grant ends the session (default) or is a step of no time" },
+	{ "on-close", 1, OPT_ON_CLOSE, "terminate|release",
+	  "when the session ends: end the VMM (default) or let it run free" },
+	{ "kill-timeout", 1, OPT_KILL_TIMEOUT, "MS", "SIGKILL the VMM this long after SIGTERM (10000)" },
+	{ "stall-warn", 1, OPT_STALL_WARN, "S", "say why a quantum waits longer than this (5, 0: never)" },
+	{ "peer-timeout", 1, OPT_PEER_TIMEOUT, "S", "TCP: give up on an unreachable simulator (30)" },
+	{ "trace", 1, OPT_TRACE, "FILE", "one CSV row per quantum" },
+	{ "verbose", 0, 'v', NULL, "say what happens (also: VMPACE_VERBOSE=1)" },
+	{ "help", 0, 'h', NULL, "this text" },
+	{ NULL }
+};
+
+/* Exit codes as vmpace(1) documents them. */
+static const char *const exit_text[] = {
+	[VP_EXIT_OK] = "the simulator ended the session",
+	[VP_EXIT_ERROR] = "system error",
+	[VP_EXIT_USAGE] = "usage",
+	[VP_EXIT_NO_PROCESS] = "no such process",
+	[VP_EXIT_NOT_KVM] = "not a KVM process",
+	[VP_EXIT_PERM] = "permission denied",
+	[VP_EXIT_NO_PACING] = "kernel without KVM pacing",
+	[VP_EXIT_PROTOCOL] = "protocol error",
+	[VP_EXIT_VMM_DIED] = "the VMM exited",
+	[VP_EXIT_SIGNAL] = "SIGINT/SIGTERM/SIGHUP",
+	[VP_EXIT_BUSY] = "another controller paces the VM",
+	[VP_EXIT_PEER_LOST] = "lost the simulator's connection",
+	[VP_EXIT_UNSUPPORTED] = "KVM cannot pace this guest",
+};
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: vmpace [attach] --pid PID SYNC [options]\n"
-		"       vmpace run SYNC [options] -- QEMU-COMMAND-LINE\n"
-		"       vmpace status [-j] [--pid VMM-PID]\n"
-		"       vmpace monitor [-j] [--pid VMM-PID]\n"
-		"       vmpace help | version\n"
-		"\n"
-		"SYNC, where the simulator is (one of):\n"
-		"  --sync-fd N            an inherited socket\n"
-		"  --sync-unix PATH       a Unix socket (connect; --listen to accept one)\n"
-		"  --sync-tcp HOST:PORT   TCP (connect; --listen to accept one)\n"
-		"\n"
-		"options:\n"
-		"  --proto us32|ns64      grants and reports in uint32 us (default, the\n"
-		"                         adevs/-external_sim protocol) or uint64 ns\n"
-		"  --on-close terminate|release\n"
-		"                         when the simulator closes: end the VMM (default)\n"
-		"                         or leave it running free\n"
-		"  --kill-timeout MS      SIGKILL the VMM this long after SIGTERM (10000)\n"
-		"  --trace FILE           one CSV row per quantum\n"
-		"  -v, --verbose          say what happens\n"
-		"\n"
-		"Exit status: 0 session ended by the simulator, 1 system error, 2 usage,\n"
-		"3 no such process, 4 not a KVM process, 5 permission denied,\n"
-		"6 kernel without KVM pacing, 7 protocol error, 8 VMM exited,\n"
-		"9 interrupted by SIGINT/SIGTERM (guest released), 10 VM paced by\n"
-		"another controller.  See vmpace(1).\n");
+	const struct cmd *c;
+	const struct opt *o;
+	char buf[64];
+	size_t i;
+
+	fprintf(f, "usage:\n");
+	for (c = cmds; c->name; c++)
+		fprintf(f, "  vmpace %s %s\n      %s\n", c->name, c->args, c->help);
+	fprintf(f, "  vmpace-qemu QEMU-ARGS... -external_sim sock=N\n"
+		"      run a QEMU command line written for -external_sim, paced on fd N\n");
+	fprintf(f, "\noptions of attach and run (SYNC: exactly one --sync-*):\n");
+	for (o = pace_opts; o->name; o++) {
+		snprintf(buf, sizeof(buf), "--%s%s%s", o->name, o->arg ? " " : "",
+			 o->arg ? o->arg : "");
+		fprintf(f, "  %-26s %s\n", buf, o->help);
+	}
+	fprintf(f, "\nexit status:");
+	for (i = 0; i < sizeof(exit_text) / sizeof(exit_text[0]); i++)
+		fprintf(f, "%s %zu %s", i ? "," : "", i, exit_text[i]);
+	fprintf(f, ".\nSee vmpace(1).\n");
 }
 
-static int parse_u32(const char *s, const char *what, long max, long *out)
+static int cmd_help(int argc, char **argv)
+{
+	usage(stdout);
+	return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	printf("vmpace %s\n", VMPACE_VERSION);
+	return 0;
+}
+
+static int parse_num(const char *s, const char *what, long max, long *out)
 {
 	char *end;
 	long v;
@@ -99,41 +181,53 @@ static int parse_u32(const char *s, const char *what, long max, long *out)
 	return 0;
 }
 
-enum { OPT_SYNC_FD = 256, OPT_SYNC_UNIX, OPT_SYNC_TCP, OPT_LISTEN, OPT_PROTO,
-       OPT_ON_CLOSE, OPT_KILL_TIMEOUT, OPT_TRACE };
-
-static const struct option long_opts[] = {
-	{ "pid",		required_argument, NULL, 'p' },
-	{ "sync-fd",		required_argument, NULL, OPT_SYNC_FD },
-	{ "sync-unix",		required_argument, NULL, OPT_SYNC_UNIX },
-	{ "sync-tcp",		required_argument, NULL, OPT_SYNC_TCP },
-	{ "listen",		no_argument,	   NULL, OPT_LISTEN },
-	{ "proto",		required_argument, NULL, OPT_PROTO },
-	{ "on-close",		required_argument, NULL, OPT_ON_CLOSE },
-	{ "kill-timeout",	required_argument, NULL, OPT_KILL_TIMEOUT },
-	{ "trace",		required_argument, NULL, OPT_TRACE },
-	{ "verbose",		no_argument,	   NULL, 'v' },
-	{ "help",		no_argument,	   NULL, 'h' },
-	{ NULL }
-};
-
-/* Returns 0, or a VP_EXIT_* code after printing why. */
-static int parse_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
+/* @s is one of the '|'-separated words of @words: its index, or -1. */
+static int pick(const char *s, const char *opt, const char *words)
 {
-	int c, nsync = 0;
+	const char *w = words, *bar;
+	int i;
+
+	for (i = 0;; i++) {
+		bar = strchr(w, '|');
+		if (strlen(s) == (size_t)(bar ? bar - w : (long)strlen(w)) &&
+		    !strncmp(s, w, strlen(s)))
+			return i;
+		if (!bar)
+			break;
+		w = bar + 1;
+	}
+	vp_err("--%s is %s, not '%s'", opt, words, s);
+	return -1;
+}
+
+int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
+{
+	struct option lo[sizeof(pace_opts) / sizeof(pace_opts[0])];
+	int c, i, nsync = 0;
 	long v;
 
-	*o = (struct vp_opts){ .sync_fd = -1, .kill_timeout_ms = 10000 };
+	for (i = 0; pace_opts[i].name; i++)
+		lo[i] = (struct option){ pace_opts[i].name, pace_opts[i].has_arg, NULL,
+					 pace_opts[i].val };
+	lo[i] = (struct option){ NULL };
+
+	*o = (struct vp_opts){ .sync_fd = -1, .kill_timeout_ms = 10000, .stall_warn_s = 5,
+			       .peer_timeout_s = 30 };
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:vh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			if (parse_u32(optarg, "pid", INT_MAX, &v) || !v)
+			if (parse_num(optarg, "pid", INT_MAX, &v) || !v)
 				return VP_EXIT_USAGE;
 			o->pid = v;
 			break;
+		case OPT_VM:
+			if (parse_num(optarg, "VM id", UINT32_MAX, &v) || !v)
+				return VP_EXIT_USAGE;
+			o->vm_id = v;
+			break;
 		case OPT_SYNC_FD:
-			if (parse_u32(optarg, "fd", INT_MAX, &v))
+			if (parse_num(optarg, "fd", INT_MAX, &v))
 				return VP_EXIT_USAGE;
 			o->sync_fd = v;
 			nsync++;
@@ -150,29 +244,38 @@ static int parse_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 			o->listen = true;
 			break;
 		case OPT_PROTO:
-			if (!strcmp(optarg, "us32")) {
-				o->proto = VP_PROTO_US32;
-			} else if (!strcmp(optarg, "ns64")) {
-				o->proto = VP_PROTO_NS64;
-			} else {
-				vp_err("--proto is us32 or ns64, not '%s'", optarg);
+			if ((v = pick(optarg, "proto", "us32|ns64")) < 0)
 				return VP_EXIT_USAGE;
-			}
+			o->proto = v ? VP_PROTO_NS64 : VP_PROTO_US32;
+			break;
+		case OPT_ZERO_GRANT:
+			if ((v = pick(optarg, "zero-grant", "end|step")) < 0)
+				return VP_EXIT_USAGE;
+			o->zero_grant = v ? VP_ZERO_STEP : VP_ZERO_END;
 			break;
 		case OPT_ON_CLOSE:
-			if (!strcmp(optarg, "terminate")) {
-				o->on_close = VP_CLOSE_TERMINATE;
-			} else if (!strcmp(optarg, "release")) {
-				o->on_close = VP_CLOSE_RELEASE;
-			} else {
-				vp_err("--on-close is terminate or release, not '%s'", optarg);
+			if ((v = pick(optarg, "on-close", "terminate|release")) < 0)
 				return VP_EXIT_USAGE;
-			}
+			o->on_close = v ? VP_CLOSE_RELEASE : VP_CLOSE_TERMINATE;
 			break;
 		case OPT_KILL_TIMEOUT:
-			if (parse_u32(optarg, "--kill-timeout", INT_MAX, &v))
+			if (parse_num(optarg, "--kill-timeout", INT_MAX, &v))
 				return VP_EXIT_USAGE;
 			o->kill_timeout_ms = v;
+			break;
+		case OPT_STALL_WARN:
+			if (parse_num(optarg, "--stall-warn", 86400, &v))
+				return VP_EXIT_USAGE;
+			o->stall_warn_s = v;
+			break;
+		case OPT_PEER_TIMEOUT:
+			if (parse_num(optarg, "--peer-timeout", 86400, &v))
+				return VP_EXIT_USAGE;
+			if (!v) {
+				vp_err("invalid --peer-timeout '0': at least 1 s");
+				return VP_EXIT_USAGE;
+			}
+			o->peer_timeout_s = v;
 			break;
 		case OPT_TRACE:
 			o->trace = optarg;
@@ -204,81 +307,26 @@ static int parse_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 		vp_err("'vmpace run' starts the VMM itself: no --pid");
 		return VP_EXIT_USAGE;
 	}
-	return 0;
-}
-
-static int cmd_attach(int argc, char **argv)
-{
-	struct vp_opts o;
-	struct vp_vm vm;
-	int r, fd;
-
-	r = parse_opts(argc, argv, &o, true);
-	if (r)
-		return r;
-	if (optind != argc) {
-		vp_err("unexpected argument '%s'", argv[optind]);
+	if (!want_pid && o->vm_id) {
+		vp_err("'vmpace run' starts a QEMU, which has one VM: no --vm");
 		return VP_EXIT_USAGE;
 	}
-	r = vp_attach(o.pid, &vm);
-	if (r) {
-		vp_detach(&vm);
-		return r;
-	}
-	fd = vp_transport_open(&o);
-	if (fd < 0) {
-		vp_detach(&vm);
-		return -fd;
-	}
-	o.sync_fd = fd;
-	r = vp_session(&o, &vm);
-	vp_detach(&vm);
-	return r;
-}
-
-static int cmd_run(int argc, char **argv)
-{
-	struct vp_opts o;
-	int r;
-
-	r = parse_opts(argc, argv, &o, false);
-	if (r)
-		return r;
-	if (optind >= argc || strcmp(argv[optind - 1], "--")) {
-		vp_err("usage: vmpace run SYNC [options] -- QEMU-COMMAND-LINE");
-		return VP_EXIT_USAGE;
-	}
-	return vp_cmd_run(&o, argv + optind);
-}
-
-static int cmd_help(int argc, char **argv)
-{
-	usage(stdout);
+	/* Only the simulator's socket survives: no inherited copy of its end. */
+	vp_close_inherited_fds(o->sync_fd);
 	return 0;
 }
-
-static int cmd_version(int argc, char **argv)
-{
-	printf("vmpace %s\n", VMPACE_VERSION);
-	return 0;
-}
-
-static const struct cmd cmds[] = {
-	{ "attach",	cmd_attach,	"--pid PID SYNC [options]", "pace a running VMM" },
-	{ "run",	cmd_run,	"SYNC [options] -- QEMU...", "start a VMM and pace it" },
-	{ "status",	vp_cmd_status,	"[-j] [--pid PID]", "list paced VMs and their vCPUs" },
-	{ "monitor",	vp_cmd_monitor,	"[-j] [--pid PID]", "print pacing events as they happen" },
-	{ "help",	cmd_help,	"", "this text" },
-	{ "version",	cmd_version,	"", "print the version" },
-	{ NULL }
-};
 
 int main(int argc, char **argv)
 {
 	const struct cmd *c;
 
-	if (getenv("VMPACE_VERBOSE"))
+	if (getenv("VMPACE_VERBOSE") && *getenv("VMPACE_VERBOSE") &&
+	    strcmp(getenv("VMPACE_VERBOSE"), "0"))
 		vp_verbose = 1;
+	/* A write to a simulator that went away is an error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!strcmp(basename(argv[0]), "vmpace-qemu"))
+		return vp_cmd_qemu(argc, argv);
 	/* "vmpace --pid ..." is "vmpace attach --pid ..." */
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
@@ -289,7 +337,7 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return VP_EXIT_USAGE;
 		}
-		return cmd_attach(argc, argv);
+		return vp_cmd_attach(argc, argv);
 	}
 	for (c = cmds; c->name; c++)
 		if (!strcmp(argv[1], c->name))

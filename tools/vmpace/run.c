@@ -1,6 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vmpace run: start the VMM, wait for its vCPUs to exist, then pace it.
+ * vmpace run: start QEMU frozen and pace it from its first instruction; and
+ * vmpace-qemu, the same for a command line written for a QEMU patched with
+ * -external_sim.
+ *
+ * QEMU is started with -S and a QMP monitor on a socketpair that only it
+ * inherits.  Once its monitor answers, its vCPUs exist and none has run a
+ * guest instruction: vmpace arms every vCPU at its current guest TSC, then
+ * sends "cont", so each vCPU is held before it enters the guest and guest
+ * time 0 is simulated time 0.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -9,37 +17,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "qmp.h"
 #include "vmpace.h"
 
-/* vCPUs QEMU will create: the number in -smp [cpus=]N, else 1. */
-static int expected_vcpus(char **argv)
-{
-	const char *s, *p;
-	int i;
+#define QMP_TIMEOUT_MS	60000
 
-	for (i = 0; argv[i]; i++) {
-		if (strcmp(argv[i], "-smp") && strcmp(argv[i], "--smp"))
-			continue;
-		if (!argv[i + 1])
-			break;
-		s = argv[i + 1];
-		p = strstr(s, "cpus=");
-		if (p && (p == s || p[-1] == ','))
-			return atoi(p + 5) > 0 ? atoi(p + 5) : 1;
-		return atoi(s) > 0 ? atoi(s) : 1;
-	}
-	return 1;
+static bool has_arg(char **argv, const char *a)
+{
+	for (; *argv; argv++)
+		if (!strcmp(*argv, a) || (argv[0][0] == '-' && argv[0][1] == '-' &&
+					   !strcmp(*argv + 1, a)))
+			return true;
+	return false;
 }
 
-int vp_cmd_run(struct vp_opts *o, char **argv)
+/*
+ * The child: default signal handling, the monitor's end inherited, exec; an
+ * exec failure is reported on @err_fd (close-on-exec: EOF means it ran).
+ */
+static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_fd)
 {
-	struct timespec tick = { 0, 10 * 1000000L };
-	int want = expected_vcpus(argv), n = 0, r, status, fd, waited = 0;
-	struct vp_vm vm;
+	sigset_t none;
+	int e;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	fcntl(qmp_fd, F_SETFD, 0);
+	execvp(argv[0], argv);
+	e = errno;
+	if (write(err_fd, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int vp_run_qemu(struct vp_opts *o, char **argv)
+{
+	bool user_paused = has_arg(argv, "-S");
+	int argc, i, j, sv[2], ep[2], fd, r, status, pidfd, e;
+	struct vp_qmp qmp = { .fd = -1 };
+	char chardev[64], **av;
+	struct vp_vm vm = { .pidfd = -1 };
 	pid_t pid;
 
 	fd = vp_transport_open(o);
@@ -49,47 +72,188 @@ int vp_cmd_run(struct vp_opts *o, char **argv)
 	/* the simulator's socket is vmpace's, not the VMM's */
 	fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(ep, O_CLOEXEC)) {
+		vp_err("socketpair: %s", strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	for (argc = 0; argv[argc]; argc++)
+		;
+	av = calloc(argc + 8, sizeof(*av));
+	if (!av)
+		return VP_EXIT_ERROR;
+	snprintf(chardev, sizeof(chardev), "socket,id=vmpace-qmp,fd=%d", sv[1]);
+	i = j = 0;
+	av[j++] = argv[i++];
+	if (!user_paused)
+		av[j++] = "-S";
+	av[j++] = "-chardev";
+	av[j++] = chardev;
+	av[j++] = "-mon";
+	av[j++] = "chardev=vmpace-qmp,mode=control";
+	while (i < argc)
+		av[j++] = argv[i++];
+
 	pid = fork();
 	if (pid < 0) {
 		vp_err("fork: %s", strerror(errno));
 		return VP_EXIT_ERROR;
 	}
-	if (!pid) {
-		execvp(argv[0], argv);
-		vp_err("cannot run %s: %s", argv[0], strerror(errno));
-		_exit(127);
-	}
-
-	/* QEMU creates its vCPUs before it runs the guest. */
-	for (;;) {
-		n = vp_count_vcpus(pid);
-		if (n >= want)
-			break;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			vp_err("%s exited before creating its vCPUs", argv[0]);
-			return VP_EXIT_VMM_DIED;
-		}
-		if (waited++ > 60 * 100) {
-			vp_err("%s created %d of %d vCPUs in 60 s", argv[0], n < 0 ? 0 : n, want);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return VP_EXIT_NOT_KVM;
-		}
-		nanosleep(&tick, NULL);
-	}
-
-	o->pid = pid;
-	r = vp_attach(pid, &vm);
-	if (!r)
-		r = vp_session(o, &vm);
-	vp_detach(&vm);
-	if (o->on_close == VP_CLOSE_RELEASE)
-		return r;	/* leave the VMM running */
-	/* We started it: do not leave it behind on errors either. */
-	if (waitpid(pid, &status, WNOHANG) == 0) {
-		if (r != VP_EXIT_OK)
-			kill(pid, SIGTERM);
+	if (!pid)
+		exec_vmm(av, sv[1], ep[1]);
+	close(sv[1]);
+	close(ep[1]);
+	free(av);
+	r = read(ep[0], &e, sizeof(e));
+	close(ep[0]);
+	if (r == sizeof(e)) {
+		vp_err("cannot run %s: %s", argv[0], strerror(e));
 		waitpid(pid, &status, 0);
+		close(sv[0]);
+		return VP_EXIT_ERROR;
 	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		vp_err("pidfd_open: %s", strerror(errno));
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return VP_EXIT_ERROR;
+	}
+
+	/* Its monitor answers once the machine, and so every vCPU, exists. */
+	r = vp_qmp_open(&qmp, sv[0], pidfd, QMP_TIMEOUT_MS);
+	if (r == -ESRCH || r == -EPIPE) {
+		waitpid(pid, &status, 0);
+		vp_err("%s exited (%s %d) before it was ready", argv[0],
+		       WIFEXITED(status) ? "status" : "signal",
+		       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		r = VP_EXIT_VMM_DIED;
+		goto out;
+	}
+	if (r) {
+		r = VP_EXIT_ERROR;
+		goto kill;
+	}
+	if (qmp.running) {
+		vp_err("QEMU is running although it was started with -S");
+		r = VP_EXIT_ERROR;
+		goto kill;
+	}
+	o->pid = pid;
+	r = vp_attach(pid, 0, &vm);
+	if (r)
+		goto kill;
+	if (user_paused)
+		vp_err("QEMU was started with -S: the guest starts with a 'cont' on one "
+		       "of its monitors");
+	r = vp_session(o, &vm, &qmp, !user_paused);
+	vp_detach(&vm);
+	/* the session ended or released QEMU: reap it if it is gone */
+	if (o->on_close == VP_CLOSE_RELEASE && r != VP_EXIT_VMM_DIED)
+		goto out;
+	if (waitpid(pid, &status, WNOHANG) == 0 && o->on_close == VP_CLOSE_TERMINATE)
+		waitpid(pid, &status, 0);
+	goto out;
+kill:
+	/* it never ran a guest instruction: nothing to save */
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+out:
+	vp_qmp_close(&qmp);
+	close(pidfd);
 	return r;
+}
+
+int vp_cmd_run(int argc, char **argv)
+{
+	struct vp_opts o;
+	int r;
+
+	r = vp_parse_pace_opts(argc, argv, &o, false);
+	if (r)
+		return r;
+	if (optind >= argc || strcmp(argv[optind - 1], "--")) {
+		vp_err("usage: vmpace run SYNC [options] -- QEMU-COMMAND-LINE");
+		return VP_EXIT_USAGE;
+	}
+	return vp_run_qemu(&o, argv + optind);
+}
+
+/*
+ * -cpu MODEL,FLAGS: drop what the -external_sim documentation recommended
+ * for a guest that must not see KVM's clocks, since kernel pacing keeps
+ * them on the simulator's timeline.  Returns the new value (malloc'ed).
+ */
+static char *fix_cpu(const char *val)
+{
+	static const char *const drop[] = { "-tsc", "-kvmclock", "tsc=off", "kvmclock=off",
+					    "kvm=off", "-kvm", NULL };
+	char *out = malloc(strlen(val) + 1), *copy = strdup(val), *tok, *save;
+	int i, n = 0;
+
+	if (!out || !copy)
+		exit(VP_EXIT_ERROR);
+	out[0] = '\0';
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; drop[i] && (n == 0 || strcmp(tok, drop[i])); i++)
+			;
+		if (drop[i]) {
+			fprintf(stderr, "vmpace-qemu: dropped '%s' from -cpu: with kernel "
+				"pacing the guest's TSC and kvmclock follow simulated time\n", tok);
+			continue;
+		}
+		if (n++)
+			strcat(out, ",");
+		strcat(out, tok);
+	}
+	free(copy);
+	return out;
+}
+
+/*
+ * vmpace-qemu QEMU-ARGS: QEMU-ARGS is the command line of a QEMU patched
+ * with -external_sim; "-external_sim sock=N" names the simulator's socket.
+ * The QEMU run is $VMPACE_QEMU, or qemu-system-x86_64.
+ */
+int vp_cmd_qemu(int argc, char **argv)
+{
+	const char *qemu = getenv("VMPACE_QEMU");
+	struct vp_opts o = { .sync_fd = -1, .kill_timeout_ms = 10000, .stall_warn_s = 5,
+			     .peer_timeout_s = 30 };
+	char **av, *end;
+	long fd = -1;
+	int i, j = 0;
+
+	av = calloc(argc + 1, sizeof(*av));
+	if (!av)
+		return VP_EXIT_ERROR;
+	av[j++] = (char *)(qemu && *qemu ? qemu : "qemu-system-x86_64");
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-external_sim") || !strcmp(argv[i], "--external_sim")) {
+			const char *v = i + 1 < argc ? argv[++i] : "";
+
+			errno = 0;
+			if (strncmp(v, "sock=", 5) ||
+			    (fd = strtol(v + 5, &end, 10), errno || *end || fd < 0 ||
+			     fd > INT32_MAX)) {
+				fprintf(stderr, "vmpace-qemu: -external_sim takes sock=FD, not '%s'\n",
+					v);
+				return VP_EXIT_USAGE;
+			}
+			continue;
+		}
+		if ((!strcmp(argv[i], "-cpu") || !strcmp(argv[i], "--cpu")) && i + 1 < argc) {
+			av[j++] = argv[i++];
+			av[j++] = fix_cpu(argv[i]);
+			continue;
+		}
+		av[j++] = argv[i];
+	}
+	if (fd < 0) {
+		fprintf(stderr, "vmpace-qemu: no -external_sim sock=FD on the command line "
+			"(usage: vmpace-qemu QEMU-ARGS... -external_sim sock=FD)\n");
+		return VP_EXIT_USAGE;
+	}
+	o.sync_fd = fd;
+	vp_close_inherited_fds(fd);
+	return vp_run_qemu(&o, av);
 }

@@ -1,22 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The pacing session: one epoll loop over the simulator's socket, the vCPU
- * fds (readable while a vCPU is held at its deadline), the VMM's pidfd and a
- * signalfd.
+ * fds (readable while a vCPU is held at its deadline), the VMM's pidfd, a
+ * signalfd, a timerfd for stall diagnostics and, for a QEMU that vmpace
+ * started, its QMP monitor.
  *
  * Guest time is the guest's own kvmclock, which KVM keeps a function of the
  * guest TSC while the VM is paced (KVM_GET_PACE_STATE's guest_ns, with the
  * scale tsc_to_ns_mul/tsc_shift), counted from the moment vmpace froze the
- * guest.  A grant of g units moves the deadline to the first guest TSC at
- * which kvmclock reads at least g more than where the guest actually
- * stopped last time, so each report is at least the grant; reports are
- * floor(total elapsed) minus what was already reported, so their sum is the
- * exact elapsed time and the overshoot is carried, never lost.
+ * guest.  A grant of g units ends once kvmclock reads at least g units past
+ * the previous report's end: the deadline is the first guest TSC at which it
+ * does, and if kvmclock was moved back meanwhile (a QEMU stop/cont during
+ * the quantum sets it back to its value at the stop) the quantum goes on
+ * from there.  Reports are floor(total elapsed) minus what was already
+ * reported, so their sum is the exact elapsed time and the overshoot is
+ * carried, never lost.  A report is sent only when KVM says the VM is
+ * frozen.
+ *
+ * Error convention: event handlers return nothing; a handler that ends the
+ * session calls finish() (or fail(), which says why) with the exit code.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +33,15 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "qmp.h"
 #include "vmpace.h"
 
-enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3 };
+enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP = -5 };
 
 enum state {
 	ST_FREEZING,		/* waiting for every vCPU to hold at attach */
@@ -42,13 +51,25 @@ enum state {
 	ST_DONE,
 };
 
+static const char *const state_what[] = {
+	[ST_FREEZING] = "freezing the guest",
+	[ST_WAIT_GRANT] = "waiting for the simulator's next grant",
+	[ST_RUNNING] = "running a quantum",
+	[ST_REPORTING] = "waiting for the simulator to read its report",
+};
+
 struct session {
 	struct vp_opts *o;
 	struct vp_vm *vm;
-	int epfd, sigfd;
+	struct vp_qmp *qmp;
+	int epfd, sigfd, tfd;
 	enum state state;
 	bool *held;
 	int nr_held;
+	bool controlling;	/* every vCPU was armed: the VM is ours */
+	bool owns_vmm;		/* vmpace started it */
+	bool peer_eof;		/* the simulator will send no more grants */
+	int signo;
 
 	struct vp_decoder dec;
 	uint8_t out[8];
@@ -60,10 +81,12 @@ struct session {
 	uint64_t last_ns;	/* and its kvmclock */
 	uint32_t mul;		/* the paced clock's scale */
 	int8_t shift;
-	uint64_t target;	/* deadline of the running quantum */
+	uint64_t target_ns;	/* kvmclock at which the quantum ends */
+	uint64_t deadline;	/* guest TSC at which it should */
 	uint64_t reported;	/* units reported so far */
 	uint64_t seq, grant;
-	struct timespec t_grant;
+	struct timespec t_grant, t_wait;
+	unsigned int warnings;	/* stall warnings in this wait */
 	FILE *trace;
 	int exit_code;
 };
@@ -76,6 +99,29 @@ static uint64_t ns_since(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1000000000ull + t.tv_nsec - t0->tv_nsec;
 }
 
+static void finish(struct session *s, int code)
+{
+	if (s->state == ST_DONE)
+		return;
+	s->state = ST_DONE;
+	s->exit_code = code;
+}
+
+static void __attribute__((format(printf, 3, 4))) fail(struct session *s, int code,
+						       const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->state == ST_DONE)
+		return;
+	fputs("vmpace: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	finish(s, code);
+}
+
 static int ep_set(struct session *s, int op, int fd, uint32_t events, int tag)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = (uint64_t)(int64_t)tag };
@@ -83,96 +129,136 @@ static int ep_set(struct session *s, int op, int fd, uint32_t events, int tag)
 	return epoll_ctl(s->epfd, op, fd, &ev) ? -errno : 0;
 }
 
-/* Watch every vCPU that is not yet known held; one event each. */
-static int watch_vcpus(struct session *s)
+static void set_state(struct session *s, enum state st)
 {
-	int i, r;
+	struct itimerspec it = { .it_interval.tv_sec = s->o->stall_warn_s,
+				 .it_value.tv_sec = s->o->stall_warn_s };
 
-	for (i = 0; i < s->vm->nr_vcpus; i++) {
-		if (s->held[i])
-			continue;
-		r = ep_set(s, EPOLL_CTL_MOD, s->vm->vcpu_fd[i], EPOLLIN | EPOLLONESHOT, i);
-		if (r)
-			return r;
-	}
-	return 0;
+	s->state = st;
+	s->warnings = 0;
+	clock_gettime(CLOCK_MONOTONIC, &s->t_wait);
+	if (s->tfd >= 0)
+		timerfd_settime(s->tfd, 0, &it, NULL);
+}
+
+/* What the simulator's socket is watched for in the current state. */
+static void watch_sync(struct session *s)
+{
+	uint32_t ev = s->peer_eof ? 0 : EPOLLRDHUP;
+
+	if (s->state == ST_WAIT_GRANT)
+		ev |= EPOLLIN;
+	else if (s->state == ST_REPORTING)
+		ev |= EPOLLOUT;
+	if (ep_set(s, EPOLL_CTL_MOD, s->o->sync_fd, ev, TAG_SYNC))
+		fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
 }
 
 static int vcpu_state(struct session *s, int i, struct kvm_pace_state *st)
 {
-	if (ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, st))
-		return -errno;
-	return 0;
+	int r = ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, st) ? -errno : 0;
+
+	if (r)
+		fail(s, r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR,
+		     "KVM_GET_PACE_STATE on vCPU %d: %s", s->vm->vcpu_id[i], strerror(-r));
+	return r;
+}
+
+/* Arm vCPU @i at s->deadline and watch for its hold. */
+static void arm(struct session *s, int i)
+{
+	int r = vp_set_deadline(s->vm, i, s->deadline);
+
+	if (r == -EBUSY)
+		fail(s, VP_EXIT_BUSY, "vCPU %d of process %d is paced by another controller",
+		     s->vm->vcpu_id[i], (int)s->vm->pid);
+	else if (r == -EOPNOTSUPP)
+		fail(s, VP_EXIT_UNSUPPORTED, "vCPU %d: KVM cannot pace this guest: it uses "
+		     "a timer that runs on host time (Hyper-V synthetic timers, Xen timers "
+		     "or a nested VMX guest)", s->vm->vcpu_id[i]);
+	else if (r)
+		fail(s, r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR,
+		     "KVM_SET_PACE_DEADLINE on vCPU %d: %s", s->vm->vcpu_id[i], strerror(-r));
+	else if (ep_set(s, EPOLL_CTL_MOD, s->vm->vcpu_fd[i], EPOLLIN | EPOLLONESHOT, i))
+		fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
+	s->held[i] = false;
 }
 
 /* Arm every vCPU at @deadline and wait for all of them to hold. */
-static int start_quantum(struct session *s, uint64_t deadline)
+static void start_quantum(struct session *s, uint64_t deadline, enum state st)
 {
-	int i, r;
+	int i;
 
-	s->target = deadline;
+	s->deadline = deadline;
 	s->nr_held = 0;
+	set_state(s, st);
+	watch_sync(s);
+	for (i = 0; i < s->vm->nr_vcpus && s->state != ST_DONE; i++)
+		arm(s, i);
+	if (s->state != ST_DONE)
+		s->controlling = true;
+}
+
+/* The VM has vCPUs vmpace does not pace yet (hot-added): pace them too. */
+static void adopt_new_vcpus(struct session *s, uint32_t kvm_vcpus)
+{
+	int old = s->vm->nr_vcpus, n, i;
+	bool *held;
+
+	n = vp_attach_new_vcpus(s->vm);
+	if (n <= 0) {
+		fail(s, VP_EXIT_ERROR, "KVM reports %u vCPUs in the VM but vmpace finds %d "
+		     "(%s): it cannot freeze the guest", kvm_vcpus, old,
+		     n < 0 ? strerror(-n) : "no new vCPU fd in the VMM");
+		return;
+	}
+	held = realloc(s->held, s->vm->nr_vcpus * sizeof(bool));
+	if (!held) {
+		fail(s, VP_EXIT_ERROR, "out of memory");
+		return;
+	}
+	s->held = held;
+	/* the arrays are sorted by vCPU id: start over with all of them */
 	for (i = 0; i < s->vm->nr_vcpus; i++) {
-		s->held[i] = false;
-		r = vp_set_deadline(s->vm, i, deadline);
-		if (r == -EBUSY) {
-			vp_err("vCPU %d of process %d is paced by another controller",
-			       s->vm->vcpu_id[i], (int)s->vm->pid);
-			s->exit_code = VP_EXIT_BUSY;
-			return r;
-		}
-		if (r == -EOPNOTSUPP) {
-			vp_err("vCPU %d: KVM cannot pace this guest: it uses a timer that runs "
-			       "on host time (Hyper-V synthetic timers, Xen timers or a nested "
-			       "VMX guest)", s->vm->vcpu_id[i]);
-			s->exit_code = VP_EXIT_ERROR;
-			return r;
-		}
-		if (r) {
-			vp_err("KVM_SET_PACE_DEADLINE on vCPU %d: %s", s->vm->vcpu_id[i],
-			       strerror(-r));
-			s->exit_code = r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR;
-			return r;
+		ep_set(s, EPOLL_CTL_DEL, s->vm->vcpu_fd[i], 0, i);
+		if (ep_set(s, EPOLL_CTL_ADD, s->vm->vcpu_fd[i], 0, i)) {
+			fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
+			return;
 		}
 	}
-	return watch_vcpus(s);
+	vp_err("%d vCPU(s) appeared in the VM: pacing %d vCPUs", s->vm->nr_vcpus - old,
+	       s->vm->nr_vcpus);
+	s->nr_held = 0;
+	for (i = 0; i < s->vm->nr_vcpus && s->state != ST_DONE; i++)
+		arm(s, i);
 }
 
-static int set_sync_events(struct session *s, uint32_t events)
-{
-	return ep_set(s, EPOLL_CTL_MOD, s->o->sync_fd, events | EPOLLRDHUP, TAG_SYNC);
-}
+static void send_report(struct session *s);
 
-static void finish(struct session *s, int code)
+static void report(struct session *s, uint64_t frozen, uint64_t frozen_ns)
 {
-	s->state = ST_DONE;
-	s->exit_code = code;
-}
+	uint64_t total = (frozen_ns - s->base_ns) / s->unit_ns, value;
+	int r;
 
-static int send_report(struct session *s)
-{
-	ssize_t n;
-
-	while (s->out_off < s->out_len) {
-		n = send(s->o->sync_fd, s->out + s->out_off, s->out_len - s->out_off,
-			 MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			s->state = ST_REPORTING;
-			return set_sync_events(s, EPOLLOUT);
-		}
-		if (n < 0 && errno == ENOTSOCK)
-			n = write(s->o->sync_fd, s->out + s->out_off, s->out_len - s->out_off);
-		if (n < 0) {
-			vp_info("the simulator is gone (%s)", strerror(errno));
-			finish(s, VP_EXIT_OK);
-			return 0;
-		}
-		s->out_off += n;
+	value = total - s->reported;
+	r = vp_encode(s->o->proto, value, s->out);
+	if (r < 0) {
+		fail(s, VP_EXIT_PROTOCOL, "quantum %llu: elapsed time %llu does not fit the "
+		     "protocol", (unsigned long long)s->seq, (unsigned long long)value);
+		return;
 	}
-	s->state = ST_WAIT_GRANT;
-	return set_sync_events(s, EPOLLIN);
+	if (s->trace)
+		fprintf(s->trace, "%llu,%llu,%llu,%llu,%llu\n",
+			(unsigned long long)s->seq, (unsigned long long)s->grant,
+			(unsigned long long)value,
+			(unsigned long long)(frozen > s->deadline ? frozen - s->deadline : 0),
+			(unsigned long long)ns_since(&s->t_grant));
+	s->reported = total;
+	s->last_tsc = frozen;
+	s->last_ns = frozen_ns;
+	s->out_len = r;
+	s->out_off = 0;
+	send_report(s);
 }
 
 /*
@@ -180,29 +266,27 @@ static int send_report(struct session *s)
  * vmpace does not pace (hot-added), its guest time would still run.  The
  * VM's guest time is that of the vCPU held last, the largest.
  */
-static int all_held(struct session *s)
+static void all_held(struct session *s)
 {
-	uint64_t frozen = 0, frozen_ns = 0, total, report;
+	uint64_t frozen = 0, frozen_ns = 0, ticks;
 	struct kvm_pace_state st;
-	int i, r;
+	int i;
 
 	for (i = 0; i < s->vm->nr_vcpus; i++) {
-		r = vcpu_state(s, i, &st);
-		if (r) {
-			vp_err("KVM_GET_PACE_STATE: %s", strerror(-r));
-			finish(s, r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR);
-			return 0;
-		}
+		if (vcpu_state(s, i, &st))
+			return;
 		if (!(st.state & KVM_PACE_STATE_FROZEN)) {
-			vp_err("vCPU %d is held but the VM is not frozen: it has vCPUs "
-			       "vmpace does not pace", s->vm->vcpu_id[i]);
-			finish(s, VP_EXIT_ERROR);
-			return 0;
+			if (st.nr_vcpus > (uint32_t)s->vm->nr_vcpus)
+				adopt_new_vcpus(s, st.nr_vcpus);
+			else
+				fail(s, VP_EXIT_ERROR, "every vCPU is held but KVM says the VM "
+				     "is not frozen");
+			return;
 		}
 		if (!st.tsc_to_ns_mul) {
-			vp_err("vCPU %d: KVM reports no paced clock", s->vm->vcpu_id[i]);
-			finish(s, VP_EXIT_ERROR);
-			return 0;
+			fail(s, VP_EXIT_ERROR, "vCPU %d: KVM reports no paced clock",
+			     s->vm->vcpu_id[i]);
+			return;
 		}
 		if (st.guest_tsc >= frozen) {
 			frozen = st.guest_tsc;
@@ -217,63 +301,126 @@ static int all_held(struct session *s)
 		s->base_ns = s->last_ns = frozen_ns;
 		vp_info("guest frozen at guest TSC %llu, kvmclock %llu ns",
 			(unsigned long long)frozen, (unsigned long long)frozen_ns);
-		s->state = ST_WAIT_GRANT;
-		return set_sync_events(s, EPOLLIN);
+		if (s->peer_eof) {
+			vp_info("the simulator closed the connection");
+			finish(s, VP_EXIT_OK);
+			return;
+		}
+		set_state(s, ST_WAIT_GRANT);
+		watch_sync(s);
+		return;
 	}
-
-	total = (frozen_ns - s->base_ns) / s->unit_ns;
-	report = total - s->reported;
-	r = vp_encode(s->o->proto, report, s->out);
-	if (r < 0) {
-		vp_err("quantum %llu: elapsed time %llu does not fit the protocol",
-		       (unsigned long long)s->seq, (unsigned long long)report);
-		finish(s, VP_EXIT_PROTOCOL);
-		return 0;
+	if (frozen_ns < s->target_ns) {
+		/* kvmclock was set back (QEMU's stop/cont): the quantum goes on */
+		if (vp_pvclock_ticks_ceil(s->target_ns - frozen_ns + 2, s->mul, s->shift,
+					  &ticks) || ticks > UINT64_MAX - frozen) {
+			fail(s, VP_EXIT_ERROR, "cannot reach kvmclock %llu ns from guest TSC %llu",
+			     (unsigned long long)s->target_ns, (unsigned long long)frozen);
+			return;
+		}
+		vp_info("quantum %llu: kvmclock at %llu ns, %llu ns short of its end: going on",
+			(unsigned long long)s->seq, (unsigned long long)frozen_ns,
+			(unsigned long long)(s->target_ns - frozen_ns));
+		start_quantum(s, frozen + ticks, ST_RUNNING);
+		return;
 	}
-	if (s->trace)
-		fprintf(s->trace, "%llu,%llu,%llu,%llu,%llu\n",
-			(unsigned long long)s->seq, (unsigned long long)s->grant,
-			(unsigned long long)report,
-			(unsigned long long)(frozen - s->target),
-			(unsigned long long)ns_since(&s->t_grant));
-	s->reported = total;
-	s->last_tsc = frozen;
-	s->last_ns = frozen_ns;
-	s->out_len = r;
-	s->out_off = 0;
-	return send_report(s);
+	report(s, frozen, frozen_ns);
 }
 
-static int on_grant(struct session *s, uint64_t grant)
+static void send_report(struct session *s)
 {
-	uint64_t ticks;
+	ssize_t n;
 
-	if (!grant) {
+	while (s->out_off < s->out_len) {
+		n = send(s->o->sync_fd, s->out + s->out_off, s->out_len - s->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(s->o->sync_fd, s->out + s->out_off, s->out_len - s->out_off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (s->state != ST_REPORTING) {
+				vp_info("quantum %llu: the simulator is not reading its "
+					"reports: waiting to send", (unsigned long long)s->seq);
+				set_state(s, ST_REPORTING);
+				watch_sync(s);
+			}
+			return;
+		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			vp_info("the simulator closed the connection before reading its report");
+			finish(s, VP_EXIT_OK);
+			return;
+		}
+		if (n < 0) {
+			fail(s, VP_EXIT_PEER_LOST, "lost the simulator: %s", strerror(errno));
+			return;
+		}
+		s->out_off += n;
+	}
+	if (s->peer_eof) {
+		vp_info("the simulator shut down its side: end of session after the report");
+		finish(s, VP_EXIT_OK);
+		return;
+	}
+	set_state(s, ST_WAIT_GRANT);
+	watch_sync(s);
+}
+
+static void on_grant(struct session *s, uint64_t grant)
+{
+	uint64_t ticks, ns;
+
+	if (!grant && s->o->zero_grant == VP_ZERO_END) {
 		vp_info("zero grant: end of session");
 		finish(s, VP_EXIT_OK);
-		return 0;
-	}
-	/*
-	 * The guest's kvmclock must read at least @grant more at the
-	 * deadline; 2 ns cover the rounding of its scale at another base.
-	 */
-	if (grant > (UINT64_MAX - 2) / s->unit_ns ||
-	    vp_pvclock_ticks_ceil(grant * s->unit_ns + 2, s->mul, s->shift, &ticks) ||
-	    ticks > UINT64_MAX - s->last_tsc) {
-		vp_err("grant %llu is out of range", (unsigned long long)grant);
-		finish(s, VP_EXIT_PROTOCOL);
-		return 0;
+		return;
 	}
 	s->seq++;
 	s->grant = grant;
 	clock_gettime(CLOCK_MONOTONIC, &s->t_grant);
-	s->state = ST_RUNNING;
-	/* no more input until the report: the protocol is lockstep */
-	set_sync_events(s, 0);
-	return start_quantum(s, s->last_tsc + ticks);
+	if (!grant) {
+		/* a step of no time: the guest does not run, 0 elapsed */
+		s->deadline = s->last_tsc;
+		report(s, s->last_tsc, s->last_ns);
+		return;
+	}
+	/*
+	 * The quantum ends when kvmclock has advanced by the grant past the
+	 * units reported so far; 2 ns cover the rounding of its scale at
+	 * another base.
+	 */
+	if (grant > (UINT64_MAX - s->base_ns) / s->unit_ns - s->reported) {
+		fail(s, VP_EXIT_PROTOCOL, "grant %llu is out of range", (unsigned long long)grant);
+		return;
+	}
+	s->target_ns = s->base_ns + (s->reported + grant) * s->unit_ns;
+	ns = s->target_ns > s->last_ns ? s->target_ns - s->last_ns : 0;
+	if (vp_pvclock_ticks_ceil(ns + 2, s->mul, s->shift, &ticks) ||
+	    ticks > UINT64_MAX - s->last_tsc) {
+		fail(s, VP_EXIT_PROTOCOL, "grant %llu is out of range", (unsigned long long)grant);
+		return;
+	}
+	start_quantum(s, s->last_tsc + ticks, ST_RUNNING);
 }
 
-static int on_sync_readable(struct session *s)
+/* Why the connection failed, from its pending error. */
+static void peer_lost(struct session *s)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(s->o->sync_fd, SOL_SOCKET, SO_ERROR, &err, &len) || !err)
+		err = ECONNRESET;
+	if (err == ECONNRESET || err == EPIPE) {
+		vp_info("the simulator closed the connection (%s)", strerror(err));
+		finish(s, VP_EXIT_OK);
+		return;
+	}
+	fail(s, VP_EXIT_PEER_LOST, "lost the simulator: %s", strerror(err));
+}
+
+static void on_sync_readable(struct session *s)
 {
 	uint8_t buf[8];
 	size_t used;
@@ -281,81 +428,194 @@ static int on_sync_readable(struct session *s)
 	uint64_t grant;
 	ssize_t n;
 
-	n = read(s->o->sync_fd, buf, s->state == ST_WAIT_GRANT ?
-		 vp_msg_size(s->o->proto) - s->dec.len : 0);
+	n = read(s->o->sync_fd, buf, vp_msg_size(s->o->proto) - s->dec.len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n <= 0) {
+		return;
+	if (n < 0) {
+		peer_lost(s);
+		return;
+	}
+	if (n == 0) {
 		if (vp_decoder_partial(&s->dec)) {
-			vp_err("the simulator closed the connection in the middle of a grant");
-			finish(s, VP_EXIT_PROTOCOL);
+			fail(s, VP_EXIT_PROTOCOL, "the simulator closed the connection in the "
+			     "middle of a grant");
 		} else {
 			vp_info("the simulator closed the connection");
 			finish(s, VP_EXIT_OK);
 		}
-		return 0;
+		return;
 	}
 	used = vp_decode(&s->dec, buf, n, &complete, &grant);
 	if (complete && used == (size_t)n)
-		return on_grant(s, grant);
-	return 0;
+		on_grant(s, grant);
 }
 
-/* The simulator went away while we were not reading: EOF or reset. */
-static void on_sync_hangup(struct session *s)
+static void on_sync(struct session *s, uint32_t events)
 {
-	vp_info("the simulator closed the connection");
-	finish(s, VP_EXIT_OK);
+	if (events & EPOLLERR) {
+		peer_lost(s);
+	} else if (s->state == ST_WAIT_GRANT && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))) {
+		on_sync_readable(s);
+	} else if (s->state == ST_REPORTING && (events & EPOLLOUT)) {
+		send_report(s);
+	} else if (events & EPOLLHUP) {
+		/* both directions closed: nobody will read a report */
+		vp_info("the simulator closed the connection");
+		finish(s, VP_EXIT_OK);
+	} else if (events & EPOLLRDHUP) {
+		/* a half-close: the quantum in flight completes and is reported */
+		vp_info("the simulator shut down its side of the connection");
+		s->peer_eof = true;
+		watch_sync(s);
+	}
 }
 
-static int on_vcpu(struct session *s, int i)
+static void on_vcpu(struct session *s, int i)
 {
 	struct kvm_pace_state st;
-	int r = vcpu_state(s, i, &st);
 
-	if (r) {
-		vp_err("KVM_GET_PACE_STATE: %s", strerror(-r));
-		finish(s, r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR);
-		return 0;
+	if (vcpu_state(s, i, &st))
+		return;
+	if (!(st.state & KVM_PACE_STATE_HELD)) {
+		if (ep_set(s, EPOLL_CTL_MOD, s->vm->vcpu_fd[i], EPOLLIN | EPOLLONESHOT, i))
+			fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
+		return;
 	}
-	if (!(st.state & KVM_PACE_STATE_HELD))
-		return ep_set(s, EPOLL_CTL_MOD, s->vm->vcpu_fd[i], EPOLLIN | EPOLLONESHOT, i);
 	if (!s->held[i]) {
 		s->held[i] = true;
 		s->nr_held++;
 	}
 	if (s->nr_held == s->vm->nr_vcpus)
-		return all_held(s);
-	return 0;
+		all_held(s);
+}
+
+/* A quantum, a grant or a report takes long: say why, and keep waiting. */
+static void on_stall(struct session *s)
+{
+	struct kvm_pace_state st;
+	char why[1024] = "";
+	size_t l;
+	uint64_t expirations;
+	int i;
+
+	if (read(s->tfd, &expirations, sizeof(expirations)) < 0)
+		return;
+	s->warnings++;
+	if (s->state == ST_WAIT_GRANT || s->state == ST_REPORTING) {
+		/* the simulator may think for long: say it once per wait */
+		if (s->warnings == 1)
+			vp_err("%s for %.1f s", state_what[s->state], ns_since(&s->t_wait) / 1e9);
+		return;
+	}
+	for (i = 0; i < s->vm->nr_vcpus; i++) {
+		if (s->held[i] || ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, &st))
+			continue;
+		l = strlen(why);
+		if (st.state & KVM_PACE_STATE_HELD)
+			continue;
+		if (!(st.state & KVM_PACE_STATE_IN_RUN))
+			snprintf(why + l, sizeof(why) - l, "; vCPU %d is not in KVM_RUN "
+				 "(the VMM stopped it: paused, -S, savevm or migration, or "
+				 "the vCPU was unplugged)", s->vm->vcpu_id[i]);
+		else
+			snprintf(why + l, sizeof(why) - l, "; vCPU %d runs, guest TSC %llu "
+				 "of deadline %llu", s->vm->vcpu_id[i],
+				 (unsigned long long)st.guest_tsc,
+				 (unsigned long long)st.deadline);
+	}
+	if (s->qmp) {
+		vp_qmp_read_events(s->qmp);
+		if (!s->qmp->running) {
+			l = strlen(why);
+			snprintf(why + l, sizeof(why) - l, "; QEMU is %s: the quantum goes on "
+				 "after a 'cont'", s->qmp->status);
+		}
+	}
+	vp_err("%s %llu for %.1f s%s", state_what[s->state], (unsigned long long)s->seq,
+	       ns_since(&s->t_wait) / 1e9, why);
+}
+
+static void on_signal(struct session *s)
+{
+	struct signalfd_siginfo si;
+
+	if (read(s->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	s->signo = si.ssi_signo;
+	vp_info("signal %u: ending the session", si.ssi_signo);
+	finish(s, VP_EXIT_SIGNAL);
+}
+
+static void on_vmm_exit(struct session *s)
+{
+	/* Ctrl-C reaches the VMM too: the signal decides the exit code */
+	on_signal(s);
+	if (s->state == ST_DONE)
+		return;
+	fail(s, VP_EXIT_VMM_DIED, "the VMM (pid %d) exited", (int)s->vm->pid);
+}
+
+static bool vmm_alive(struct session *s)
+{
+	return syscall(SYS_pidfd_send_signal, s->vm->pidfd, 0, NULL, 0) == 0;
+}
+
+/* Waits up to @ms for the VMM to exit; true if it did. */
+static bool wait_vmm(struct session *s, int ms)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	bool gone = false;
+
+	if (ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, s->vm->pidfd, &ev))
+		gone = epoll_wait(ep, &ev, 1, ms) == 1;
+	if (ep >= 0)
+		close(ep);
+	return gone;
 }
 
 static void terminate_vmm(struct session *s)
 {
-	struct epoll_event ev;
-	int ep, left = s->o->kill_timeout_ms;
+	int left = s->o->kill_timeout_ms;
 
+	/* a Ctrl-C reached QEMU as well: let it end by itself */
+	if (s->signo == SIGINT && s->owns_vmm && wait_vmm(s, 1000))
+		return;
 	vp_info("terminating the VMM (pid %d)", (int)s->vm->pid);
 	if (syscall(SYS_pidfd_send_signal, s->vm->pidfd, SIGTERM, NULL, 0) && errno == ESRCH)
 		return;
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	ev.events = EPOLLIN;
-	ev.data.u64 = 0;
-	if (ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, s->vm->pidfd, &ev) &&
-	    epoll_wait(ep, &ev, 1, left) == 1) {
-		close(ep);
+	if (wait_vmm(s, left))
 		return;
-	}
-	if (ep >= 0)
-		close(ep);
 	vp_err("the VMM did not exit within %d ms of SIGTERM: killing it", left);
 	syscall(SYS_pidfd_send_signal, s->vm->pidfd, SIGKILL, NULL, 0);
+	wait_vmm(s, 5000);
+}
+
+/*
+ * Every way out ends the VMM or releases its guest: a VMM that vmpace did
+ * not get to pace is left alone, a signal releases a VMM that vmpace did not
+ * start, and otherwise --on-close decides.
+ */
+static void leave(struct session *s)
+{
+	if (!vmm_alive(s))
+		return;
+	if (s->controlling && s->o->on_close == VP_CLOSE_TERMINATE &&
+	    (s->exit_code != VP_EXIT_SIGNAL || s->owns_vmm))
+		terminate_vmm(s);
+	else
+		vp_disarm_all(s->vm);
 }
 
 static int setup(struct session *s)
 {
 	sigset_t mask;
-	int i, r;
+	int i, r, fl;
 
+	fl = fcntl(s->o->sync_fd, F_GETFL);
+	if (fl < 0 || fcntl(s->o->sync_fd, F_SETFL, fl | O_NONBLOCK) ||
+	    fcntl(s->o->sync_fd, F_SETFD, FD_CLOEXEC))
+		return -errno;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0)
 		return -errno;
@@ -368,106 +628,119 @@ static int setup(struct session *s)
 	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s->sigfd < 0)
 		return -errno;
+	if (s->o->stall_warn_s) {
+		s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (s->tfd < 0)
+			return -errno;
+	}
 
 	r = ep_set(s, EPOLL_CTL_ADD, s->sigfd, EPOLLIN, TAG_SIGNAL);
 	r = r ?: ep_set(s, EPOLL_CTL_ADD, s->vm->pidfd, EPOLLIN, TAG_PIDFD);
-	r = r ?: ep_set(s, EPOLL_CTL_ADD, s->o->sync_fd, EPOLLRDHUP, TAG_SYNC);
+	r = r ?: ep_set(s, EPOLL_CTL_ADD, s->o->sync_fd, 0, TAG_SYNC);
+	if (!r && s->tfd >= 0)
+		r = ep_set(s, EPOLL_CTL_ADD, s->tfd, EPOLLIN, TAG_TIMER);
+	if (!r && s->qmp)
+		r = ep_set(s, EPOLL_CTL_ADD, s->qmp->fd, EPOLLIN, TAG_QMP);
 	for (i = 0; !r && i < s->vm->nr_vcpus; i++)
 		r = ep_set(s, EPOLL_CTL_ADD, s->vm->vcpu_fd[i], 0, i);
 	return r;
 }
 
-int vp_session(struct vp_opts *o, struct vp_vm *vm)
+static void dispatch(struct session *s, struct epoll_event *ev)
+{
+	int tag = (int)(int64_t)ev->data.u64;
+
+	switch (tag) {
+	case TAG_PIDFD:
+		on_vmm_exit(s);
+		break;
+	case TAG_SIGNAL:
+		on_signal(s);
+		break;
+	case TAG_SYNC:
+		on_sync(s, ev->events);
+		break;
+	case TAG_TIMER:
+		on_stall(s);
+		break;
+	case TAG_QMP:
+		/* QEMU closing its monitor is followed by its exit: the pidfd */
+		if (vp_qmp_read_events(s->qmp))
+			ep_set(s, EPOLL_CTL_DEL, s->qmp->fd, 0, TAG_QMP);
+		break;
+	default:
+		on_vcpu(s, tag);
+	}
+}
+
+int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool start)
 {
 	struct session s = {
-		.o = o, .vm = vm, .epfd = -1, .sigfd = -1, .state = ST_FREEZING,
-		.unit_ns = vp_unit_ns(o->proto), .exit_code = VP_EXIT_OK,
+		.o = o, .vm = vm, .qmp = qmp, .epfd = -1, .sigfd = -1, .tfd = -1,
+		.state = ST_FREEZING, .owns_vmm = !!qmp, .unit_ns = vp_unit_ns(o->proto),
+		.exit_code = VP_EXIT_OK,
 	};
 	struct epoll_event ev[16];
 	struct kvm_pace_state st;
-	int i, n, r, fl;
+	int i, n, r;
 
 	vp_decoder_init(&s.dec, o->proto);
 	s.held = calloc(vm->nr_vcpus, sizeof(bool));
-	if (!s.held)
+	if (!s.held) {
+		vp_err("out of memory");
 		return VP_EXIT_ERROR;
+	}
 	if (o->trace) {
-		s.trace = fopen(o->trace, "w");
+		s.trace = fopen(o->trace, "we");
 		if (!s.trace) {
 			vp_err("cannot write the trace to %s: %s", o->trace, strerror(errno));
+			free(s.held);
 			return VP_EXIT_ERROR;
 		}
 		setvbuf(s.trace, NULL, _IOLBF, 0);
 		fprintf(s.trace, "seq,grant,elapsed,overshoot_ticks,host_ns\n");
 	}
-	fl = fcntl(o->sync_fd, F_GETFL);
-	fcntl(o->sync_fd, F_SETFL, fl | O_NONBLOCK);
-	fcntl(o->sync_fd, F_SETFD, FD_CLOEXEC);
 
 	r = setup(&s);
 	if (r) {
-		vp_err("cannot set up the event loop: %s", strerror(-r));
-		return VP_EXIT_ERROR;
+		fail(&s, VP_EXIT_ERROR, "cannot set up the event loop: %s", strerror(-r));
+		goto out;
 	}
 
-	/* Freeze the guest where it is now. */
-	if (vcpu_state(&s, 0, &st)) {
-		vp_err("KVM_GET_PACE_STATE: %s", strerror(errno));
-		return VP_EXIT_ERROR;
-	}
-	if (start_quantum(&s, st.guest_tsc ? st.guest_tsc : 1))
+	/* Freeze the guest where it is now, or, started with -S, before it runs. */
+	if (vcpu_state(&s, 0, &st))
 		goto out;
+	start_quantum(&s, st.guest_tsc ? st.guest_tsc : 1, ST_FREEZING);
+	if (s.state != ST_DONE && start) {
+		r = vp_qmp_command(qmp, "{\"execute\":\"cont\"}\n", NULL, 0, 60000);
+		if (r)
+			fail(&s, r == -ESRCH || r == -EPIPE ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR,
+			     "cannot start the guest ('cont' on QEMU's monitor): %s",
+			     r == -EREMOTEIO ? "QEMU refused" : strerror(-r));
+	}
 
 	while (s.state != ST_DONE) {
 		n = epoll_wait(s.epfd, ev, 16, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			vp_err("epoll_wait: %s", strerror(errno));
-			finish(&s, VP_EXIT_ERROR);
+			fail(&s, VP_EXIT_ERROR, "epoll_wait: %s", strerror(errno));
 			break;
 		}
-		for (i = 0; i < n && s.state != ST_DONE; i++) {
-			int tag = (int)(int64_t)ev[i].data.u64;
-
-			r = 0;
-			if (tag == TAG_PIDFD) {
-				vp_err("the VMM (pid %d) exited", (int)vm->pid);
-				finish(&s, VP_EXIT_VMM_DIED);
-			} else if (tag == TAG_SIGNAL) {
-				struct signalfd_siginfo si;
-
-				if (read(s.sigfd, &si, sizeof(si)) == sizeof(si))
-					vp_info("signal %u: releasing the guest", si.ssi_signo);
-				finish(&s, VP_EXIT_SIGNAL);
-			} else if (tag == TAG_SYNC) {
-				if (s.state == ST_REPORTING && (ev[i].events & EPOLLOUT))
-					r = send_report(&s);
-				else if (s.state == ST_WAIT_GRANT && (ev[i].events & EPOLLIN))
-					r = on_sync_readable(&s);
-				else if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-					on_sync_hangup(&s);
-			} else {
-				r = on_vcpu(&s, tag);
-			}
-			if (r && s.state != ST_DONE) {
-				if (s.exit_code == VP_EXIT_OK)
-					s.exit_code = VP_EXIT_ERROR;
-				s.state = ST_DONE;
-			}
-		}
+		for (i = 0; i < n && s.state != ST_DONE; i++)
+			dispatch(&s, &ev[i]);
 	}
 out:
-	/* Every way out releases the guest or ends the VMM. */
-	if (s.exit_code == VP_EXIT_OK && o->on_close == VP_CLOSE_TERMINATE)
-		terminate_vmm(&s);
-	else if (s.exit_code != VP_EXIT_VMM_DIED)
-		vp_disarm_all(vm);
+	leave(&s);
 	close(o->sync_fd);
 	if (s.trace)
 		fclose(s.trace);
 	free(s.held);
-	close(s.epfd);
-	close(s.sigfd);
+	if (s.epfd >= 0)
+		close(s.epfd);
+	if (s.sigfd >= 0)
+		close(s.sigfd);
+	if (s.tfd >= 0)
+		close(s.tfd);
 	return s.exit_code;
 }

@@ -8,7 +8,7 @@
 
 #include "proto.h"
 
-#define VMPACE_VERSION "0.1"
+#define VMPACE_VERSION "0.2"
 
 /* Exit codes, documented in vmpace(1). */
 enum {
@@ -21,8 +21,10 @@ enum {
 	VP_EXIT_NO_PACING	= 6,	/* the kernel has no KVM_CAP_PACE */
 	VP_EXIT_PROTOCOL	= 7,	/* the simulator broke the protocol */
 	VP_EXIT_VMM_DIED	= 8,	/* the VMM exited during the session */
-	VP_EXIT_SIGNAL		= 9,	/* SIGINT/SIGTERM: guest released */
+	VP_EXIT_SIGNAL		= 9,	/* SIGINT/SIGTERM/SIGHUP */
 	VP_EXIT_BUSY		= 10,	/* another controller paces the VM */
+	VP_EXIT_PEER_LOST	= 11,	/* the simulator's connection failed */
+	VP_EXIT_UNSUPPORTED	= 12,	/* KVM cannot pace this guest */
 };
 
 /* Prints "vmpace: <message>" to stderr. */
@@ -33,6 +35,7 @@ void vp_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct vp_vm {
 	pid_t pid;
 	int pidfd;
+	uint32_t vm_id;		/* KVM_PACE_A_VM_ID, as vmpace status shows it */
 	int nr_vcpus;
 	int *vcpu_fd;		/* borrowed, sorted by vCPU id */
 	int *vcpu_id;
@@ -40,25 +43,36 @@ struct vp_vm {
 	char comm[32];
 };
 
-/* Returns a VP_EXIT_* code; 0 on success, with the reason printed. */
-int vp_attach(pid_t pid, struct vp_vm *vm);
-/* Number of KVM vCPU fds the process has open, or -errno. */
-int vp_count_vcpus(pid_t pid);
+/*
+ * Borrows the vCPUs of process @pid's VM (@vm_id, or its only VM if 0);
+ * returns a VP_EXIT_* code, with the reason printed.
+ */
+int vp_attach(pid_t pid, uint32_t vm_id, struct vp_vm *vm);
+/*
+ * Borrows the vCPUs of the VM that appeared since vp_attach(); returns how
+ * many, or -errno.
+ */
+int vp_attach_new_vcpus(struct vp_vm *vm);
 void vp_detach(struct vp_vm *vm);
 /* /proc/PID/comm, "" if the process is gone. */
 void vp_read_comm(pid_t pid, char *comm, size_t len);
 
-/* Pacing ioctls on all vCPUs. */
+/* Pacing ioctls on one and on all vCPUs; 0 or -errno. */
 int vp_set_deadline(struct vp_vm *vm, int i, uint64_t deadline);
 int vp_disarm_all(struct vp_vm *vm);
 
 enum vp_on_close { VP_CLOSE_TERMINATE, VP_CLOSE_RELEASE };
+enum vp_zero_grant { VP_ZERO_END, VP_ZERO_STEP };
 
 struct vp_opts {
 	pid_t pid;
+	uint32_t vm_id;			/* --vm, 0 for the only one */
 	enum vp_proto proto;
 	enum vp_on_close on_close;
+	enum vp_zero_grant zero_grant;
 	int kill_timeout_ms;
+	int stall_warn_s;		/* 0: never */
+	int peer_timeout_s;		/* TCP only */
 	int sync_fd;			/* -1 until a transport set it */
 	const char *sync_unix;
 	const char *sync_tcp;
@@ -66,16 +80,34 @@ struct vp_opts {
 	const char *trace;
 };
 
+/* Closes every fd above 2 but @keep (-1: none). */
+void vp_close_inherited_fds(int keep);
+
 /* Connects the transport named in @o; returns a fd or -VP_EXIT_*. */
 int vp_transport_open(struct vp_opts *o);
 
-/* Attach to o->pid and serve the protocol on o->sync_fd; VP_EXIT_*. */
-int vp_session(struct vp_opts *o, struct vp_vm *vm);
+struct vp_qmp;
 
-int vp_cmd_run(struct vp_opts *o, char **argv);
+/*
+ * Freeze the VM of @vm and serve the protocol on o->sync_fd until the
+ * session ends; then end or release the VMM as o->on_close says.  @qmp is
+ * the monitor of a QEMU that vmpace started (NULL after an attach): with
+ * @start, vmpace lets the guest run ("cont") once every vCPU is armed.
+ * Returns a VP_EXIT_* code.
+ */
+int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool start);
 
-/* Monitoring over the kernel's kvm_pace generic netlink family. */
+/* The commands. */
+int vp_cmd_attach(int argc, char **argv);
+int vp_cmd_run(int argc, char **argv);
 int vp_cmd_status(int argc, char **argv);
 int vp_cmd_monitor(int argc, char **argv);
+/* vmpace-qemu: the command line of a QEMU with -external_sim. */
+int vp_cmd_qemu(int argc, char **argv);
+
+/* For the commands that pace: parse the options, 0 or VP_EXIT_USAGE. */
+int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid);
+/* Starts @argv (a QEMU command line) frozen and paces it. */
+int vp_run_qemu(struct vp_opts *o, char **argv);
 
 #endif

@@ -43,6 +43,10 @@
  *                        its debug console to the FIFO --clock FIFO
  *   --console FILE       read the guest's console from FILE
  *   --clock FIFO         read the guest's clock lines from FIFO
+ *   --vmpace-qemu PATH   start the guest as adevs does with a QEMU patched for
+ *                        -external_sim: a socketpair without close-on-exec,
+ *                        both ends inherited, and "PATH QEMU-ARGS...
+ *                        -external_sim sock=N" (PATH: vmpace-qemu)
  * Exit status: 0 if the guest's clock followed simulated time, 1 if not,
  * 2 on errors.
  */
@@ -65,13 +69,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock-bounds.h"
+
 static struct {
 	const char *vmpace;
 	uint32_t quantum_us, boot_quantum_us, stall_us;
 	uint64_t sim_ms;
 	int table_every;
 	bool close_mid_quantum, echo_console;
-	const char *attach, *console_file, *clock_fifo;
+	const char *attach, *console_file, *clock_fifo, *qemu_wrapper;
 	char *vmpace_opts[16];
 	int nr_vmpace_opts;
 } opt = {
@@ -94,10 +100,9 @@ static bool have_first;
 static uint64_t first_guest_ns, first_sim_us, first_host_us;
 static uint64_t last_guest_ns, last_sim_us;
 static uint64_t prev_sim_us;		/* simulated time when the quantum began */
-static uint64_t line_start_us;		/* the same for the previous clock line */
 static int64_t max_drift_us;
 /* guest - simulated (us), which every line bounds, for an exact clock */
-static int64_t offset_lo = INT64_MIN, offset_hi = INT64_MAX;
+static struct clock_bounds bounds;
 static unsigned long lines, kernel_reports;
 
 struct lines {
@@ -146,7 +151,7 @@ static void on_clock_line(char *line)
 {
 	long long before, after;
 	unsigned long seq;
-	int64_t drift, v;
+	int64_t drift;
 
 	if (strstr(line, "vmpace-guest-ready") && !ready) {
 		ready = true;
@@ -157,14 +162,9 @@ static void on_clock_line(char *line)
 	}
 	if (sscanf(line, "vmpace-guest-clock %lu %lld %lld", &seq, &before, &after) != 3)
 		return;
-	/*
-	 * Only lines of small quanta, and from the second one on (its "after"
-	 * is of a line read while measuring): a boot quantum is a coarse bound.
-	 */
-	if (!measuring) {
-		line_start_us = 0;
+	/* Only lines of small quanta: a boot quantum is a coarse bound. */
+	if (!measuring)
 		return;
-	}
 	if (!have_first) {
 		have_first = true;
 		first_guest_ns = before;
@@ -173,21 +173,12 @@ static void on_clock_line(char *line)
 	}
 	last_guest_ns = before;
 	last_sim_us = sim_us;
-	/* read before the line went out: at most the end of this quantum */
-	v = (before - (int64_t)first_guest_ns) / 1000 - (int64_t)(sim_us - first_sim_us);
-	if (v > offset_lo)
-		offset_lo = v;
-	drift = v;
+	drift = clock_bounds_add(&bounds, before - (int64_t)first_guest_ns,
+				 after - (int64_t)first_guest_ns,
+				 (int64_t)prev_sim_us - (int64_t)first_sim_us,
+				 (int64_t)sim_us - (int64_t)first_sim_us);
 	if (llabs(drift) > llabs(max_drift_us))
 		max_drift_us = drift;
-	/* read after the previous line went out: at least its quantum's start */
-	if (line_start_us) {
-		v = (after - (int64_t)first_guest_ns) / 1000 -
-		    ((int64_t)line_start_us - (int64_t)first_sim_us);
-		if (v < offset_hi)
-			offset_hi = v;
-	}
-	line_start_us = prev_sim_us;
 	if (lines++ % opt.table_every == 0)
 		printf("%12.1f %12.1f %12.1f %10.1f\n", (sim_us - first_sim_us) / 1e3,
 		       (before - first_guest_ns) / 1e6, (host_us() - first_host_us) / 1e3,
@@ -274,6 +265,7 @@ int main(int argc, char **argv)
 		{ "vmpace-opt", required_argument, NULL, 'o' },
 		{ "echo-console", no_argument, NULL, 'e' },
 		{ "attach", required_argument, NULL, 'a' },
+		{ "vmpace-qemu", required_argument, NULL, 'W' },
 		{ "console", required_argument, NULL, 'C' },
 		{ "clock", required_argument, NULL, 'K' },
 		{ NULL }
@@ -282,6 +274,8 @@ int main(int argc, char **argv)
 	int sv[2], pipefd[2], c, status;
 	double guest_s, sim_s, host_s;
 	bool ok;
+
+	clock_bounds_init(&bounds);
 
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		switch (c) {
@@ -294,6 +288,7 @@ int main(int argc, char **argv)
 		case 'c': opt.close_mid_quantum = true; break;
 		case 'e': opt.echo_console = true; break;
 		case 'a': opt.attach = optarg; break;
+		case 'W': opt.qemu_wrapper = optarg; break;
 		case 'C': opt.console_file = optarg; break;
 		case 'K': opt.clock_fifo = optarg; break;
 		case 'o':
@@ -328,7 +323,9 @@ int main(int argc, char **argv)
 		die(opt.clock_fifo);
 	clock_lines.fd = clockfd;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(pipefd, O_CLOEXEC))
+	/* adevs' way: no close-on-exec, and the child inherits both ends */
+	if (socketpair(AF_UNIX, SOCK_STREAM | (opt.qemu_wrapper ? 0 : SOCK_CLOEXEC), 0, sv) ||
+	    pipe2(pipefd, O_CLOEXEC))
 		die("socketpair");
 	clock_gettime(CLOCK_MONOTONIC, &host0);
 
@@ -341,9 +338,29 @@ int main(int argc, char **argv)
 		static char chardev[256];
 		int i = 0;
 
-		dup2(sv[1], 3);
 		if (!opt.attach)
 			dup2(pipefd[1], 1);
+		snprintf(chardev, sizeof(chardev), "file,id=vmpace-clock,path=%s",
+			 opt.clock_fifo);
+		if (opt.qemu_wrapper) {
+			static char sock_opt[32];
+
+			args[i++] = (char *)opt.qemu_wrapper;
+			memcpy(&args[i], &argv[optind + 1], (argc - optind - 1) * sizeof(char *));
+			i += argc - optind - 1;
+			args[i++] = "-chardev";
+			args[i++] = chardev;
+			args[i++] = "-device";
+			args[i++] = "isa-debugcon,iobase=0xe9,chardev=vmpace-clock";
+			snprintf(sock_opt, sizeof(sock_opt), "sock=%d", sv[1]);
+			args[i++] = "-external_sim";
+			args[i++] = sock_opt;
+			execvp(opt.qemu_wrapper, args);
+			fprintf(stderr, "refsim: cannot run %s: %s\n", opt.qemu_wrapper,
+				strerror(errno));
+			_exit(127);
+		}
+		dup2(sv[1], 3);
 		args[i++] = (char *)opt.vmpace;
 		if (opt.attach) {
 			args[i++] = "--pid";
@@ -359,8 +376,6 @@ int main(int argc, char **argv)
 			args[i++] = "--";
 			memcpy(&args[i], &argv[optind], (argc - optind) * sizeof(char *));
 			i += argc - optind;
-			snprintf(chardev, sizeof(chardev), "file,id=vmpace-clock,path=%s",
-				 opt.clock_fifo);
 			args[i++] = "-chardev";
 			args[i++] = chardev;
 			args[i++] = "-device";
@@ -370,7 +385,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "refsim: cannot run %s: %s\n", opt.vmpace, strerror(errno));
 		_exit(127);
 	}
-	close(sv[1]);
+	/* adevs keeps the child's end open as well: vmpace must not care */
+	if (!opt.qemu_wrapper)
+		close(sv[1]);
 	close(pipefd[1]);
 	sock = sv[0];
 	console = pipefd[0];
@@ -437,19 +454,19 @@ int main(int argc, char **argv)
 	sim_s = (last_sim_us - first_sim_us) / 1e6;
 	host_s = (host_us() - first_host_us) / 1e6;
 	/* Reports are whole us, floored: 1 us of slack. */
-	ok = have_first && lines >= 3 && offset_lo <= offset_hi + 1 && !kernel_reports;
+	ok = have_first && lines >= 3 && clock_bounds_exact(&bounds) && !kernel_reports;
 	printf("refsim: quanta=%llu sim_s=%.6f guest_s=%.6f host_s=%.3f max_drift_us=%lld "
 	       "lines=%lu guest_kernel_reports=%lu vmpace_status=%d offset_lo_us=%lld "
 	       "offset_hi_us=%lld\n",
 	       (unsigned long long)quanta, sim_s, guest_s, host_s, (long long)max_drift_us,
 	       lines, kernel_reports,
 	       WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status),
-	       (long long)offset_lo, (long long)offset_hi);
+	       (long long)bounds.lo, (long long)bounds.hi);
 	printf("refsim: verdict: %s: the guest clock advanced %.3f s while simulated time "
 	       "advanced %.3f s and host time %.3f s; it is simulated time plus a constant "
 	       "in [%.3f, %.3f] ms (%s; largest drift %.1f ms, quanta %.1f ms)\n",
-	       ok ? "PASS" : "FAIL", guest_s, sim_s, host_s, offset_lo / 1e3, offset_hi / 1e3,
-	       offset_lo <= offset_hi + 1 ? "within one quantum" : "no constant fits",
+	       ok ? "PASS" : "FAIL", guest_s, sim_s, host_s, bounds.lo / 1e3, bounds.hi / 1e3,
+	       clock_bounds_exact(&bounds) ? "within one quantum" : "no constant fits",
 	       max_drift_us / 1e3, opt.quantum_us / 1e3);
 	return ok ? 0 : 1;
 }

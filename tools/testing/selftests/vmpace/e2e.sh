@@ -132,7 +132,66 @@ lockstep() { # nr-vcpus
 		grep -q 'verdict: PASS: .* (within one quantum;' "$out"
 }
 
+# The adevs way, through vmpace-qemu: the seed's QEMU command line
+# (-external_sim sock=N, -cpu ...,-kvmclock), a socketpair without
+# close-on-exec whose both ends the child inherits; refsim keeps the
+# guest's clock in lockstep as with "vmpace run".
+wrapper_lockstep() {
+	local out=/tmp/refsim-wrapper.out
+	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1)
+	for i in "${!qemu[@]}"; do
+		[ "${qemu[$i]}" = host,-xsave ] && qemu[$i]=host,-xsave,-kvmclock
+	done
+	"$refsim" --vmpace-qemu "$BUILD/vmpace/vmpace-qemu" --quantum-us 10000 \
+		--sim-ms 1000 --stall-us 20000 --table-every 100 -- "${qemu[@]}" > "$out" 2>&1
+	local rc=$?
+	cat "$out"
+	check "refsim with vmpace-qemu: verdict PASS (exit $rc)" grep -q 'verdict: PASS' "$out"
+	check "vmpace-qemu dropped -kvmclock and said why" \
+		grep -q "vmpace-qemu: dropped '-kvmclock' from -cpu" "$out"
+	check "the guest clock is simulated time plus a constant, within one quantum" \
+		grep -q 'verdict: PASS: .* (within one quantum;' "$out"
+	check "vmpace ended the session cleanly" grep -q 'vmpace_status=0' "$out"
+}
+
+sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log
+	local sc=$1; shift
+	local log=/tmp/vmpace-$sc.log
+	rm -f "$log"
+	"$simclient" --vmpace "$vmpace" --wrapper "$BUILD/vmpace/vmpace-qemu" \
+		--vmpace-log "$log" "$@" || fail=1
+	echo "--- vmpace's stderr:"; cat "$log" 2>/dev/null
+}
+
 case "${1:?test name}" in
+adevs-fork|adevs-kill|wrapper)
+	sim "$1" --run "$1" -- "${bios_vmm[@]}" ;;
+wrapper-lockstep) wrapper_lockstep ;;
+first)
+	sim first --run --qmp /tmp/first.qmp first -- "${bios_vmm[@]}" \
+		-qmp unix:/tmp/first.qmp,server=on,wait=off ;;
+zero-step|half-close|partial-write|two-vms)
+	sim "$1" "$1" -- "${bios_vmm[@]}" ;;
+stall-stop)
+	sim stall-stop --run --qmp /tmp/stall.qmp stall-stop -- "${bios_vmm[@]}" \
+		-qmp unix:/tmp/stall.qmp,server=on,wait=off ;;
+hotadd)
+	sim hotadd --qmp /tmp/hotadd.qmp hotadd -- "${bios_vmm[@]}" -smp 1,maxcpus=2 \
+		-qmp unix:/tmp/hotadd.qmp,server=on,wait=off ;;
+ctrl-c)
+	sim ctrl-c --run ctrl-c -- "${bios_vmm[@]}" ;;
+peer-lost)
+	# The simulator in its own network namespace behind a veth link, which
+	# the test cuts: no FIN, no RST, the peer is just gone.
+	modprobe veth 2>/dev/null
+	ip netns add vmpace-sim &&
+	ip link add vmpace-h type veth peer name vmpace-s netns vmpace-sim &&
+	ip addr add 10.99.0.1/24 dev vmpace-h && ip link set vmpace-h up &&
+	ip -n vmpace-sim addr add 10.99.0.2/24 dev vmpace-s &&
+	ip -n vmpace-sim link set vmpace-s up && ip -n vmpace-sim link set lo up
+	check "a network namespace for the simulator, with a veth link" test $? = 0
+	sim peer-lost --transport tcp-netns peer-lost -- "${bios_vmm[@]}"
+	ip link del vmpace-h 2>/dev/null; ip netns del vmpace-sim ;;
 stopcont)
 	# QEMU's stop/cont (libvirt suspend) while vmpace holds the guest.
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 2 10 null)
@@ -200,7 +259,7 @@ attach-errors)
 			test "$rc" = "$want" -a -n "$(grep -F -- "$msg" <<<"$out")"
 	}
 	exp 2 "name exactly one of" "$vmpace" --pid 1
-	exp 2 "--on-close is terminate or release" "$vmpace" --pid 1 --sync-fd 0 --on-close=x
+	exp 2 "--on-close is terminate|release" "$vmpace" --pid 1 --sync-fd 0 --on-close=x
 	exp 2 "unknown command" "$vmpace" frobnicate
 	exp 2 "is not an open file descriptor" "$vmpace" run --sync-fd 77 -- true
 	exp 3 "no process with pid" "$vmpace" --pid 999999 --sync-fd 0
@@ -210,7 +269,26 @@ attach-errors)
 	"${bios_vmm[@]}" & q=$!
 	for i in $(seq 100); do [ -n "$(ls -l /proc/$q/fd 2>/dev/null | grep kvm-vcpu)" ] && break; sleep 0.1; done
 	exp 5 "not permitted" setpriv --reuid=65534 --regid=65534 --clear-groups "$vmpace" --pid $q --sync-fd 0
+	exp 2 "--zero-grant is end|step" "$vmpace" --pid $q --sync-fd 0 --zero-grant=x
+	exp 2 "invalid --stall-warn" "$vmpace" --pid $q --sync-fd 0 --stall-warn=-1
+	exp 2 "invalid --peer-timeout" "$vmpace" --pid $q --sync-fd 0 --peer-timeout=0
+	exp 2 "no --vm" "$vmpace" run --sync-fd 0 --vm 1 -- true
+	echo precious > /tmp/not-a-socket
+	exp 1 "is not a socket: not removing it" "$vmpace" --pid $q --sync-unix /tmp/not-a-socket --listen
+	check "the file is still there" grep -q precious /tmp/not-a-socket
+	# --listen without an address: loopback only
+	"$vmpace" --pid $q --sync-tcp :47999 --listen & l=$!
+	for i in $(seq 100); do ss -ltnH 'sport = 47999' | grep -q . && break; sleep 0.1; done
+	check "--sync-tcp :PORT --listen listens on 127.0.0.1 only ($(ss -ltnH 'sport = 47999' | awk '{print $4}'))" \
+		test "$(ss -ltnH 'sport = 47999' | awk '{print $4}')" = 127.0.0.1:47999
+	kill $l; wait $l 2>/dev/null
 	kill $q; wait $q 2>/dev/null
+	exp 2 "no -external_sim sock=FD" "$BUILD/vmpace/vmpace-qemu" -m 64
+	exp 2 "-external_sim takes sock=FD, not 'sock=x'" "$BUILD/vmpace/vmpace-qemu" -external_sim sock=x
+	exp 2 "-external_sim takes sock=FD, not 'fd=3'" "$BUILD/vmpace/vmpace-qemu" -external_sim fd=3
+	exp 8 "exited (status 1) before it was ready" "$vmpace" run --sync-fd 0 -- \
+		qemu-system-x86_64 -no-such-option
+	exp 1 "cannot run /nonexistent" "$vmpace" run --sync-fd 0 -- /nonexistent
 	;;
 no-pacing)
 	# with distro KVM modules

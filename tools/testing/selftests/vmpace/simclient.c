@@ -32,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,12 +45,19 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "clock-bounds.h"
+#include "vcpu-fds.h"
+
 static const char *vmpace = "vmpace";
 static const char *transport = "fd";
-static const char *hook, *qmp_path, *clock_path;
+static const char *hook, *qmp_path, *clock_path, *vmpace_log;
 #define TCP_PORT "47913"
 #define UNIX_PATH "/tmp/simclient.sock"
-static bool ns64;
+/* tcp-netns: the simulator in this network namespace (e2e.sh sets it up) */
+#define NETNS_SIM "/run/netns/vmpace-sim"
+#define NETNS_SIM_ADDR "10.99.0.2"
+static bool ns64, run_mode, small_sndbuf, ctrl_c_group;
+static const char *wrapper_path = "vmpace-qemu";
 static pid_t qemu, pacer;
 static int sock, failures;
 
@@ -72,38 +81,28 @@ static void die(const char *what)
 	exit(2);
 }
 
+/* The vCPU fds of @pid (the same finder as vmpace's), borrowed if @out. */
 static int vcpu_fds_ids(pid_t pid, int *out, int *ids, int max)
 {
-	char path[300], link[128];
-	struct dirent *de;
-	int n = 0, pidfd;
-	DIR *d;
+	int fds[256], idv[256], n, i, pidfd;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d)
+	if (!out)
+		return vp_for_each_vcpu_fd(pid, NULL, NULL);
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
 		return -1;
-	pidfd = out ? syscall(SYS_pidfd_open, pid, 0) : -1;
-	while ((de = readdir(d)) && n < max) {
-		ssize_t len;
-
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, de->d_name);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = 0;
-		if (strncmp(link, "anon_inode:kvm-vcpu:", 20))
-			continue;
-		if (out)
-			out[n] = syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
-		if (ids)
-			ids[n] = atoi(link + 20);
-		n++;
+	n = vp_borrow_vcpu_fds(pid, pidfd, fds, idv, 256);
+	close(pidfd);
+	for (i = 0; i < n; i++) {
+		if (i < max) {
+			out[i] = fds[i];
+			if (ids)
+				ids[i] = idv[i];
+		} else {
+			close(fds[i]);
+		}
 	}
-	closedir(d);
-	if (pidfd >= 0)
-		close(pidfd);
-	return n;
+	return n < max ? n : max;
 }
 
 static int vcpu_fds(pid_t pid, int *out, int max)
@@ -140,6 +139,20 @@ static int wait_exit(pid_t pid, int ms)
 		poll(NULL, 0, 10);
 	}
 	return -1;
+}
+
+/* Waits up to @ms for any process (not only a child) to be gone. */
+static bool wait_exit_any(pid_t pid, int ms)
+{
+	uint64_t end = now_ms() + ms;
+	int status;
+
+	while (now_ms() < end) {
+		if (waitpid(pid, &status, WNOHANG) == pid || kill(pid, 0))
+			return true;
+		poll(NULL, 0, 10);
+	}
+	return false;
 }
 
 static void send_grant(uint64_t v)
@@ -188,11 +201,131 @@ static void check_released(void)
 	close(fd[0]);
 }
 
+/* The first child of @parent, 0 if none yet. */
+static pid_t child_of(pid_t parent)
+{
+	char path[64];
+	int child = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", parent, parent);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &child) != 1)
+			child = 0;
+		fclose(f);
+	}
+	return child;
+}
+
+/* vmpace's stderr (and so its QEMU's) goes to --vmpace-log, if given. */
+static void redirect_log(void)
+{
+	int fd;
+
+	if (!vmpace_log)
+		return;
+	fd = open(vmpace_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd >= 0) {
+		dup2(fd, 2);
+		close(fd);
+	}
+}
+
+/* Does --vmpace-log contain @what? */
+static bool log_has(const char *what)
+{
+	char *buf = NULL;
+	size_t len = 0, size = 0;
+	bool found;
+	ssize_t n;
+	int fd;
+
+	fd = vmpace_log ? open(vmpace_log, O_RDONLY) : -1;
+	if (fd < 0)
+		return false;
+	for (;;) {
+		if (size - len < 4096) {
+			size = size ? 2 * size : 65536;
+			buf = realloc(buf, size);
+			if (!buf)
+				die("realloc");
+		}
+		n = read(fd, buf + len, size - len - 1);
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	close(fd);
+	if (!buf)
+		return false;
+	buf[len] = 0;
+	found = strstr(buf, what);
+	free(buf);
+	return found;
+}
+
+/* Waits (at most @ms) until vmpace's log says @what. */
+static bool wait_log(const char *what, int ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (!log_has(what)) {
+		if (now_ms() > end)
+			return false;
+		poll(NULL, 0, 10);
+	}
+	return true;
+}
+
+/*
+ * "vmpace run" mode: vmpace starts QEMU itself (frozen), on a socketpair
+ * whose other end is simclient's; QEMU is vmpace's child.
+ */
+static void start_run(char **qemu_argv, char **extra)
+{
+	char *args[40] = { (char *)vmpace, "run", "--sync-fd", "3", "--proto",
+			   ns64 ? "ns64" : "us32" };
+	int sv[2], i = 6, n;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		die("socketpair");
+	if (small_sndbuf) {
+		n = 1;	/* the kernel's minimum: reports block after a few */
+		setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &n, sizeof(n));
+	}
+	for (; extra && *extra && i < 30; extra++)
+		args[i++] = *extra;
+	args[i++] = "--";
+	for (n = 0; qemu_argv[n] && i < 39; n++)
+		args[i++] = qemu_argv[n];
+	pacer = fork();
+	if (!pacer) {
+		if (ctrl_c_group)
+			setpgid(0, 0);
+		dup2(sv[1], 3);
+		redirect_log();
+		execvp(vmpace, args);
+		_exit(127);
+	}
+	close(sv[1]);
+	sock = sv[0];
+	for (i = 0; !(qemu = child_of(pacer)) || vcpu_fds(qemu, NULL, 64) < 1; i++) {
+		if (i > 3000 || !alive(pacer))
+			die("vmpace run did not start QEMU");
+		poll(NULL, 0, 10);
+	}
+}
+
 static void start(char **qemu_argv, char **extra)
 {
 	int sv[2], i, n;
 	char pid[16];
 
+	if (run_mode) {
+		start_run(qemu_argv, extra);
+		return;
+	}
 	qemu = fork();
 	if (!qemu) {
 		execvp(qemu_argv[0], qemu_argv);
@@ -212,34 +345,58 @@ static void start(char **qemu_argv, char **extra)
 	char *sync[3] = { "--sync-fd", "3", NULL };
 	int lfd = -1, one = 1;
 
+	if (!strcmp(transport, "tcp-netns"))
+		in.sin_addr.s_addr = inet_addr(NETNS_SIM_ADDR);
 	if (!strcmp(transport, "fd")) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 			die("socketpair");
+		if (small_sndbuf) {
+			n = 1;	/* the kernel's minimum: reports block after a few */
+			setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &n, sizeof(n));
+		}
 	} else {
+		static char addr[64];
+
 		sync[0] = tcp ? "--sync-tcp" : "--sync-unix";
-		sync[1] = tcp ? "127.0.0.1:" TCP_PORT : UNIX_PATH;
+		snprintf(addr, sizeof(addr), "%s:%s", inet_ntoa(in.sin_addr), TCP_PORT);
+		sync[1] = tcp ? addr : UNIX_PATH;
 		unlink(UNIX_PATH);
 		if (!listening) {
-			/* vmpace connects to us */
+			/* vmpace connects to us; tcp-netns: from the other netns */
+			int self = -1, ns = -1;
+
+			if (!strcmp(transport, "tcp-netns")) {
+				self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+				ns = open(NETNS_SIM, O_RDONLY | O_CLOEXEC);
+				if (self < 0 || ns < 0 || setns(ns, CLONE_NEWNET))
+					die("enter the simulator's network namespace");
+			}
 			lfd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 			if (lfd < 0 || bind(lfd, sa, salen) || listen(lfd, 1))
 				die("listen");
+			if (self >= 0 && setns(self, CLONE_NEWNET))
+				die("leave the simulator's network namespace");
+			if (self >= 0) {
+				close(self);
+				close(ns);
+			}
 		}
 	}
 	snprintf(pid, sizeof(pid), "%d", qemu);
 	pacer = fork();
 	if (!pacer) {
-		char *args[20] = { (char *)vmpace, "--pid", pid, sync[0], sync[1],
+		char *args[30] = { (char *)vmpace, "--pid", pid, sync[0], sync[1],
 				   "--proto", ns64 ? "ns64" : "us32" };
 
 		i = 7;
 		if (listening)
 			args[i++] = "--listen";
-		for (; extra && *extra && i < 19; extra++)
+		for (; extra && *extra && i < 29; extra++)
 			args[i++] = *extra;
 		if (!strcmp(transport, "fd"))
 			dup2(sv[1], 3);
+		redirect_log();
 		execvp(vmpace, args);
 		_exit(127);
 	}
@@ -410,14 +567,17 @@ struct clock_lines {
 	char buf[4096];
 	size_t len;
 	long long prev;
-	uint64_t prev_sim;
-	unsigned long lines, back, jumps;
+	unsigned long back;
+	struct clock_bounds b;
 };
 
-/* Lines from the guest's debug console, read after a report at @sim us. */
-static void read_clock_lines(struct clock_lines *c, uint64_t sim, uint64_t quantum)
+/*
+ * Lines from the guest's debug console, read after the report of the quantum
+ * from simulated time @start to @end (us): written out in that quantum.
+ */
+static void read_clock_lines(struct clock_lines *c, uint64_t start, uint64_t end)
 {
-	long long before, after, g;
+	long long before, after;
 	unsigned long seq;
 	char *nl;
 	ssize_t n;
@@ -429,16 +589,10 @@ static void read_clock_lines(struct clock_lines *c, uint64_t sim, uint64_t quant
 			*nl = 0;
 			if (sscanf(c->buf, "vmpace-guest-clock %lu %lld %lld", &seq, &before,
 				   &after) == 3) {
-				if (c->lines && before < c->prev)
+				if (c->b.lines && before < c->prev)
 					c->back++;
-				/* between two lines, guest and simulated time agree */
-				g = (before - c->prev) / 1000;
-				if (c->lines && llabs(g - (long long)(sim - c->prev_sim)) >
-						(long long)(3 * quantum))
-					c->jumps++;
 				c->prev = before;
-				c->prev_sim = sim;
-				c->lines++;
+				clock_bounds_add(&c->b, before, after, start, end);
 			}
 			c->len -= nl + 1 - c->buf;
 			memmove(c->buf, nl + 1, c->len + 1);
@@ -450,7 +604,8 @@ static void scenario_stopcont(char **qemu_argv)
 {
 	struct kvm_pace_state s0, s1, s2, s3;
 	struct clock_lines cl = { .fd = -1 };
-	uint64_t boot = 100000, sum = 0, total_ns, t0_ns;
+	uint64_t boot = 100000, sum = 0, from, total_ns, t0_ns;
+	bool up = false;
 	struct timespec pause = { 2, 0 };
 	int i;
 
@@ -466,19 +621,22 @@ static void scenario_stopcont(char **qemu_argv)
 	qmp_connect();
 
 	/* Boot in 100 ms quanta until the guest's first clock line. */
-	for (i = 0; !cl.lines; i++) {
+	clock_bounds_init(&cl.b);
+	for (i = 0; !up; i++) {
 		send_grant(boot);
 		read_report(false);
-		read_clock_lines(&cl, 0, boot);
+		read_clock_lines(&cl, 0, 0);
+		up = cl.b.lines;
 		if (i > 1200)
 			die("the guest did not boot in 120 s of guest time");
 	}
-	cl.lines = 0;
+	clock_bounds_init(&cl.b);
 	frozen_time(&s0);
 	for (i = 0; i < 50; i++) {
 		send_grant(10000);
+		from = sum;
 		sum += read_report(false);
-		read_clock_lines(&cl, sum, 10000);
+		read_clock_lines(&cl, from, sum);
 	}
 	frozen_time(&s1);
 
@@ -496,8 +654,9 @@ static void scenario_stopcont(char **qemu_argv)
 
 	for (i = 0; i < 50; i++) {
 		send_grant(10000);
+		from = sum;
 		sum += read_report(false);
-		read_clock_lines(&cl, sum, 10000);
+		read_clock_lines(&cl, from, sum);
 	}
 	frozen_time(&s3);
 
@@ -511,22 +670,508 @@ static void scenario_stopcont(char **qemu_argv)
 	CHECK(sum == total_ns / 1000 || sum == total_ns / 1000 + 1,
 	      "the reports add up to %llu us, kvmclock advanced %llu ns",
 	      (unsigned long long)sum, (unsigned long long)total_ns);
-	CHECK(cl.lines >= 10 && !cl.back && !cl.jumps,
-	      "the guest's own clock (%lu lines) never went back (%lu times) nor "
-	      "jumped from simulated time (%lu times)", cl.lines, cl.back, cl.jumps);
+	/* ...and so does the guest's own clock, across the stop/cont too. */
+	CHECK(cl.b.lines >= 10 && !cl.back && clock_bounds_exact(&cl.b),
+	      "the guest's own clock (%lu lines) never went back (%lu times) and is "
+	      "simulated time plus a constant in [%lld, %lld] us", cl.b.lines, cl.back,
+	      (long long)cl.b.lo, (long long)cl.b.hi);
 	close(sock);
 	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
 	close(cl.fd);
 	unlink(clock_path);
 }
 
+/* ----- exact reports, first instruction, protocol corners ---------------- */
+
+/* Waits (at most 60 s) until the whole VM is frozen; its frozen time. */
+static void wait_frozen(struct kvm_pace_state *st)
+{
+	int i;
+
+	for (i = 0; ; i++) {
+		frozen_time(st);
+		if (st->state & KVM_PACE_STATE_FROZEN)
+			return;
+		if (i > 6000)
+			die("the VM did not freeze in 60 s");
+		poll(NULL, 0, 10);
+	}
+}
+
+static uint64_t unit_ns(void)
+{
+	return ns64 ? 1 : 1000;
+}
+
+/*
+ * One quantum of @grant units, checked against what KVM says of the frozen
+ * VM: the report is the advance of kvmclock since @s0 minus what was
+ * reported before (*@sum), exactly, and at least the grant.
+ */
+static uint64_t exact_quantum(const struct kvm_pace_state *s0, uint64_t grant, uint64_t *sum,
+			      struct kvm_pace_state *now)
+{
+	uint64_t r, total;
+
+	send_grant(grant);
+	r = read_report(false);
+	wait_frozen(now);
+	*sum += r;
+	total = (now->guest_ns - s0->guest_ns) / unit_ns();
+	if (total != *sum || r < grant) {
+		CHECK(false, "report %llu for grant %llu: reports add up to %llu, kvmclock "
+		      "advanced %llu units", (unsigned long long)r, (unsigned long long)grant,
+		      (unsigned long long)*sum, (unsigned long long)total);
+		*sum = total;
+	}
+	return r;
+}
+
+/* The largest overshoot of the last hold, in units, rounded up. */
+static uint64_t overshoot_units(void)
+{
+	struct kvm_pace_state st;
+	uint64_t max = 0;
+	int fd[64], n, i;
+
+	n = vcpu_fds(qemu, fd, 64);
+	for (i = 0; i < n; i++) {
+		if (!ioctl(fd[i], KVM_GET_PACE_STATE, &st)) {
+			uint64_t ns = pvclock_ns(st.overshoot_last, st.tsc_to_ns_mul,
+						 st.tsc_shift);
+
+			if (ns > max)
+				max = ns;
+		}
+		close(fd[i]);
+	}
+	/*
+	 * vmpace aims 2 ns past the end of the grant, rounded up to a whole
+	 * tick; the floors of pvclock's scale at two bases add 2 ns more.
+	 */
+	return (max + 8 + unit_ns() - 1) / unit_ns();
+}
+
+/* Send a QMP command, reply text in @buf; false on "error" or EOF. */
+static bool qmp_reply(const char *cmd, char *buf, size_t size)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	if (write(qmp_fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		return false;
+	for (;;) {
+		n = read(qmp_fd, buf + len, size - 1 - len);
+		if (n <= 0)
+			return false;
+		len += n;
+		buf[len] = 0;
+		if (strstr(buf, "\"return\""))
+			return true;
+		if (strstr(buf, "\"error\""))
+			return false;
+		if (len == size - 1)
+			len = 0;
+	}
+}
+
+/*
+ * "first": vmpace run starts QEMU frozen: before the first grant every
+ * vCPU is held at its reset state, having run no guest instruction, and
+ * simulated time 0 is guest time 0.  Also for an attach (the "adevs"
+ * scenario): the first report is the grant plus the overshoot, not the
+ * time spent freezing the guest.
+ */
+static void first_quanta(uint64_t q)
+{
+	struct kvm_pace_state s0, now;
+	uint64_t sum = 0, r, ovs;
+	int i;
+
+	wait_frozen(&s0);
+	r = exact_quantum(&s0, q, &sum, &now);
+	ovs = overshoot_units();
+	CHECK(r >= q && r <= q + ovs, "the first report, %llu, is the grant %llu plus at most "
+	      "the overshoot of its hold (%llu)", (unsigned long long)r, (unsigned long long)q,
+	      (unsigned long long)ovs);
+	for (i = 1; i < 50; i++)
+		exact_quantum(&s0, q, &sum, &now);
+	CHECK(!failures, "50 reports, each the exact advance of the guest's kvmclock (%llu)",
+	      (unsigned long long)sum);
+}
+
+static void scenario_first(char **qemu_argv, uint64_t q)
+{
+	struct kvm_pace_state s0;
+	char buf[8192];
+	int fd[64], n, i, held = 0;
+
+	if (!run_mode || !qmp_path)
+		die("first needs --run and --qmp");
+	start(qemu_argv, NULL);
+	wait_frozen(&s0);
+	n = vcpu_fds(qemu, fd, 64);
+	for (i = 0; i < n; i++) {
+		struct kvm_pace_state st;
+
+		if (!ioctl(fd[i], KVM_GET_PACE_STATE, &st) &&
+		    (st.state & KVM_PACE_STATE_HELD) && st.holds == 1 && !st.exits)
+			held++;
+		close(fd[i]);
+	}
+	CHECK(n >= 1 && held == n, "before the first grant all %d vCPUs are held, once", n);
+	qmp_connect();
+	CHECK(qmp_reply("{\"execute\":\"human-monitor-command\",\"arguments\":"
+			"{\"command-line\":\"info registers\"}}\n", buf, sizeof(buf)) &&
+	      strstr(buf, "EIP=0000fff0") && strstr(buf, "CS =f000 ffff0000"),
+	      "the boot vCPU is at the reset vector: no guest instruction ran (%.120s)",
+	      strstr(buf, "EIP=") ? strstr(buf, "EIP=") : buf);
+	first_quanta(q);
+	close(sock);
+	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+	CHECK(wait_exit_any(qemu, 20000), "and vmpace terminated QEMU");
+}
+
+/* An adevs-style simulator: socketpair without CLOEXEC, both ends inherited. */
+static void start_adevs_style(char **qemu_argv, bool wrapper, int *sim_end)
+{
+	char *args[48], num[16];
+	int sv[2], i = 0, n;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		die("socketpair");
+	snprintf(num, sizeof(num), wrapper ? "sock=%d" : "%d", sv[1]);
+	if (wrapper) {
+		/* the -external_sim command line, with its -cpu flags */
+		args[i++] = (char *)wrapper_path;
+		for (n = 1; qemu_argv[n] && i < 40; n++)
+			args[i++] = qemu_argv[n];
+		args[i++] = "-cpu";
+		args[i++] = "host,-kvmclock";
+		args[i++] = "-external_sim";
+		args[i++] = num;
+	} else {
+		args[i++] = (char *)vmpace;
+		args[i++] = "run";
+		args[i++] = "--sync-fd";
+		args[i++] = num;
+		args[i++] = "--";
+		for (n = 0; qemu_argv[n] && i < 46; n++)
+			args[i++] = qemu_argv[n];
+	}
+	args[i] = NULL;
+	pacer = fork();
+	if (!pacer) {
+		/* as adevs: nothing closed, nothing marked close-on-exec */
+		redirect_log();
+		execvp(args[0], args);
+		_exit(127);
+	}
+	sock = sv[0];
+	*sim_end = sv[1];	/* the simulator keeps the child's end open too */
+	for (i = 0; !(qemu = child_of(pacer)) || vcpu_fds(qemu, NULL, 64) < 1; i++) {
+		if (i > 3000 || !alive(pacer))
+			die("vmpace did not start QEMU");
+		poll(NULL, 0, 10);
+	}
+}
+
+static void scenario_adevs_fork(char **qemu_argv, uint64_t q, bool wrapper, bool kill_sim)
+{
+	struct kvm_pace_state s0, now;
+	uint64_t sum = 0;
+	pid_t sim = 0;
+	int i, st, other;
+
+	start_adevs_style(qemu_argv, wrapper, &other);
+	if (wrapper)
+		CHECK(log_has("vmpace-qemu: dropped '-kvmclock' from -cpu"),
+		      "vmpace-qemu dropped -kvmclock and said so");
+	wait_frozen(&s0);
+	for (i = 0; i < 300 && !failures; i++)
+		exact_quantum(&s0, q, &sum, &now);
+	CHECK(i == 300 && !failures, "300 quanta, each report the exact advance of kvmclock");
+	if (kill_sim) {
+		/* the simulator dies in a quantum; its socket dies with it */
+		sim = fork();
+		if (!sim) {
+			send_grant(q * 1000);
+			pause();
+			_exit(0);
+		}
+		close(sock);
+		close(other);
+		poll(NULL, 0, 300);
+		kill(sim, SIGKILL);
+		waitpid(sim, NULL, 0);
+	} else {
+		close(sock);
+		close(other);
+	}
+	st = wait_exit(pacer, 20000);
+	CHECK(st == 0, "the simulator's %s ends the session although vmpace and QEMU "
+	      "inherited its end (vmpace exit %d)", kill_sim ? "death" : "close", st);
+	CHECK(wait_exit_any(qemu, 20000), "and vmpace terminated QEMU");
+}
+
+static void scenario_zero_step(char **qemu_argv, uint64_t q)
+{
+	char *extra[] = { "--zero-grant", "step", NULL };
+	struct kvm_pace_state s0, now, before;
+	uint64_t sum = 0, r;
+	int i, zeros = 0;
+
+	start(qemu_argv, extra);
+	wait_frozen(&s0);
+	for (i = 0; i < 20; i++) {
+		before = now;
+		r = exact_quantum(&s0, i % 2 ? 0 : q, &sum, &now);
+		if (i % 2 && r == 0 && now.guest_tsc == before.guest_tsc)
+			zeros++;
+	}
+	CHECK(zeros == 10, "--zero-grant=step: 10 zero grants reported 0 and the guest "
+	      "did not run (%d)", zeros);
+	close(sock);
+	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+}
+
+static void scenario_half_close(char **qemu_argv, uint64_t q)
+{
+	struct kvm_pace_state s0, now;
+	uint64_t sum = 0, r;
+	uint8_t b;
+	int st;
+
+	start(qemu_argv, NULL);
+	wait_frozen(&s0);
+	exact_quantum(&s0, q, &sum, &now);
+	send_grant(q * 20);
+	shutdown(sock, SHUT_WR);
+	r = read_report(false);
+	wait_frozen(&now);
+	CHECK(r >= q * 20 && sum + r == (now.guest_ns - s0.guest_ns) / unit_ns(),
+	      "after shutdown(SHUT_WR) the quantum in flight is reported: %llu for %llu",
+	      (unsigned long long)r, (unsigned long long)q * 20);
+	CHECK(read(sock, &b, 1) == 0, "then vmpace closes the connection");
+	st = wait_exit(pacer, 20000);
+	CHECK(st == 0, "and ends the session (vmpace exit %d)", st);
+	CHECK(wait_exit_any(qemu, 20000), "and terminates the VMM");
+}
+
+static void scenario_partial_write(char **qemu_argv, uint64_t q)
+{
+	struct kvm_pace_state s0, now;
+	uint64_t sum = 0, r;
+	int i, n = 60;
+
+	small_sndbuf = true;
+	start(qemu_argv, (char *[]){ "--verbose", NULL });
+	wait_frozen(&s0);
+	/* grants ahead of reports: vmpace's reports fill its small buffer */
+	for (i = 0; i < n; i++)
+		send_grant(q);
+	/* not reading until vmpace has found its buffer full */
+	CHECK(wait_log("is not reading", 60000), "vmpace waited for the simulator to read");
+	for (i = 0; i < n; i++) {
+		r = read_report(false);
+		sum += r;
+		if (r < q)
+			break;
+	}
+	wait_frozen(&now);
+	CHECK(i == n && sum == (now.guest_ns - s0.guest_ns) / unit_ns(),
+	      "%d reports written in parts, each >= its grant, adding up to kvmclock", n);
+	close(sock);
+	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+}
+
+/* QMP "stop" in the middle of a quantum, "cont" later: the quantum goes on. */
+static void scenario_stall_stop(char **qemu_argv, uint64_t q)
+{
+	char *extra[] = { "--stall-warn", "1", NULL };
+	struct kvm_pace_state s0, now;
+	struct pollfd p;
+	uint64_t sum = 0, r;
+
+	if (!qmp_path)
+		die("stall-stop needs --qmp");
+	start(qemu_argv, extra);
+	qmp_connect();
+	wait_frozen(&s0);
+	exact_quantum(&s0, q, &sum, &now);
+	send_grant(q * 300);
+	poll(NULL, 0, 300);
+	CHECK(qmp("{\"execute\":\"stop\"}\n"), "QMP stop in the middle of a quantum");
+	p = (struct pollfd){ .fd = sock, .events = POLLIN };
+	CHECK(poll(&p, 1, 3000) == 0, "no report while QEMU is stopped");
+	CHECK(log_has("is not in KVM_RUN"), "vmpace said which vCPU keeps the quantum waiting");
+	if (run_mode)
+		CHECK(log_has("QEMU is stopped"), "and that QEMU is stopped");
+	CHECK(qmp("{\"execute\":\"cont\"}\n"), "QMP cont");
+	r = read_report(false);
+	wait_frozen(&now);
+	sum += r;
+	CHECK(r >= q * 300 && sum == (now.guest_ns - s0.guest_ns) / unit_ns(),
+	      "the quantum completed after cont: %llu for %llu, reports = kvmclock",
+	      (unsigned long long)r, (unsigned long long)q * 300);
+	exact_quantum(&s0, q, &sum, &now);
+	close(sock);
+	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+}
+
+/* A vCPU added with device_add is paced from the next quantum on. */
+static void scenario_hotadd(char **qemu_argv, uint64_t q)
+{
+	struct kvm_pace_state s0, now, st;
+	char buf[4096] = "";
+	uint64_t sum = 0;
+	int fd[64], n, i, armed = 0;
+
+	if (!qmp_path)
+		die("hotadd needs --qmp");
+	start(qemu_argv, (char *[]){ "--verbose", NULL });
+	qmp_connect();
+	wait_frozen(&s0);
+	for (i = 0; i < 5; i++)
+		exact_quantum(&s0, q, &sum, &now);
+	/* QEMU 7.2 counts -smp 1,maxcpus=2 as two cores of one socket */
+	CHECK(qmp_reply("{\"execute\":\"device_add\",\"arguments\":{\"driver\":"
+			"\"qemu64-x86_64-cpu\",\"id\":\"cpu1\",\"socket-id\":0,"
+			"\"core-id\":1,\"thread-id\":0}}\n", buf, sizeof(buf)),
+	      "QMP device_add of a second vCPU (%.200s)", buf);
+	for (i = 0; i < 20; i++)
+		exact_quantum(&s0, q, &sum, &now);
+	n = vcpu_fds(qemu, fd, 64);
+	for (i = 0; i < n; i++) {
+		if (!ioctl(fd[i], KVM_GET_PACE_STATE, &st) &&
+		    (st.state & KVM_PACE_STATE_ARMED) && (st.state & KVM_PACE_STATE_HELD) &&
+		    (st.state & KVM_PACE_STATE_FROZEN) && st.nr_vcpus == 2)
+			armed++;
+		close(fd[i]);
+	}
+	CHECK(n == 2 && armed == 2, "both vCPUs are paced and the VM is frozen (%d of %d)",
+	      armed, n);
+	CHECK(log_has("appeared in the VM"), "vmpace said it paces the new vCPU");
+	CHECK(!failures, "every report was the exact advance of kvmclock");
+	close(sock);
+	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+}
+
+/* The simulator's host vanishes (its link is cut): the session ends. */
+static void scenario_peer_lost(char **qemu_argv, uint64_t q)
+{
+	char *extra[] = { "--peer-timeout", "3", NULL };
+	struct kvm_pace_state s0, now;
+	uint64_t sum = 0, t0;
+	int i, st;
+
+	start(qemu_argv, extra);
+	wait_frozen(&s0);
+	for (i = 0; i < 5; i++)
+		exact_quantum(&s0, q, &sum, &now);
+	CHECK(system("ip link set vmpace-h down") == 0, "cut the link to the simulator");
+	t0 = now_ms();
+	st = wait_exit(pacer, 30000);
+	CHECK(st == 11, "vmpace gave up on the unreachable simulator after %.1f s: exit 11 "
+	      "(got %d)", (now_ms() - t0) / 1e3, st);
+	CHECK(log_has("lost the simulator"), "and said so");
+	CHECK(wait_exit_any(qemu, 20000), "and terminated the VMM");
+}
+
+/* Ctrl-C on a terminal: SIGINT to vmpace run and QEMU, one process group. */
+static void scenario_ctrl_c(char **qemu_argv, uint64_t q)
+{
+	struct kvm_pace_state s0, now;
+	uint64_t sum = 0;
+	int i, st;
+
+	ctrl_c_group = true;
+	start(qemu_argv, NULL);
+	wait_frozen(&s0);
+	for (i = 0; i < 5; i++)
+		exact_quantum(&s0, q, &sum, &now);
+	kill(-pacer, SIGINT);
+	st = wait_exit(pacer, 20000);
+	CHECK(st == 9, "Ctrl-C: vmpace exits 9 (got %d)", st);
+	CHECK(wait_exit_any(qemu, 20000), "QEMU is gone");
+	CHECK(!log_has("signal 15"), "QEMU ended once, by its own SIGINT, not terminated again");
+}
+
+/* Runs @argv with its stderr in @out; its exit status, or -1. */
+static int run_vmpace(char **argv, char *out, size_t len)
+{
+	int p[2], st;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+
+	if (pipe(p))
+		die("pipe");
+	pid = fork();
+	if (!pid) {
+		dup2(p[1], 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (got < len - 1 && (n = read(p[0], out + got, len - 1 - got)) > 0)
+		got += n;
+	out[got] = 0;
+	close(p[0]);
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A process with two VMs: vmpace will not guess which one to pace. */
+static void scenario_two_vms(void)
+{
+	int kvm, vm[2], vcpu[2], i, st;
+	char pid[16], out[1024];
+	struct kvm_pace_state ps;
+	pid_t child;
+	int pfd[2];
+
+	if (pipe(pfd))
+		die("pipe");
+	child = fork();
+	if (!child) {
+		kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+		for (i = 0; i < 2; i++) {
+			vm[i] = ioctl(kvm, KVM_CREATE_VM, 0);
+			vcpu[i] = vm[i] < 0 ? -1 : ioctl(vm[i], KVM_CREATE_VCPU, 0);
+		}
+		st = vcpu[1] >= 0 && !ioctl(vcpu[1], KVM_GET_PACE_STATE, &ps) ? (int)ps.vm_id : 0;
+		if (write(pfd[1], &st, sizeof(st)) != sizeof(st))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &st, sizeof(st)) != sizeof(st) || !st)
+		die("a process with two VMs");
+	snprintf(pid, sizeof(pid), "%d", child);
+	st = run_vmpace((char *[]){ (char *)vmpace, "--pid", pid, "--sync-fd", "0", NULL },
+			out, sizeof(out));
+	CHECK(st == 2 && strstr(out, "runs 2 VMs") && strstr(out, "choose one with --vm"),
+	      "two VMs in the VMM: vmpace refuses to guess, exit 2 (got %d: %s)", st, out);
+	st = run_vmpace((char *[]){ (char *)vmpace, "--pid", pid, "--vm", "4000000000",
+				    "--sync-fd", "0", NULL }, out, sizeof(out));
+	CHECK(st == 2 && strstr(out, "has no VM 4000000000"),
+	      "--vm naming no VM of it: exit 2 (got %d: %s)", st, out);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	char *scenario, **qemu_argv, *release[] = { "--on-close", "release", NULL };
-	uint64_t q = 10000, r, sum = 0, granted = 0;
+	uint64_t q = 10000, r;
 	int i, st;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* QEMUs that vmpace run starts become ours if vmpace dies first */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	for (i = 1; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "--vmpace") && i + 1 < argc)
 			vmpace = argv[++i];
@@ -540,6 +1185,12 @@ int main(int argc, char **argv)
 			qmp_path = argv[++i];
 		else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
 			clock_path = argv[++i];
+		else if (!strcmp(argv[i], "--vmpace-log") && i + 1 < argc)
+			vmpace_log = argv[++i];
+		else if (!strcmp(argv[i], "--wrapper") && i + 1 < argc)
+			wrapper_path = argv[++i];
+		else if (!strcmp(argv[i], "--run"))
+			run_mode = true;
 	}
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--")) {
 		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] [--hook CMD] SCENARIO -- QEMU...\n");
@@ -552,22 +1203,32 @@ int main(int argc, char **argv)
 
 	if (!strcmp(scenario, "stopcont")) {
 		scenario_stopcont(qemu_argv);
+	} else if (!strcmp(scenario, "first")) {
+		scenario_first(qemu_argv, q);
+	} else if (!strcmp(scenario, "adevs-fork") || !strcmp(scenario, "adevs-kill") ||
+		   !strcmp(scenario, "wrapper")) {
+		scenario_adevs_fork(qemu_argv, q, !strcmp(scenario, "wrapper"),
+				    !strcmp(scenario, "adevs-kill"));
+	} else if (!strcmp(scenario, "zero-step")) {
+		scenario_zero_step(qemu_argv, q);
+	} else if (!strcmp(scenario, "half-close")) {
+		scenario_half_close(qemu_argv, q);
+	} else if (!strcmp(scenario, "partial-write")) {
+		scenario_partial_write(qemu_argv, q);
+	} else if (!strcmp(scenario, "stall-stop")) {
+		scenario_stall_stop(qemu_argv, q);
+	} else if (!strcmp(scenario, "hotadd")) {
+		scenario_hotadd(qemu_argv, q);
+	} else if (!strcmp(scenario, "peer-lost")) {
+		scenario_peer_lost(qemu_argv, q);
+	} else if (!strcmp(scenario, "ctrl-c")) {
+		scenario_ctrl_c(qemu_argv, q);
+	} else if (!strcmp(scenario, "two-vms")) {
+		scenario_two_vms();
 	} else if (!strcmp(scenario, "adevs")) {
 		/* As adevs' QEMU_Machine: one write, one read per quantum. */
 		start(qemu_argv, NULL);
-		for (i = 0; i < 50; i++) {
-			send_grant(q);
-			r = read_report(false);
-			granted += q;
-			sum += r;
-			if (r < q)
-				break;
-		}
-		CHECK(i == 50, "50 quanta, every report >= its grant (last %llu for %llu)",
-		      (unsigned long long)r, (unsigned long long)q);
-		CHECK(sum >= granted && sum - granted < 50 * q,
-		      "reported %llu for %llu granted", (unsigned long long)sum,
-		      (unsigned long long)granted);
+		first_quanta(q);
 		close(sock);
 		st = wait_exit(pacer, 20000);
 		CHECK(st == 0, "closing the socket ends the session (vmpace exit %d)", st);

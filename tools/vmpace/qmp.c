@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * QMP, just enough of it: QEMU sends one JSON object per line (greeting,
+ * replies with "return" or "error", and events with "event"), and vmpace
+ * issues one command at a time, so the next reply is the answer to it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "qmp.h"
+#include "vmpace.h"
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static void on_event(struct vp_qmp *q, const char *line)
+{
+	const char *e = strstr(line, "\"event\": \"");
+	char name[32];
+
+	if (!e || sscanf(e, "\"event\": \"%31[A-Z_]\"", name) != 1)
+		return;
+	if (!strcmp(name, "STOP"))
+		q->running = false;
+	else if (!strcmp(name, "RESUME"))
+		q->running = true;
+	else
+		return;
+	snprintf(q->status, sizeof(q->status), "%s", q->running ? "running" : "stopped");
+	vp_info("QEMU: %s", name);
+}
+
+/*
+ * Reads what is available; calls on_event() for events and returns 1 with
+ * the first reply (or greeting) line in @reply, 0 if none yet, -EPIPE at
+ * EOF, -errno.
+ */
+static int read_lines(struct vp_qmp *q, char *reply, size_t len)
+{
+	ssize_t n;
+	char *nl;
+
+	for (;;) {
+		while ((nl = memchr(q->buf, '\n', q->len))) {
+			size_t l = nl + 1 - q->buf;
+			bool is_reply;
+
+			*nl = '\0';
+			is_reply = !strstr(q->buf, "\"event\"") || strstr(q->buf, "\"return\"") ||
+				   strstr(q->buf, "\"QMP\"");
+			if (is_reply && reply)
+				snprintf(reply, len, "%s", q->buf);
+			else
+				on_event(q, q->buf);
+			q->len -= l;
+			memmove(q->buf, q->buf + l, q->len);
+			if (is_reply && reply)
+				return 1;
+		}
+		if (q->len == sizeof(q->buf))
+			q->len = 0;	/* an overlong line: not one we need */
+		n = recv(q->fd, q->buf + q->len, sizeof(q->buf) - q->len, MSG_DONTWAIT);
+		if (n == 0)
+			return -EPIPE;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		q->len += n;
+	}
+}
+
+/* Waits for the next reply line; -ETIMEDOUT, -ESRCH (VMM gone), -EPIPE. */
+static int wait_reply(struct vp_qmp *q, char *reply, size_t len, int timeout_ms)
+{
+	long long end = now_ms() + timeout_ms;
+	struct pollfd p[2] = { { .fd = q->fd, .events = POLLIN },
+			       { .fd = q->pidfd, .events = POLLIN } };
+	int r;
+
+	for (;;) {
+		r = read_lines(q, reply, len);
+		if (r)
+			return r < 0 ? r : 0;
+		if (now_ms() >= end)
+			return -ETIMEDOUT;
+		r = poll(p, q->pidfd >= 0 ? 2 : 1, (int)(end - now_ms()));
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0 && (p[1].revents & POLLIN))
+			return -ESRCH;
+	}
+}
+
+int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
+		   int timeout_ms)
+{
+	char buf[4096];
+	size_t off = 0, n = strlen(cmd);
+	ssize_t w;
+	int r;
+
+	while (off < n) {
+		w = send(q->fd, cmd + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		off += w;
+	}
+	if (!reply) {
+		reply = buf;
+		len = sizeof(buf);
+	}
+	r = wait_reply(q, reply, len, timeout_ms);
+	if (r)
+		return r;
+	return strstr(reply, "\"return\"") ? 0 : -EREMOTEIO;
+}
+
+int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int timeout_ms)
+{
+	char reply[4096];
+	int r;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = fd;
+	q->pidfd = pidfd;
+	snprintf(q->status, sizeof(q->status), "unknown");
+	r = wait_reply(q, reply, sizeof(reply), timeout_ms);
+	if (!r && !strstr(reply, "\"QMP\""))
+		r = -EPROTO;
+	if (!r)
+		r = vp_qmp_command(q, "{\"execute\":\"qmp_capabilities\"}\n", reply,
+				   sizeof(reply), timeout_ms);
+	if (!r)
+		r = vp_qmp_command(q, "{\"execute\":\"query-status\"}\n", reply,
+				   sizeof(reply), timeout_ms);
+	if (!r) {
+		const char *s = strstr(reply, "\"status\"");
+
+		q->running = !!strstr(reply, "\"running\": true");
+		if (!s || sscanf(s, "\"status\": \"%31[a-z-]\"", q->status) != 1)
+			r = -EPROTO;
+	}
+	switch (r) {
+	case 0:
+		break;
+	case -ESRCH:
+		vp_err("QEMU exited before its monitor answered");
+		break;
+	case -ETIMEDOUT:
+		vp_err("QEMU's monitor did not answer in %d s", timeout_ms / 1000);
+		break;
+	default:
+		vp_err("QEMU's monitor: %s", r == -EPROTO || r == -EREMOTEIO ?
+		       "unexpected answer" : strerror(-r));
+	}
+	return r;
+}
+
+int vp_qmp_read_events(struct vp_qmp *q)
+{
+	int r = read_lines(q, NULL, 0);
+
+	return r < 0 ? r : 0;
+}
+
+void vp_qmp_close(struct vp_qmp *q)
+{
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}

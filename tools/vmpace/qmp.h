@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A minimal QMP client for the QEMU that "vmpace run" starts: one monitor on
+ * a socketpair (-chardev socket,fd=N -mon mode=control), used to start the
+ * guest after it is armed and to tell why a quantum does not complete.
+ */
+#ifndef VMPACE_QMP_H
+#define VMPACE_QMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vp_qmp {
+	int fd;
+	int pidfd;		/* the VMM, to notice it exit while waiting */
+	char buf[16384];
+	size_t len;
+	bool running;		/* from query-status, then STOP/RESUME events */
+	char status[32];	/* its "status", or the last event's name */
+};
+
+/*
+ * Reads the greeting and negotiates capabilities, then queries the status;
+ * returns 0 or -errno (-ETIMEDOUT after @timeout_ms, -ESRCH if the VMM
+ * exited, -EPROTO on an unexpected answer), with the reason printed.
+ */
+int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int timeout_ms);
+
+/*
+ * Sends @cmd (a JSON object) and waits up to @timeout_ms for its reply,
+ * which is copied to @reply (NUL-terminated, truncated to @len); events
+ * read meanwhile are processed.  Returns 0, -EREMOTEIO if QEMU answered
+ * with an error, or -errno.
+ */
+int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
+		   int timeout_ms);
+
+/* Processes what QEMU sent without blocking; 0, or -EPIPE once it closed. */
+int vp_qmp_read_events(struct vp_qmp *q);
+
+void vp_qmp_close(struct vp_qmp *q);
+
+#endif

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Is the guest's clock simulated time plus a constant?  Each clock line of
+ * the test guest ("vmpace-guest-clock <seq> <before> <after>", see the
+ * guest's clock-init.c) read after the report of a quantum that ran from
+ * simulated time @start to @end (us), and not after the previous one, was
+ * written out during that quantum, one synchronous I/O exit per byte: the
+ * guest read <before> (ns) at most at @end, and the next line's <after> at
+ * least at @start.  If guest = simulated + C, then C (in us, rounded down)
+ * lies in [lo, hi] after every line; the clock is exact when lo <= hi + 1
+ * (1 us for rounding), whatever the host's speed.
+ *
+ * Shared by refsim and the end-to-end test client.
+ */
+#ifndef VMPACE_CLOCK_BOUNDS_H
+#define VMPACE_CLOCK_BOUNDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct clock_bounds {
+	int64_t lo, hi;		/* guest - simulated, us */
+	int64_t prev_start;	/* the previous line's quantum start */
+	unsigned long lines;
+};
+
+static inline void clock_bounds_init(struct clock_bounds *b)
+{
+	b->lo = INT64_MIN;
+	b->hi = INT64_MAX;
+	b->prev_start = 0;
+	b->lines = 0;
+}
+
+/*
+ * A line's clock values (ns), read in the quantum [start, end] (us); returns
+ * guest - simulated time at the end of the quantum (us).
+ */
+static inline int64_t clock_bounds_add(struct clock_bounds *b, int64_t before_ns,
+				    int64_t after_ns, int64_t start_us,
+				    int64_t end_us)
+{
+	int64_t v = before_ns / 1000 - end_us, w;
+
+	if (v > b->lo)
+		b->lo = v;
+	if (b->lines) {
+		w = after_ns / 1000 - b->prev_start;
+		if (w < b->hi)
+			b->hi = w;
+	}
+	b->prev_start = start_us;
+	b->lines++;
+	return v;
+}
+
+/* Guest time is simulated time plus a constant, within 1 us of rounding. */
+static inline bool clock_bounds_exact(const struct clock_bounds *b)
+{
+	return b->lines >= 2 && b->lo <= b->hi + 1;
+}
+
+#endif /* VMPACE_CLOCK_BOUNDS_H */
