@@ -40,13 +40,14 @@ static int perm_error(struct vp_vm *vm)
 }
 
 /*
- * Every vCPU fd of the process, with the VM each belongs to; the caller
- * frees *@fds and *@ids and closes the fds.  Returns the count or -errno.
+ * Every vCPU fd of the process but those @vm has, with the VM each belongs
+ * to; the caller frees *@fds and *@ids and closes the fds.  Returns the
+ * count or -errno (with nothing left open).
  */
 static int borrow_all(struct vp_vm *vm, int **fds, int **ids, uint32_t **vms)
 {
 	struct kvm_pace_state st;
-	int n, i;
+	int n, i, r;
 
 	*fds = *ids = NULL;
 	*vms = NULL;
@@ -59,10 +60,15 @@ static int borrow_all(struct vp_vm *vm, int **fds, int **ids, uint32_t **vms)
 	*vms = calloc(n, sizeof(uint32_t));
 	if (!*fds || !*ids || !*vms)
 		return -ENOMEM;
-	n = vp_borrow_vcpu_fds(vm->pid, vm->pidfd, *fds, *ids, n);
+	n = vp_borrow_vcpu_fds_except(vm->pid, vm->pidfd, *fds, *ids, n, vm->vcpu_id,
+				      vm->nr_vcpus);
 	for (i = 0; i < n; i++) {
-		if (ioctl((*fds)[i], KVM_GET_PACE_STATE, &st))
-			return -errno;
+		if (ioctl((*fds)[i], KVM_GET_PACE_STATE, &st)) {
+			r = -errno;
+			for (i = 0; i < n; i++)
+				close((*fds)[i]);
+			return r;
+		}
 		(*vms)[i] = st.vm_id;
 		if (!vm->tsc_khz)
 			vm->tsc_khz = st.tsc_khz;

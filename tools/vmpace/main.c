@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -49,11 +50,26 @@ void vp_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Closes fds @lo..@hi; close_range(), or one by one if it is not allowed. */
+static void close_fds(unsigned int lo, unsigned int hi)
+{
+	long max;
+	unsigned int fd;
+
+	if (lo > hi || !close_range(lo, hi, 0))
+		return;
+	max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 1 << 20)
+		max = 1 << 20;
+	for (fd = lo; fd <= hi && fd < (unsigned int)max; fd++)
+		close(fd);
+}
+
 void vp_close_inherited_fds(int keep)
 {
 	if (keep > 3)
-		close_range(3, keep - 1, 0);
-	close_range(keep >= 3 ? keep + 1 : 3, ~0U, 0);
+		close_fds(3, keep - 1);
+	close_fds(keep >= 3 ? keep + 1 : 3, ~0U);
 }
 
 struct cmd {
@@ -91,7 +107,7 @@ struct opt {
 
 /* The options of attach and run, in the order the usage lists them. */
 static const struct opt pace_opts[] = {
-	{ "sync-fd", 1, OPT_SYNC_FD, "N", "SYNC: an inherited socket (or pipe pair end)" },
+	{ "sync-fd", 1, OPT_SYNC_FD, "N", "SYNC: an inherited connected socket" },
 	{ "sync-unix", 1, OPT_SYNC_UNIX, "PATH", "SYNC: a Unix socket (connect; --listen: accept one)" },
 	{ "sync-tcp", 1, OPT_SYNC_TCP, "HOST:PORT",
 	  "SYNC: TCP (connect; --listen: accept one, on loopback if HOST is empty)" },
@@ -319,12 +335,20 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 int main(int argc, char **argv)
 {
 	const struct cmd *c;
+	int fd;
 
 	if (getenv("VMPACE_VERBOSE") && *getenv("VMPACE_VERBOSE") &&
 	    strcmp(getenv("VMPACE_VERBOSE"), "0"))
 		vp_verbose = 1;
+	/* 0-2 open, so that no socket of ours becomes QEMU's stdio */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
 	/* A write to a simulator that went away is an error, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	/* the VMM's exit status is ours to read, even if SIGCHLD came ignored */
+	signal(SIGCHLD, SIG_DFL);
 	if (!strcmp(basename(argv[0]), "vmpace-qemu"))
 		return vp_cmd_qemu(argc, argv);
 	/* "vmpace --pid ..." is "vmpace attach --pid ..." */

@@ -42,6 +42,19 @@ static void on_event(struct vp_qmp *q, const char *line)
 }
 
 /*
+ * QEMU writes each JSON object on one line, its first member first: a reply
+ * starts with "return" or "error", the greeting with "QMP", an event with
+ * "timestamp" (then "event").
+ */
+static bool starts_with_member(const char *line, const char *name)
+{
+	size_t l = strlen(name);
+
+	line += strspn(line, " \t{");
+	return line[0] == '"' && !strncmp(line + 1, name, l) && line[l + 1] == '"';
+}
+
+/*
  * Reads what is available; calls on_event() for events and returns 1 with
  * the first reply (or greeting) line in @reply, 0 if none yet, -EPIPE at
  * EOF, -errno.
@@ -57,19 +70,24 @@ static int read_lines(struct vp_qmp *q, char *reply, size_t len)
 			bool is_reply;
 
 			*nl = '\0';
-			is_reply = !strstr(q->buf, "\"event\"") || strstr(q->buf, "\"return\"") ||
-				   strstr(q->buf, "\"QMP\"");
+			is_reply = !q->skip_line && (starts_with_member(q->buf, "return") ||
+						     starts_with_member(q->buf, "error") ||
+						     starts_with_member(q->buf, "QMP"));
 			if (is_reply && reply)
 				snprintf(reply, len, "%s", q->buf);
-			else
+			else if (!q->skip_line)
 				on_event(q, q->buf);
+			q->skip_line = false;
 			q->len -= l;
 			memmove(q->buf, q->buf + l, q->len);
 			if (is_reply && reply)
 				return 1;
 		}
-		if (q->len == sizeof(q->buf))
-			q->len = 0;	/* an overlong line: not one we need */
+		if (q->len == sizeof(q->buf)) {
+			/* an overlong line (no reply vmpace asks for is): drop it */
+			q->len = 0;
+			q->skip_line = true;
+		}
 		n = recv(q->fd, q->buf + q->len, sizeof(q->buf) - q->len, MSG_DONTWAIT);
 		if (n == 0)
 			return -EPIPE;
@@ -79,25 +97,43 @@ static int read_lines(struct vp_qmp *q, char *reply, size_t len)
 	}
 }
 
-/* Waits for the next reply line; -ETIMEDOUT, -ESRCH (VMM gone), -EPIPE. */
+#define QMP_NOTE_MS	30000
+
+/*
+ * Waits for the next reply line; -ETIMEDOUT, -ESRCH (VMM gone), -EPIPE,
+ * -EINTR (a signal on q->sigfd, left pending for whoever reads it next).
+ */
 static int wait_reply(struct vp_qmp *q, char *reply, size_t len, int timeout_ms)
 {
-	long long end = now_ms() + timeout_ms;
-	struct pollfd p[2] = { { .fd = q->fd, .events = POLLIN },
-			       { .fd = q->pidfd, .events = POLLIN } };
+	long long start = now_ms(), end = start + timeout_ms, next_note = start + QMP_NOTE_MS;
+	struct pollfd p[3] = { { .fd = q->fd, .events = POLLIN },
+			       { .fd = q->pidfd, .events = POLLIN },
+			       { .fd = q->sigfd, .events = POLLIN } };
+	long long now, wait;
 	int r;
 
 	for (;;) {
 		r = read_lines(q, reply, len);
 		if (r)
 			return r < 0 ? r : 0;
-		if (now_ms() >= end)
+		now = now_ms();
+		if (timeout_ms >= 0 && now >= end)
 			return -ETIMEDOUT;
-		r = poll(p, q->pidfd >= 0 ? 2 : 1, (int)(end - now_ms()));
+		if (timeout_ms < 0 && now >= next_note) {
+			vp_err("QEMU's monitor has not answered for %lld s (QEMU still setting "
+			       "its machine up?): waiting", (now - start) / 1000);
+			next_note = now + QMP_NOTE_MS;
+		}
+		wait = (timeout_ms >= 0 ? end : next_note) - now;
+		if (wait < 0)
+			wait = 0;
+		r = poll(p, 3, (int)wait);
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0 && (p[1].revents & POLLIN))
 			return -ESRCH;
+		if (r > 0 && (p[2].revents & POLLIN))
+			return -EINTR;
 	}
 }
 
@@ -127,14 +163,15 @@ int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
 	return strstr(reply, "\"return\"") ? 0 : -EREMOTEIO;
 }
 
-int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int timeout_ms)
+int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd)
 {
 	char reply[4096];
-	int r;
+	int r, timeout_ms = -1;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = fd;
 	q->pidfd = pidfd;
+	q->sigfd = sigfd;
 	snprintf(q->status, sizeof(q->status), "unknown");
 	r = wait_reply(q, reply, sizeof(reply), timeout_ms);
 	if (!r && !strstr(reply, "\"QMP\""))
@@ -158,8 +195,8 @@ int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int timeout_ms)
 	case -ESRCH:
 		vp_err("QEMU exited before its monitor answered");
 		break;
-	case -ETIMEDOUT:
-		vp_err("QEMU's monitor did not answer in %d s", timeout_ms / 1000);
+	case -EINTR:
+		vp_err("a signal came before QEMU's monitor answered");
 		break;
 	default:
 		vp_err("QEMU's monitor: %s", r == -EPROTO || r == -EREMOTEIO ?

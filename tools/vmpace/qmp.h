@@ -13,21 +13,26 @@
 struct vp_qmp {
 	int fd;
 	int pidfd;		/* the VMM, to notice it exit while waiting */
+	int sigfd;		/* if >= 0: a signal ends a wait (-EINTR) */
 	char buf[16384];
 	size_t len;
+	bool skip_line;		/* the rest of an overlong line is dropped */
 	bool running;		/* from query-status, then STOP/RESUME events */
 	char status[32];	/* its "status", or the last event's name */
 };
 
 /*
  * Reads the greeting and negotiates capabilities, then queries the status;
- * returns 0 or -errno (-ETIMEDOUT after @timeout_ms, -ESRCH if the VMM
- * exited, -EPROTO on an unexpected answer), with the reason printed.
+ * returns 0 or -errno (-ESRCH if the VMM exited, -EINTR on a signal from
+ * @sigfd, -EPROTO on an unexpected answer), with the reason printed.  It
+ * waits as long as QEMU takes to set its machine up (a large preallocated
+ * memory can take minutes), saying so every 30 s.
  */
-int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int timeout_ms);
+int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd);
 
 /*
- * Sends @cmd (a JSON object) and waits up to @timeout_ms for its reply,
+ * Sends @cmd (a JSON object) and waits up to @timeout_ms (< 0: no limit,
+ * with a note every 30 s) for its reply,
  * which is copied to @reply (NUL-terminated, truncated to @len); events
  * read meanwhile are processed.  Returns 0, -EREMOTEIO if QEMU answered
  * with an error, or -errno.

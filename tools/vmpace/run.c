@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,8 +26,6 @@
 
 #include "qmp.h"
 #include "vmpace.h"
-
-#define QMP_TIMEOUT_MS	60000
 
 static bool has_arg(char **argv, const char *a)
 {
@@ -39,12 +39,17 @@ static bool has_arg(char **argv, const char *a)
 /*
  * The child: default signal handling, the monitor's end inherited, exec; an
  * exec failure is reported on @err_fd (close-on-exec: EOF means it ran).
+ * If vmpace is to terminate QEMU at the end, its death (even SIGKILL) does.
  */
-static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_fd)
+static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_fd,
+					       bool die_with_parent, pid_t parent)
 {
 	sigset_t none;
 	int e;
 
+	if (die_with_parent &&
+	    (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(127);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -59,12 +64,18 @@ static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_
 int vp_run_qemu(struct vp_opts *o, char **argv)
 {
 	bool user_paused = has_arg(argv, "-S");
-	int argc, i, j, sv[2], ep[2], fd, r, status, pidfd, e;
+	int argc, i, j, sv[2], ep[2], fd, r, status = 0, pidfd, e, sigfd;
 	struct vp_qmp qmp = { .fd = -1 };
 	char chardev[64], **av;
 	struct vp_vm vm = { .pidfd = -1 };
-	pid_t pid;
+	sigset_t mask, old;
+	pid_t pid, self = getpid();
 
+	if (has_arg(argv, "-daemonize")) {
+		vp_err("QEMU's -daemonize would leave vmpace without its QEMU: run it in "
+		       "the foreground");
+		return VP_EXIT_USAGE;
+	}
 	fd = vp_transport_open(o);
 	if (fd < 0)
 		return -fd;
@@ -72,8 +83,28 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	/* the simulator's socket is vmpace's, not the VMM's */
 	fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(ep, O_CLOEXEC)) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		vp_err("socketpair: %s", strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	if (pipe2(ep, O_CLOEXEC)) {
+		vp_err("pipe: %s", strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	/*
+	 * From here on a SIGINT, SIGTERM or SIGHUP ends the start-up in order
+	 * (QEMU killed, exit 9) instead of leaving QEMU behind; the session
+	 * takes them over.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sigfd < 0) {
+		vp_err("signalfd: %s", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		return VP_EXIT_ERROR;
 	}
 	for (argc = 0; argv[argc]; argc++)
@@ -96,10 +127,11 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	pid = fork();
 	if (pid < 0) {
 		vp_err("fork: %s", strerror(errno));
-		return VP_EXIT_ERROR;
+		r = VP_EXIT_ERROR;
+		goto restore;
 	}
 	if (!pid)
-		exec_vmm(av, sv[1], ep[1]);
+		exec_vmm(av, sv[1], ep[1], o->on_close == VP_CLOSE_TERMINATE, self);
 	close(sv[1]);
 	close(ep[1]);
 	free(av);
@@ -109,28 +141,32 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		vp_err("cannot run %s: %s", argv[0], strerror(e));
 		waitpid(pid, &status, 0);
 		close(sv[0]);
-		return VP_EXIT_ERROR;
+		r = VP_EXIT_ERROR;
+		goto restore;
 	}
 	pidfd = syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
 		vp_err("pidfd_open: %s", strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		return VP_EXIT_ERROR;
+		r = VP_EXIT_ERROR;
+		goto restore;
 	}
 
 	/* Its monitor answers once the machine, and so every vCPU, exists. */
-	r = vp_qmp_open(&qmp, sv[0], pidfd, QMP_TIMEOUT_MS);
+	r = vp_qmp_open(&qmp, sv[0], pidfd, sigfd);
 	if (r == -ESRCH || r == -EPIPE) {
-		waitpid(pid, &status, 0);
-		vp_err("%s exited (%s %d) before it was ready", argv[0],
-		       WIFEXITED(status) ? "status" : "signal",
-		       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		if (waitpid(pid, &status, 0) == pid)
+			vp_err("%s exited (%s %d) before it was ready", argv[0],
+			       WIFEXITED(status) ? "status" : "signal",
+			       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		else
+			vp_err("%s exited before it was ready", argv[0]);
 		r = VP_EXIT_VMM_DIED;
 		goto out;
 	}
 	if (r) {
-		r = VP_EXIT_ERROR;
+		r = r == -EINTR ? VP_EXIT_SIGNAL : VP_EXIT_ERROR;
 		goto kill;
 	}
 	if (qmp.running) {
@@ -147,11 +183,11 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		       "of its monitors");
 	r = vp_session(o, &vm, &qmp, !user_paused);
 	vp_detach(&vm);
-	/* the session ended or released QEMU: reap it if it is gone */
-	if (o->on_close == VP_CLOSE_RELEASE && r != VP_EXIT_VMM_DIED)
-		goto out;
-	if (waitpid(pid, &status, WNOHANG) == 0 && o->on_close == VP_CLOSE_TERMINATE)
-		waitpid(pid, &status, 0);
+	/*
+	 * The session terminated QEMU and waited for it, or released it:
+	 * reap it if it is gone, never wait for one that may run on.
+	 */
+	waitpid(pid, &status, WNOHANG);
 	goto out;
 kill:
 	/* it never ran a guest instruction: nothing to save */
@@ -160,6 +196,9 @@ kill:
 out:
 	vp_qmp_close(&qmp);
 	close(pidfd);
+restore:
+	close(sigfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	return r;
 }
 
@@ -210,18 +249,55 @@ static char *fix_cpu(const char *val)
 }
 
 /*
+ * vmpace's options for vmpace-qemu, from $VMPACE_OPTS (words separated by
+ * blanks), after its defaults: --zero-grant step, as the -external_sim
+ * patch treats a zero grant.  Returns 0 or an exit code.
+ */
+static int qemu_pace_opts(long sync_fd, struct vp_opts *o)
+{
+	const char *env = getenv("VMPACE_OPTS");
+	char *words = strdup(env ? env : ""), *w, *save, fdarg[32], *av[64];
+	int ac = 0, r;
+
+	if (!words)
+		return VP_EXIT_ERROR;
+	snprintf(fdarg, sizeof(fdarg), "%ld", sync_fd);
+	av[ac++] = "vmpace-qemu";
+	av[ac++] = "--zero-grant";
+	av[ac++] = "step";
+	av[ac++] = "--sync-fd";
+	av[ac++] = fdarg;
+	for (w = strtok_r(words, " \t\n", &save); w; w = strtok_r(NULL, " \t\n", &save)) {
+		if (ac == 62) {
+			vp_err("VMPACE_OPTS: too many words");
+			free(words);
+			return VP_EXIT_USAGE;
+		}
+		av[ac++] = w;
+	}
+	av[ac] = NULL;
+	r = vp_parse_pace_opts(ac, av, o, false);
+	if (!r && optind < ac) {
+		vp_err("VMPACE_OPTS: '%s' is not a vmpace option", av[optind]);
+		r = VP_EXIT_USAGE;
+	}
+	/* the words stay referenced by @o (--trace FILE) until exit */
+	return r;
+}
+
+/*
  * vmpace-qemu QEMU-ARGS: QEMU-ARGS is the command line of a QEMU patched
  * with -external_sim; "-external_sim sock=N" names the simulator's socket.
- * The QEMU run is $VMPACE_QEMU, or qemu-system-x86_64.
+ * The QEMU run is $VMPACE_QEMU, or qemu-system-x86_64; vmpace's options
+ * come from $VMPACE_OPTS.
  */
 int vp_cmd_qemu(int argc, char **argv)
 {
 	const char *qemu = getenv("VMPACE_QEMU");
-	struct vp_opts o = { .sync_fd = -1, .kill_timeout_ms = 10000, .stall_warn_s = 5,
-			     .peer_timeout_s = 30 };
+	struct vp_opts o;
 	char **av, *end;
 	long fd = -1;
-	int i, j = 0;
+	int i, j = 0, r;
 
 	av = calloc(argc + 1, sizeof(*av));
 	if (!av)
@@ -253,7 +329,8 @@ int vp_cmd_qemu(int argc, char **argv)
 			"(usage: vmpace-qemu QEMU-ARGS... -external_sim sock=FD)\n");
 		return VP_EXIT_USAGE;
 	}
-	o.sync_fd = fd;
-	vp_close_inherited_fds(fd);
+	r = qemu_pace_opts(fd, &o);
+	if (r)
+		return r;
 	return vp_run_qemu(&o, av);
 }

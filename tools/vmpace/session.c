@@ -70,6 +70,8 @@ struct session {
 	bool owns_vmm;		/* vmpace started it */
 	bool peer_eof;		/* the simulator will send no more grants */
 	int signo;
+	sigset_t old_mask;	/* restored when the session ends */
+	bool mask_saved;
 
 	struct vp_decoder dec;
 	uint8_t out[8];
@@ -129,10 +131,13 @@ static int ep_set(struct session *s, int op, int fd, uint32_t events, int tag)
 	return epoll_ctl(s->epfd, op, fd, &ev) ? -errno : 0;
 }
 
+/*
+ * The timer ticks every second while vmpace waits: it checks that KVM still
+ * paces every vCPU, and says why a wait takes longer than --stall-warn.
+ */
 static void set_state(struct session *s, enum state st)
 {
-	struct itimerspec it = { .it_interval.tv_sec = s->o->stall_warn_s,
-				 .it_value.tv_sec = s->o->stall_warn_s };
+	struct itimerspec it = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
 
 	s->state = st;
 	s->warnings = 0;
@@ -301,11 +306,6 @@ static void all_held(struct session *s)
 		s->base_ns = s->last_ns = frozen_ns;
 		vp_info("guest frozen at guest TSC %llu, kvmclock %llu ns",
 			(unsigned long long)frozen, (unsigned long long)frozen_ns);
-		if (s->peer_eof) {
-			vp_info("the simulator closed the connection");
-			finish(s, VP_EXIT_OK);
-			return;
-		}
 		set_state(s, ST_WAIT_GRANT);
 		watch_sync(s);
 		return;
@@ -358,11 +358,7 @@ static void send_report(struct session *s)
 		}
 		s->out_off += n;
 	}
-	if (s->peer_eof) {
-		vp_info("the simulator shut down its side: end of session after the report");
-		finish(s, VP_EXIT_OK);
-		return;
-	}
+	/* after a half-close, grants sent before it still run: reading tells */
 	set_state(s, ST_WAIT_GRANT);
 	watch_sync(s);
 }
@@ -463,9 +459,20 @@ static void on_sync(struct session *s, uint32_t events)
 		vp_info("the simulator closed the connection");
 		finish(s, VP_EXIT_OK);
 	} else if (events & EPOLLRDHUP) {
-		/* a half-close: the quantum in flight completes and is reported */
+		/*
+		 * A half-close: the quantum in flight and the grants sent before
+		 * it run and are reported, then reading finds the end.
+		 */
+		int pending = 0;
+
 		vp_info("the simulator shut down its side of the connection");
 		s->peer_eof = true;
+		if (s->state == ST_FREEZING && !s->dec.len &&
+		    (ioctl(s->o->sync_fd, FIONREAD, &pending) || !pending)) {
+			vp_info("no grant was sent: end of session");
+			finish(s, VP_EXIT_OK);
+			return;
+		}
 		watch_sync(s);
 	}
 }
@@ -489,16 +496,38 @@ static void on_vcpu(struct session *s, int i)
 		all_held(s);
 }
 
-/* A quantum, a grant or a report takes long: say why, and keep waiting. */
-static void on_stall(struct session *s)
+/*
+ * Every second of a wait: a vCPU that KVM stopped pacing (the guest started
+ * a timer that runs on host time) ends the session, since the quantum could
+ * never complete; a wait longer than --stall-warn is explained.
+ */
+static void on_tick(struct session *s)
 {
 	struct kvm_pace_state st;
 	char why[1024] = "";
+	uint64_t expirations, waited;
 	size_t l;
-	uint64_t expirations;
 	int i;
 
 	if (read(s->tfd, &expirations, sizeof(expirations)) < 0)
+		return;
+	waited = ns_since(&s->t_wait) / 1000000000ull;
+	if (s->state == ST_RUNNING || s->state == ST_FREEZING) {
+		for (i = 0; i < s->vm->nr_vcpus; i++) {
+			if (s->held[i] || vcpu_state(s, i, &st))
+				continue;
+			if (!(st.state & KVM_PACE_STATE_ARMED)) {
+				fail(s, VP_EXIT_UNSUPPORTED, "KVM stopped pacing vCPU %d: the "
+				     "guest started a timer that runs on host time (Hyper-V "
+				     "synthetic timer, Xen timer or a nested VMX guest)",
+				     s->vm->vcpu_id[i]);
+				return;
+			}
+		}
+		if (s->state == ST_DONE)
+			return;
+	}
+	if (!s->o->stall_warn_s || waited < (uint64_t)s->o->stall_warn_s * (s->warnings + 1))
 		return;
 	s->warnings++;
 	if (s->state == ST_WAIT_GRANT || s->state == ST_REPORTING) {
@@ -567,8 +596,19 @@ static bool wait_vmm(struct session *s, int ms)
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	bool gone = false;
 
-	if (ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, s->vm->pidfd, &ev))
-		gone = epoll_wait(ep, &ev, 1, ms) == 1;
+	struct timespec t0;
+	int n, left = ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (ep >= 0 && !epoll_ctl(ep, EPOLL_CTL_ADD, s->vm->pidfd, &ev)) {
+		/* a SIGSTOP/SIGCONT interrupts epoll_wait: the grace period goes on */
+		while ((n = epoll_wait(ep, &ev, 1, left)) < 0 && errno == EINTR) {
+			left = ms - (int)(ns_since(&t0) / 1000000);
+			if (left < 0)
+				left = 0;
+		}
+		gone = n == 1;
+	}
 	if (ep >= 0)
 		close(ep);
 	return gone;
@@ -592,14 +632,21 @@ static void terminate_vmm(struct session *s)
 }
 
 /*
- * Every way out ends the VMM or releases its guest: a VMM that vmpace did
- * not get to pace is left alone, a signal releases a VMM that vmpace did not
- * start, and otherwise --on-close decides.
+ * Every way out ends the VMM or releases its guest: a VMM that vmpace
+ * started but could not pace is terminated (it never ran a guest
+ * instruction), one that vmpace attached to but could not pace is left
+ * alone, a signal releases a VMM that vmpace did not start, and otherwise
+ * --on-close decides.
  */
 static void leave(struct session *s)
 {
 	if (!vmm_alive(s))
 		return;
+	if (s->owns_vmm && !s->controlling) {
+		vp_disarm_all(s->vm);
+		terminate_vmm(s);
+		return;
+	}
 	if (s->controlling && s->o->on_close == VP_CLOSE_TERMINATE &&
 	    (s->exit_code != VP_EXIT_SIGNAL || s->owns_vmm))
 		terminate_vmm(s);
@@ -624,15 +671,14 @@ static int setup(struct session *s)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigprocmask(SIG_BLOCK, &mask, &s->old_mask);
+	s->mask_saved = true;
 	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s->sigfd < 0)
 		return -errno;
-	if (s->o->stall_warn_s) {
-		s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (s->tfd < 0)
-			return -errno;
-	}
+	s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (s->tfd < 0)
+		return -errno;
 
 	r = ep_set(s, EPOLL_CTL_ADD, s->sigfd, EPOLLIN, TAG_SIGNAL);
 	r = r ?: ep_set(s, EPOLL_CTL_ADD, s->vm->pidfd, EPOLLIN, TAG_PIDFD);
@@ -661,7 +707,7 @@ static void dispatch(struct session *s, struct epoll_event *ev)
 		on_sync(s, ev->events);
 		break;
 	case TAG_TIMER:
-		on_stall(s);
+		on_tick(s);
 		break;
 	case TAG_QMP:
 		/* QEMU closing its monitor is followed by its exit: the pidfd */
@@ -687,15 +733,15 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 	vp_decoder_init(&s.dec, o->proto);
 	s.held = calloc(vm->nr_vcpus, sizeof(bool));
 	if (!s.held) {
-		vp_err("out of memory");
-		return VP_EXIT_ERROR;
+		fail(&s, VP_EXIT_ERROR, "out of memory");
+		goto out;
 	}
 	if (o->trace) {
 		s.trace = fopen(o->trace, "we");
 		if (!s.trace) {
-			vp_err("cannot write the trace to %s: %s", o->trace, strerror(errno));
-			free(s.held);
-			return VP_EXIT_ERROR;
+			fail(&s, VP_EXIT_ERROR, "cannot write the trace to %s: %s", o->trace,
+			     strerror(errno));
+			goto out;
 		}
 		setvbuf(s.trace, NULL, _IOLBF, 0);
 		fprintf(s.trace, "seq,grant,elapsed,overshoot_ticks,host_ns\n");
@@ -713,7 +759,8 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 	start_quantum(&s, st.guest_tsc ? st.guest_tsc : 1, ST_FREEZING);
 	if (s.state != ST_DONE && start) {
 		r = vp_qmp_command(qmp, "{\"execute\":\"cont\"}\n", NULL, 0, 60000);
-		if (r)
+		/* -EINTR: a signal is pending, the loop below reads it */
+		if (r && r != -EINTR)
 			fail(&s, r == -ESRCH || r == -EPIPE ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR,
 			     "cannot start the guest ('cont' on QEMU's monitor): %s",
 			     r == -EREMOTEIO ? "QEMU refused" : strerror(-r));
@@ -742,5 +789,7 @@ out:
 		close(s.sigfd);
 	if (s.tfd >= 0)
 		close(s.tfd);
+	if (s.mask_saved)
+		sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
 	return s.exit_code;
 }

@@ -219,6 +219,23 @@ static const char *const event_names[] = {
 	[KVM_PACE_CMD_DISARM]	= "disarm",
 };
 
+static const char *const reason_json[] = {
+	[KVM_PACE_DISARM_IOCTL]		= "ioctl",
+	[KVM_PACE_DISARM_CLOSE]		= "close",
+	[KVM_PACE_DISARM_UNSUPPORTED]	= "unsupported",
+};
+
+static const char *const reason_text[] = {
+	[KVM_PACE_DISARM_IOCTL]		= "by ioctl",
+	[KVM_PACE_DISARM_CLOSE]		= "controller closed the vCPU",
+	[KVM_PACE_DISARM_UNSUPPORTED]	= "the guest uses a timer pacing cannot freeze",
+};
+
+static const char *reason(const char *const *names, uint32_t r)
+{
+	return r <= KVM_PACE_DISARM_UNSUPPORTED ? names[r] : "unknown";
+}
+
 static void print_event(void *arg, const struct pace_rec *r)
 {
 	struct monitor *m = arg;
@@ -243,8 +260,7 @@ static void print_event(void *arg, const struct pace_rec *r)
 		if (r->cmd == KVM_PACE_CMD_RELEASE)
 			printf(",\"held_ns\":%" PRIu64, r->held_ns);
 		if (r->cmd == KVM_PACE_CMD_DISARM)
-			printf(",\"reason\":\"%s\"",
-			       r->reason == KVM_PACE_DISARM_CLOSE ? "close" : "ioctl");
+			printf(",\"reason\":\"%s\"", reason(reason_json, r->reason));
 		printf("}\n");
 	} else {
 		struct tm tm;
@@ -261,10 +277,12 @@ static void print_event(void *arg, const struct pace_rec *r)
 		if (r->cmd == KVM_PACE_CMD_RELEASE)
 			printf("  held %.3f ms", r->held_ns / 1e6);
 		if (r->cmd == KVM_PACE_CMD_DISARM)
-			printf("  (%s)", r->reason == KVM_PACE_DISARM_CLOSE ?
-			       "controller closed the vCPU" : "by ioctl");
+			printf("  (%s)", reason(reason_text, r->reason));
 		printf("\n");
 	}
+	/* the reader went away (vmpace monitor | head): done */
+	if (fflush(stdout) || ferror(stdout))
+		exit(errno == EPIPE ? VP_EXIT_OK : VP_EXIT_ERROR);
 }
 
 /* Tests wait for this line: from here on no event is missed. */

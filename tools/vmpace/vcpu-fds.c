@@ -51,6 +51,8 @@ int vp_for_each_vcpu_fd(pid_t pid, int (*fn)(void *arg, int fd, int id), void *a
 
 struct borrow {
 	int pidfd, *fds, *ids, n, max;
+	const int *skip;
+	int nskip;
 };
 
 static int borrow_one(void *arg, int fd, int id)
@@ -58,6 +60,9 @@ static int borrow_one(void *arg, int fd, int id)
 	struct borrow *b = arg;
 	int nfd, i;
 
+	for (i = 0; i < b->nskip; i++)
+		if (b->skip[i] == id)
+			return 0;
 	if (b->n == b->max)
 		return -ENOSPC;
 	nfd = syscall(SYS_pidfd_getfd, b->pidfd, fd, 0);
@@ -76,7 +81,14 @@ static int borrow_one(void *arg, int fd, int id)
 
 int vp_borrow_vcpu_fds(pid_t pid, int pidfd, int *fds, int *ids, int max)
 {
-	struct borrow b = { .pidfd = pidfd, .fds = fds, .ids = ids, .max = max };
+	return vp_borrow_vcpu_fds_except(pid, pidfd, fds, ids, max, NULL, 0);
+}
+
+int vp_borrow_vcpu_fds_except(pid_t pid, int pidfd, int *fds, int *ids, int max,
+			      const int *skip, int nskip)
+{
+	struct borrow b = { .pidfd = pidfd, .fds = fds, .ids = ids, .max = max,
+			    .skip = skip, .nskip = nskip };
 	int r, i;
 
 	r = vp_for_each_vcpu_fd(pid, borrow_one, &b);

@@ -23,4 +23,13 @@ int vp_for_each_vcpu_fd(pid_t pid, int (*fn)(void *arg, int fd, int id), void *a
  */
 int vp_borrow_vcpu_fds(pid_t pid, int pidfd, int *fds, int *ids, int max);
 
+/*
+ * The same, leaving out the vCPUs whose ids are among the @nskip in @skip:
+ * a paced vCPU's fd must not be borrowed again, since closing the copy
+ * would end its pacing (KVM disarms a vCPU when its controller closes one
+ * of its fds).
+ */
+int vp_borrow_vcpu_fds_except(pid_t pid, int pidfd, int *fds, int *ids, int max,
+			      const int *skip, int nskip);
+
 #endif

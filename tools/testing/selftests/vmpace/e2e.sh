@@ -170,14 +170,22 @@ wrapper-lockstep) wrapper_lockstep ;;
 first)
 	sim first --run --qmp /tmp/first.qmp first -- "${bios_vmm[@]}" \
 		-qmp unix:/tmp/first.qmp,server=on,wait=off ;;
-zero-step|half-close|partial-write|two-vms)
+zero-step|half-close|half-close-early|partial-write|two-vms)
 	sim "$1" "$1" -- "${bios_vmm[@]}" ;;
 stall-stop)
 	sim stall-stop --run --qmp /tmp/stall.qmp stall-stop -- "${bios_vmm[@]}" \
 		-qmp unix:/tmp/stall.qmp,server=on,wait=off ;;
 hotadd)
+	# adopting the new vCPU must not disturb the paced one: each vCPU is
+	# armed once (a re-arm would follow a disarm)
+	start_monitor /tmp/hotadd.events -j
 	sim hotadd --qmp /tmp/hotadd.qmp hotadd -- "${bios_vmm[@]}" -smp 1,maxcpus=2 \
-		-qmp unix:/tmp/hotadd.qmp,server=on,wait=off ;;
+		-qmp unix:/tmp/hotadd.qmp,server=on,wait=off
+	kill -INT "$mon_pid"; wait
+	for v in 0 1; do
+		n=$(grep -c "\"event\":\"arm\",.*\"vcpu_id\":$v," /tmp/hotadd.events)
+		check "vCPU $v was armed once ($n)" test "$n" = 1
+	done ;;
 ctrl-c)
 	sim ctrl-c --run ctrl-c -- "${bios_vmm[@]}" ;;
 peer-lost)
@@ -289,6 +297,18 @@ attach-errors)
 	exp 8 "exited (status 1) before it was ready" "$vmpace" run --sync-fd 0 -- \
 		qemu-system-x86_64 -no-such-option
 	exp 1 "cannot run /nonexistent" "$vmpace" run --sync-fd 0 -- /nonexistent
+	exp 2 "-daemonize would leave vmpace without its QEMU" "$vmpace" run --sync-fd 0 -- \
+		qemu-system-x86_64 -daemonize
+	exp 2 "unrecognized option" env VMPACE_OPTS=--bogus "$BUILD/vmpace/vmpace-qemu" \
+		-m 64 -external_sim sock=0
+	exp 2 "name exactly one of" env VMPACE_OPTS="--sync-unix /tmp/x" \
+		"$BUILD/vmpace/vmpace-qemu" -m 64 -external_sim sock=0
+	exp 2 "VMPACE_OPTS: 'stray' is not a vmpace option" env VMPACE_OPTS="-v stray" \
+		"$BUILD/vmpace/vmpace-qemu" -m 64 -external_sim sock=0
+	# a session that cannot start ends the QEMU it started (it never ran)
+	exp 1 "cannot write the trace" timeout 60 "$vmpace" run --sync-fd 0 \
+		--trace /no/such/dir/t.csv -- "${bios_vmm[@]}"
+	check "and left no QEMU behind ($(pgrep -a qemu-system))" test -z "$(pgrep qemu-system)"
 	;;
 no-pacing)
 	# with distro KVM modules

@@ -15,7 +15,7 @@ line attach-errors 120
 for t in adevs ns64 partial huge-close truncated release; do line proto-$t 120; done
 for t in tcp-listen tcp-connect unix-listen unix-connect; do line transport-$t 120; done
 for t in kill-vmm kill-sim kill-vmpace sigterm; do line fault-$t 120; done
-for t in first adevs-fork adevs-kill wrapper zero-step half-close partial-write \
+for t in first adevs-fork adevs-kill wrapper zero-step half-close half-close-early partial-write \
 	 stall-stop hotadd ctrl-c peer-lost two-vms; do line $t 180; done
 line wrapper-lockstep 300
 line stopcont 300

@@ -843,6 +843,7 @@ static void start_adevs_style(char **qemu_argv, bool wrapper, int *sim_end)
 	snprintf(num, sizeof(num), wrapper ? "sock=%d" : "%d", sv[1]);
 	if (wrapper) {
 		/* the -external_sim command line, with its -cpu flags */
+		setenv("VMPACE_OPTS", "--verbose", 1);
 		args[i++] = (char *)wrapper_path;
 		for (n = 1; qemu_argv[n] && i < 40; n++)
 			args[i++] = qemu_argv[n];
@@ -878,8 +879,8 @@ static void start_adevs_style(char **qemu_argv, bool wrapper, int *sim_end)
 
 static void scenario_adevs_fork(char **qemu_argv, uint64_t q, bool wrapper, bool kill_sim)
 {
-	struct kvm_pace_state s0, now;
-	uint64_t sum = 0;
+	struct kvm_pace_state s0, now, before;
+	uint64_t sum = 0, r;
 	pid_t sim = 0;
 	int i, st, other;
 
@@ -891,6 +892,17 @@ static void scenario_adevs_fork(char **qemu_argv, uint64_t q, bool wrapper, bool
 	for (i = 0; i < 300 && !failures; i++)
 		exact_quantum(&s0, q, &sum, &now);
 	CHECK(i == 300 && !failures, "300 quanta, each report the exact advance of kvmclock");
+	if (wrapper) {
+		/* adevs sends 0 for a step under 1 us: a step of no time */
+		before = now;
+		r = exact_quantum(&s0, 0, &sum, &now);
+		CHECK(r == 0 && now.guest_tsc == before.guest_tsc,
+		      "vmpace-qemu: a zero grant is a step of no time (report %llu)",
+		      (unsigned long long)r);
+		exact_quantum(&s0, q, &sum, &now);
+		CHECK(!failures, "and the session goes on");
+		CHECK(log_has("guest frozen at guest TSC"), "VMPACE_OPTS=--verbose reached vmpace");
+	}
 	if (kill_sim) {
 		/* the simulator dies in a quantum; its socket dies with it */
 		sim = fork();
@@ -935,23 +947,43 @@ static void scenario_zero_step(char **qemu_argv, uint64_t q)
 	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
 }
 
-static void scenario_half_close(char **qemu_argv, uint64_t q)
+/*
+ * shutdown(SHUT_WR) after grants: every grant sent before it runs and is
+ * reported, then vmpace closes.  @early: the grant and the half-close come
+ * before vmpace has frozen the guest.
+ */
+static void scenario_half_close(char **qemu_argv, uint64_t q, bool early)
 {
 	struct kvm_pace_state s0, now;
-	uint64_t sum = 0, r;
+	uint64_t sum = 0, r1, r2 = 0;
 	uint8_t b;
 	int st;
 
 	start(qemu_argv, NULL);
-	wait_frozen(&s0);
-	exact_quantum(&s0, q, &sum, &now);
-	send_grant(q * 20);
-	shutdown(sock, SHUT_WR);
-	r = read_report(false);
-	wait_frozen(&now);
-	CHECK(r >= q * 20 && sum + r == (now.guest_ns - s0.guest_ns) / unit_ns(),
-	      "after shutdown(SHUT_WR) the quantum in flight is reported: %llu for %llu",
-	      (unsigned long long)r, (unsigned long long)q * 20);
+	if (early) {
+		send_grant(q);
+		shutdown(sock, SHUT_WR);
+		wait_frozen(&s0);
+		r1 = read_report(false);
+		CHECK(r1 >= q, "a grant and a half-close sent while vmpace froze the guest: "
+		      "the grant ran (report %llu for %llu)", (unsigned long long)r1,
+		      (unsigned long long)q);
+	} else {
+		wait_frozen(&s0);
+		exact_quantum(&s0, q, &sum, &now);
+		send_grant(q * 20);
+		send_grant(q * 10);
+		shutdown(sock, SHUT_WR);
+		r1 = read_report(false);
+		r2 = read_report(false);
+		wait_frozen(&now);
+		CHECK(r1 >= q * 20 && r2 >= q * 10 &&
+		      sum + r1 + r2 == (now.guest_ns - s0.guest_ns) / unit_ns(),
+		      "after shutdown(SHUT_WR) both grants sent before it are reported: %llu "
+		      "for %llu, %llu for %llu", (unsigned long long)r1,
+		      (unsigned long long)q * 20, (unsigned long long)r2,
+		      (unsigned long long)q * 10);
+	}
 	CHECK(read(sock, &b, 1) == 0, "then vmpace closes the connection");
 	st = wait_exit(pacer, 20000);
 	CHECK(st == 0, "and ends the session (vmpace exit %d)", st);
@@ -1211,8 +1243,8 @@ int main(int argc, char **argv)
 				    !strcmp(scenario, "adevs-kill"));
 	} else if (!strcmp(scenario, "zero-step")) {
 		scenario_zero_step(qemu_argv, q);
-	} else if (!strcmp(scenario, "half-close")) {
-		scenario_half_close(qemu_argv, q);
+	} else if (!strcmp(scenario, "half-close") || !strcmp(scenario, "half-close-early")) {
+		scenario_half_close(qemu_argv, q, !strcmp(scenario, "half-close-early"));
 	} else if (!strcmp(scenario, "partial-write")) {
 		scenario_partial_write(qemu_argv, q);
 	} else if (!strcmp(scenario, "stall-stop")) {
