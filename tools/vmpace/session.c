@@ -252,12 +252,15 @@ static void report(struct session *s, uint64_t frozen, uint64_t frozen_ns)
 		     "protocol", (unsigned long long)s->seq, (unsigned long long)value);
 		return;
 	}
-	if (s->trace)
-		fprintf(s->trace, "%llu,%llu,%llu,%llu,%llu\n",
+	if (s->trace) {
+		uint64_t ov = frozen > s->deadline ? frozen - s->deadline : 0;
+
+		fprintf(s->trace, "%llu,%llu,%llu,%llu,%llu,%llu\n",
 			(unsigned long long)s->seq, (unsigned long long)s->grant,
-			(unsigned long long)value,
-			(unsigned long long)(frozen > s->deadline ? frozen - s->deadline : 0),
-			(unsigned long long)ns_since(&s->t_grant));
+			(unsigned long long)value, (unsigned long long)ov,
+			(unsigned long long)ns_since(&s->t_grant),
+			(unsigned long long)vp_pvclock_ns(ov, s->mul, s->shift));
+	}
 	s->reported = total;
 	s->last_tsc = frozen;
 	s->last_ns = frozen_ns;
@@ -744,7 +747,7 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 			goto out;
 		}
 		setvbuf(s.trace, NULL, _IOLBF, 0);
-		fprintf(s.trace, "seq,grant,elapsed,overshoot_ticks,host_ns\n");
+		fprintf(s.trace, "seq,grant,elapsed,overshoot_ticks,host_ns,overshoot_ns\n");
 	}
 
 	r = setup(&s);

@@ -273,7 +273,10 @@ u64 kvm_arch_pace_guest_tsc(struct kvm_vcpu *vcpu)
 	return pace_vcpu_tsc(vcpu, rdtsc());
 }
 
-/* The same, for callers without kvm_pace_vm.lock. */
+/*
+ * The same, for callers without kvm_pace_vm.lock (host-initiated TSC reads,
+ * the LAPIC's TMCCT).
+ */
 u64 kvm_pace_vcpu_tsc(struct kvm_vcpu *vcpu)
 {
 	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
@@ -590,17 +593,6 @@ void __kvm_pace_set_clock(struct kvm *kvm, u64 ns)
 	if (a->clock_active)
 		pace_set_clock(a, pace_vm_tsc(a, rdtsc()), ns, a->clock_khz);
 	raw_spin_unlock_irqrestore(&a->time_lock, flags);
-}
-
-u64 __kvm_pace_read_tsc(struct kvm_vcpu *vcpu)
-{
-	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
-	u64 tsc;
-
-	mutex_lock(&pvm->lock);
-	tsc = pace_vcpu_tsc(vcpu, rdtsc());
-	mutex_unlock(&pvm->lock);
-	return tsc;
 }
 
 u64 __kvm_pace_tsc_offset(struct kvm_vcpu *vcpu)

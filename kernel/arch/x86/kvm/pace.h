@@ -31,7 +31,6 @@ bool kvm_lapic_pace_tmcct(struct kvm_lapic *apic, u32 *tmcct);
 void __kvm_pace_pvclock(struct kvm_vcpu *vcpu);
 bool __kvm_pace_get_clock(struct kvm *kvm, struct kvm_clock_data *data);
 void __kvm_pace_set_clock(struct kvm *kvm, u64 ns);
-u64 __kvm_pace_read_tsc(struct kvm_vcpu *vcpu);
 u64 __kvm_pace_tsc_offset(struct kvm_vcpu *vcpu);
 void __kvm_pace_tsc_written(struct kvm_vcpu *vcpu, bool new_generation);
 void __kvm_pace_tsc_khz_changed(struct kvm_vcpu *vcpu);
@@ -74,7 +73,7 @@ static inline void kvm_pace_set_clock(struct kvm *kvm, u64 ns)
 /* Host-initiated reads and writes of the TSC (MSR, offset attribute). */
 static inline u64 kvm_pace_read_tsc(struct kvm_vcpu *vcpu, u64 tsc)
 {
-	return unlikely(vcpu->pace) ? __kvm_pace_read_tsc(vcpu) : tsc;
+	return unlikely(vcpu->pace) ? kvm_pace_vcpu_tsc(vcpu) : tsc;
 }
 
 static inline u64 kvm_pace_tsc_offset(struct kvm_vcpu *vcpu)
