@@ -187,13 +187,18 @@ static uint64_t read_report(bool bytewise)
 static void check_released(void)
 {
 	struct kvm_pace_state a, b;
-	int fd[1];
+	int fd[1], i;
 
 	if (vcpu_fds(qemu, fd, 1) != 1 || fd[0] < 0)
 		die("borrow a vCPU fd");
 	ioctl(fd[0], KVM_GET_PACE_STATE, &a);
-	poll(NULL, 0, 200);
-	ioctl(fd[0], KVM_GET_PACE_STATE, &b);
+	/* released, it moves on by itself: give it up to 10 s */
+	for (i = 0; i < 1000; i++) {
+		ioctl(fd[0], KVM_GET_PACE_STATE, &b);
+		if (b.guest_tsc > a.guest_tsc)
+			break;
+		poll(NULL, 0, 10);
+	}
 	CHECK(!(b.state & (KVM_PACE_STATE_ARMED | KVM_PACE_STATE_HELD)),
 	      "the guest is released (pacing state 0x%x)", b.state);
 	CHECK(b.guest_tsc > a.guest_tsc, "guest time runs free again (%llu -> %llu)",
@@ -698,6 +703,22 @@ static void wait_frozen(struct kvm_pace_state *st)
 	}
 }
 
+/* Waits (at most 60 s) until a granted quantum runs: the VM is not frozen. */
+static void wait_running(void)
+{
+	struct kvm_pace_state st;
+	int i;
+
+	for (i = 0; ; i++) {
+		frozen_time(&st);
+		if (!(st.state & KVM_PACE_STATE_FROZEN))
+			return;
+		if (i > 6000)
+			die("the quantum did not start in 60 s");
+		poll(NULL, 0, 10);
+	}
+}
+
 static uint64_t unit_ns(void)
 {
 	return ns64 ? 1 : 1000;
@@ -913,7 +934,7 @@ static void scenario_adevs_fork(char **qemu_argv, uint64_t q, bool wrapper, bool
 		}
 		close(sock);
 		close(other);
-		poll(NULL, 0, 300);
+		wait_running();
 		kill(sim, SIGKILL);
 		waitpid(sim, NULL, 0);
 	} else {
@@ -1032,7 +1053,7 @@ static void scenario_stall_stop(char **qemu_argv, uint64_t q)
 	wait_frozen(&s0);
 	exact_quantum(&s0, q, &sum, &now);
 	send_grant(q * 300);
-	poll(NULL, 0, 300);
+	wait_running();
 	CHECK(qmp("{\"execute\":\"stop\"}\n"), "QMP stop in the middle of a quantum");
 	p = (struct pollfd){ .fd = sock, .events = POLLIN };
 	CHECK(poll(&p, 1, 3000) == 0, "no report while QEMU is stopped");
@@ -1292,7 +1313,7 @@ int main(int argc, char **argv)
 		send_grant(q);
 		read_report(false);
 		send_grant(ns64 ? UINT64_MAX / 4 : UINT32_MAX);
-		poll(NULL, 0, 300);
+		wait_running();
 		close(sock);
 		st = wait_exit(pacer, 20000);
 		CHECK(st == 0, "closing in the middle of a huge quantum ends the session (exit %d)", st);
@@ -1372,7 +1393,7 @@ int main(int argc, char **argv)
 			_exit(0);
 		}
 		close(sock);
-		poll(NULL, 0, 300);
+		wait_running();
 		kill(sim, SIGKILL);
 		waitpid(sim, NULL, 0);
 		st = wait_exit(pacer, 20000);
