@@ -46,6 +46,7 @@
 #include <linux/kvm.h>
 
 #include "clock-bounds.h"
+#include "proto.h"
 #include "vcpu-fds.h"
 
 static const char *vmpace = "vmpace";
@@ -492,17 +493,20 @@ static bool run_hook(const char *stage, int quanta, int nr_vcpus)
 
 static int qmp_fd = -1;
 
-/* Send a QMP command and read up to its "return" (events are skipped). */
-static bool qmp(const char *cmd)
+/*
+ * Send a QMP command (NULL: none, wait for the greeting) and read up to its
+ * "return" (events are skipped), the text read in @buf; false on "error" or
+ * EOF.
+ */
+static bool qmp_reply(const char *cmd, char *buf, size_t size)
 {
-	char buf[4096];
 	size_t len = 0;
 	ssize_t n;
 
 	if (cmd && write(qmp_fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
 		return false;
 	for (;;) {
-		n = read(qmp_fd, buf + len, sizeof(buf) - 1 - len);
+		n = read(qmp_fd, buf + len, size - 1 - len);
 		if (n <= 0)
 			return false;
 		len += n;
@@ -511,9 +515,16 @@ static bool qmp(const char *cmd)
 			return true;
 		if (strstr(buf, "\"error\""))
 			return false;
-		if (len == sizeof(buf) - 1)
+		if (len == size - 1)
 			len = 0;
 	}
+}
+
+static bool qmp(const char *cmd)
+{
+	char buf[4096];
+
+	return qmp_reply(cmd, buf, sizeof(buf));
 }
 
 static void qmp_connect(void)
@@ -559,14 +570,6 @@ static void frozen_time(struct kvm_pace_state *max)
 		max->state &= ~KVM_PACE_STATE_FROZEN;
 }
 
-/* ticks of guest TSC in ns, as the guest's kvmclock counts them */
-static uint64_t pvclock_ns(uint64_t ticks, uint32_t mul, int8_t shift)
-{
-	unsigned __int128 t = shift < 0 ? ticks >> -shift : (unsigned __int128)ticks << shift;
-
-	return (uint64_t)(t * mul >> 32);
-}
-
 struct clock_lines {
 	int fd;
 	char buf[4096];
@@ -605,11 +608,25 @@ static void read_clock_lines(struct clock_lines *c, uint64_t start, uint64_t end
 	}
 }
 
+/* @n quanta of 10 ms after @sum us, the guest's lines read in each; the new sum. */
+static uint64_t clock_quanta(struct clock_lines *c, uint64_t sum, int n)
+{
+	uint64_t from;
+
+	while (n--) {
+		send_grant(10000);
+		from = sum;
+		sum += read_report(false);
+		read_clock_lines(c, from, sum);
+	}
+	return sum;
+}
+
 static void scenario_stopcont(char **qemu_argv)
 {
 	struct kvm_pace_state s0, s1, s2, s3;
 	struct clock_lines cl = { .fd = -1 };
-	uint64_t boot = 100000, sum = 0, from, total_ns, t0_ns;
+	uint64_t boot = 100000, sum = 0, total_ns, t0_ns;
 	bool up = false;
 	struct timespec pause = { 2, 0 };
 	int i;
@@ -637,12 +654,7 @@ static void scenario_stopcont(char **qemu_argv)
 	}
 	clock_bounds_init(&cl.b);
 	frozen_time(&s0);
-	for (i = 0; i < 50; i++) {
-		send_grant(10000);
-		from = sum;
-		sum += read_report(false);
-		read_clock_lines(&cl, from, sum);
-	}
+	sum = clock_quanta(&cl, sum, 50);
 	frozen_time(&s1);
 
 	/* The VM is frozen: stop it, wait, go on, as libvirt suspend does. */
@@ -657,17 +669,12 @@ static void scenario_stopcont(char **qemu_argv)
 	      (unsigned long long)s1.guest_tsc, (unsigned long long)s2.guest_tsc,
 	      (unsigned long long)s1.guest_ns, (unsigned long long)s2.guest_ns);
 
-	for (i = 0; i < 50; i++) {
-		send_grant(10000);
-		from = sum;
-		sum += read_report(false);
-		read_clock_lines(&cl, from, sum);
-	}
+	sum = clock_quanta(&cl, sum, 50);
 	frozen_time(&s3);
 
 	/* kvmclock is still the same function of the TSC... */
 	total_ns = s3.guest_ns - s0.guest_ns;
-	t0_ns = pvclock_ns(s3.guest_tsc - s0.guest_tsc, s3.tsc_to_ns_mul, s3.tsc_shift);
+	t0_ns = vp_pvclock_ns(s3.guest_tsc - s0.guest_tsc, s3.tsc_to_ns_mul, s3.tsc_shift);
 	CHECK(total_ns + 2 >= t0_ns && total_ns <= t0_ns + 2,
 	      "kvmclock advanced %llu ns over 100 quanta and a stop/cont, its TSC %llu ns",
 	      (unsigned long long)total_ns, (unsigned long long)t0_ns);
@@ -758,7 +765,7 @@ static uint64_t overshoot_units(void)
 	n = vcpu_fds(qemu, fd, 64);
 	for (i = 0; i < n; i++) {
 		if (!ioctl(fd[i], KVM_GET_PACE_STATE, &st)) {
-			uint64_t ns = pvclock_ns(st.overshoot_last, st.tsc_to_ns_mul,
+			uint64_t ns = vp_pvclock_ns(st.overshoot_last, st.tsc_to_ns_mul,
 						 st.tsc_shift);
 
 			if (ns > max)
@@ -771,29 +778,6 @@ static uint64_t overshoot_units(void)
 	 * tick; the floors of pvclock's scale at two bases add 2 ns more.
 	 */
 	return (max + 8 + unit_ns() - 1) / unit_ns();
-}
-
-/* Send a QMP command, reply text in @buf; false on "error" or EOF. */
-static bool qmp_reply(const char *cmd, char *buf, size_t size)
-{
-	size_t len = 0;
-	ssize_t n;
-
-	if (write(qmp_fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
-		return false;
-	for (;;) {
-		n = read(qmp_fd, buf + len, size - 1 - len);
-		if (n <= 0)
-			return false;
-		len += n;
-		buf[len] = 0;
-		if (strstr(buf, "\"return\""))
-			return true;
-		if (strstr(buf, "\"error\""))
-			return false;
-		if (len == size - 1)
-			len = 0;
-	}
 }
 
 /*
