@@ -22,7 +22,8 @@ VMPACE_OUT	:= $(BUILD)/vmpace
 GUEST_OUT	:= $(BUILD)/guest
 
 .PHONY: all help deps tree modules headers selftests vmpace guest check \
-	vm-shell vm-test abi-selftest patches demo bench clean distclean install
+	vm-shell vm-test abi-selftest patches demo bench clean distclean install \
+	check-debug fuzz
 
 all: modules headers selftests vmpace guest
 
@@ -33,6 +34,10 @@ help:
 	@echo '                  (KERNEL_SRC=/lib/modules/$$(uname -r)/build for your kernel)'
 	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
 	@echo 'make check        everything, then all tests in the test VM'
+	@echo 'make check-debug  kselftests, fuzzer (FUZZ_SECONDS=120) and end-to-end tests'
+	@echo '                  on a KASAN/lockdep/UBSAN test kernel (first build ~25 min)'
+	@echo 'make fuzz         the pacing uAPI fuzzer alone on the debug kernel'
+	@echo '                  (FUZZ_SECONDS=1800, FUZZ_SEED=n to replay a run)'
 	@echo 'make bench        benchmarks against userspace baselines (BENCH=quick: CI smoke)'
 	@echo 'make vm-test T=re run the selftests whose name matches the regex in the VM'
 	@echo 'make vm-shell     shell in the test VM with our modules loaded'
@@ -71,6 +76,21 @@ guest:
 check: all
 	@$(RIG)/check.sh
 
+# The debug test kernel (KASAN, lockdep, UBSAN, panic_on_warn) and the fuzzer.
+check-debug: all
+	@$(RIG)/check-debug.sh
+
+FUZZ_SECONDS	?= 1800
+fuzz: all
+	@$(RIG)/build-debug-kernel.sh modules
+	@printf 'kvm/pace_fuzz\t%s\t%s/fuzz-run.sh %s %s %s\n' "$$(($(FUZZ_SECONDS) + 900))" \
+		"$(CURDIR)/$(RIG)" "$(FUZZ_SECONDS)" \
+		"$${FUZZ_SEED:-$$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}" \
+		"$(KSELFTEST_OUT)" > $(BUILD)/fuzz.list
+	@$(RIG)/vm-run.sh --kernel debug --smp 2 --name fuzz $(BUILD)/fuzz.list; \
+		rc=$$?; grep -E '^pace_fuzz:|^FAIL|^replay' $(BUILD)/vm/fuzz/logs/kvm_pace_fuzz.log; \
+		$(RIG)/coverage.sh $(BUILD)/vm/fuzz; exit $$rc
+
 demo: all
 	@$(RIG)/demo.sh
 
@@ -102,7 +122,7 @@ install: modules vmpace
 	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include install
 
 clean:
-	rm -rf $(BUILD)/kmod $(BUILD)/modules $(BUILD)/tree $(BUILD)/hdr-obj \
+	rm -rf $(BUILD)/kmod $(BUILD)/kmod-debug $(BUILD)/modules-debug $(BUILD)/modules $(BUILD)/tree $(BUILD)/hdr-obj \
 		$(UAPI) $(KSELFTEST_OUT) $(BUILD)/vm $(BUILD)/abi-selftest \
 		$(VMPACE_OUT) $(GUEST_OUT)
 

@@ -24,15 +24,7 @@ need_file "$KSRC_TARBALL" "$KSRC_PKG (version $KPKG_VERSION)"
 need_file "$KERNEL_SRC/Makefile" "a kernel build tree at KERNEL_SRC=$KERNEL_SRC (default: linux-headers-$KREL $KPKG_VERSION)"
 
 # --- 1. pristine source, extracted once per package version -----------------
-pristine_dir=$BUILD/src-$KPKG_VERSION
-pristine=$pristine_dir/linux-source-6.12
-if [ ! -e "$pristine_dir/.extracted" ]; then
-	log "extracting $KSRC_TARBALL"
-	rm -rf "$pristine_dir"
-	mkdir -p "$pristine_dir"
-	tar -C "$pristine_dir" -xJf "$KSRC_TARBALL"
-	touch "$pristine_dir/.extracted"
-fi
+pristine=$(pristine_src)
 
 # --- 2. patched tree, regenerated when our inputs change ---------------------
 tree=$BUILD/tree
@@ -67,7 +59,9 @@ done
 [ "$what" = tree ] && exit 0
 
 # --- 3. M= build dir ----------------------------------------------------------
-kmod=$BUILD/kmod
+# KMOD (M= build dir) and MODULES_OUT let the debug kernel's build
+# (build-debug-kernel.sh) keep its objects apart from the distro kernel's.
+kmod=${KMOD:-$BUILD/kmod}
 mkdir -p "$kmod/virt/kvm" "$kmod/arch/x86/kvm"
 protect=(--filter='P *.o' --filter='P .*' --filter='P *.ko' --filter='P *.mod'
 	 --filter='P *.mod.c' --filter='P *.order' --filter='P *.symvers'
@@ -95,12 +89,18 @@ log "building kvm.ko kvm-amd.ko kvm-intel.ko against $KERNEL_SRC"
 werror=
 [ "${KVM_WERROR:-y}" = y ] && werror=CONFIG_KVM_WERROR=y
 make -C "$KERNEL_SRC" M="$kmod" NOSTDINC_FLAGS="$nostdinc" $werror \
+	VMPACE_GCOV="${VMPACE_GCOV:-}" \
 	-j"$JOBS" ${V:+V=$V} modules
 
 # --- 5. ABI check, strip, install ----------------------------------------------
-"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko"
-mkdir -p "$BUILD/modules"
+out=${MODULES_OUT:-$BUILD/modules}
+if [ "${ABI_CHECK:-y}" = y ]; then
+	"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko"
+else
+	log "ABI check skipped: ${ABI_CHECK}"
+fi
+mkdir -p "$out"
 for m in kvm kvm-amd kvm-intel; do
-	strip --strip-debug -o "$BUILD/modules/$m.ko" "$kmod/arch/x86/kvm/$m.ko"
+	strip --strip-debug -o "$out/$m.ko" "$kmod/arch/x86/kvm/$m.ko"
 done
-log "modules in $BUILD/modules"
+log "modules in $out"

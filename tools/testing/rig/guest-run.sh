@@ -26,8 +26,13 @@ loadmod() { # path [params...]
 
 load_kvm() {
 	local d=/lib/modules/$krel/kernel
-	loadmod $d/virt/lib/irqbypass.ko.xz &&
-	loadmod $d/drivers/crypto/ccp/ccp.ko.xz || return 1
+	if [ "$MODULES" != distro ] && [ -e "$MODULES/irqbypass.ko" ]; then
+		# the debug test kernel: no SEV, so kvm-amd needs no ccp
+		loadmod "$MODULES/irqbypass.ko" || return 1
+	else
+		loadmod $d/virt/lib/irqbypass.ko.xz &&
+		loadmod $d/drivers/crypto/ccp/ccp.ko.xz || return 1
+	fi
 	if [ "$MODULES" = distro ]; then
 		loadmod $d/arch/x86/kvm/kvm.ko.xz &&
 		loadmod $d/arch/x86/kvm/kvm-amd.ko.xz $KVM_AMD_PARAMS

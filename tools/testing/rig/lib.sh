@@ -55,3 +55,17 @@ changed_headers() {
 	{ series_files; overlay_list | cut -f2; } |
 		grep -E '^(include|arch/x86/include)/.*\.h$' | LC_ALL=C sort -u || true
 }
+
+# Debian's linux-source, extracted once per package version; prints the path.
+pristine_src() {
+	local dir=$BUILD/src-$KPKG_VERSION
+	need_file "$KSRC_TARBALL" "$KSRC_PKG (version $KPKG_VERSION)"
+	if [ ! -e "$dir/.extracted" ]; then
+		log "extracting $KSRC_TARBALL"
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		tar -C "$dir" -xJf "$KSRC_TARBALL"
+		touch "$dir/.extracted"
+	fi
+	echo "$dir/linux-source-6.12"
+}

@@ -5,7 +5,11 @@
 # KVM modules, run a list of tests inside, bring back TAP, logs and dmesg.
 #
 # Usage: vm-run.sh [options] TESTS-FILE | --shell
-#   --modules distro|DIR   KVM modules to load (default: build/modules)
+#   --modules distro|DIR   KVM modules to load (default: build/modules, or
+#                          build/modules-debug with --kernel debug)
+#   --kernel distro|debug  boot Debian's kernel (default) or the debug test
+#                          kernel (build-debug-kernel.sh: KASAN, lockdep,
+#                          UBSAN, KFENCE, panic_on_warn)
 #   --name NAME            results go to build/vm/NAME (default: tests file name)
 #   --smp N --mem MB       test VM size (default 2, 3072)
 #   --retry                rerun a failing test once (regression runs)
@@ -39,10 +43,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
 . "$here/lib.sh"
 
-modules=$BUILD/modules smp=2 mem=3072 retry=0 shell=0 name= tests= qmp= append=
+modules= kernel_kind=distro smp=2 mem=3072 retry=0 shell=0 name= tests= qmp= append=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--modules) modules=$2; shift 2 ;;
+	--kernel) kernel_kind=$2; shift 2 ;;
 	--name) name=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
@@ -55,12 +60,28 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ "$shell" = 1 ] || [ -n "$tests" ] || die "usage: vm-run.sh [options] TESTS-FILE | --shell"
+case "$kernel_kind" in
+distro)
+	kernel=/boot/vmlinuz-$KREL
+	modules=${modules:-$BUILD/modules}
+	kparams="loglevel=4"
+	;;
+debug)
+	kernel=$BUILD/debug-kernel/current/obj/arch/x86/boot/bzImage
+	[ -e "$kernel" ] || die "no debug test kernel: run 'make check-debug' (or build-debug-kernel.sh)"
+	modules=${modules:-$BUILD/modules-debug}
+	[ "$modules" != distro ] || die "the debug kernel has no distro modules"
+	# Any checker's report stops the test VM (panic_on_warn: KASAN, UBSAN
+	# and KFENCE reports count as warnings); the console shows level 4.
+	kparams="loglevel=5 panic_on_warn=1 kasan.fault=panic hung_task_panic=1"
+	;;
+*) die "--kernel distro|debug" ;;
+esac
 [ "$modules" = distro ] || [ -e "$modules/kvm.ko" ] || die "no kvm.ko in $modules: run 'make modules'"
 [ "$modules" = distro ] || modules=$(cd "$modules" && pwd)
 name=${name:-$( [ "$shell" = 1 ] && echo shell || basename "$tests" )}
 
 initrd=$("$here/mkinitramfs.sh")
-kernel=/boot/vmlinuz-$KREL
 R=$BUILD/vm/$name
 rm -rf "$R"
 mkdir -p "$R"
@@ -82,7 +103,7 @@ JOB
 qemu=(qemu-system-x86_64 -accel tcg,thread=single -cpu max -smp "$smp" -m "$mem"
       -nographic -no-reboot -nodefaults -serial mon:stdio
       -kernel "$kernel" -initrd "$initrd"
-      -append "console=ttyS0 panic=-1 loglevel=4 vmpace.run=$here/guest-run.sh${append:+ $append}"
+      -append "console=ttyS0 panic=-1 $kparams vmpace.run=$here/guest-run.sh${append:+ $append}"
       -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
       -virtfs "local,path=$R,mount_tag=results,security_model=none,multidevs=remap")
 if [ "$shell" = 1 ]; then
@@ -178,7 +199,9 @@ done
 grep '^not ok' "$R/tap" 2>/dev/null | grep -qv '# TODO' && fail=1
 
 # Kernel reports in the guest's log are failures.
-pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|lockdep|possible recursive locking|KASAN|UBSAN|soft lockup|hard LOCKUP|hung_task|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG'
+# (the debug test kernel's checkers: KASAN, KFENCE and lockdep reports start
+# with BUG: or WARNING:, UBSAN's and debug objects' with their names)
+pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|possible recursive locking|KASAN:|UBSAN:|KFENCE:|ODEBUG:|soft lockup|hard LOCKUP|hung_task|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG|Kernel panic'
 dm=$R/dmesg
 [ -e "$dm" ] || dm=$R/console.log
 if grep -E "$pat" "$dm" > "$R/kernel-reports" 2>/dev/null; then

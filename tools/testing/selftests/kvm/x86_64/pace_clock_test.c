@@ -155,11 +155,6 @@ static void guest_track_code(vm_paddr_t pvti_pa, struct pvclock_vcpu_time_info *
 	}
 }
 
-static void port_outb(uint16_t port, uint8_t val)
-{
-	asm volatile("outb %0, %1" : : "a"(val), "Nd"(port));
-}
-
 static void ioapic_write(uint32_t reg, uint32_t val)
 {
 	WRITE_ONCE(*(uint32_t *)IOAPIC_GPA, reg);

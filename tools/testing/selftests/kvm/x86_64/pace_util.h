@@ -61,6 +61,12 @@ static inline uint64_t pace_ms(struct kvm_vcpu *vcpu, uint64_t ms)
 	return st.tsc_khz * ms;
 }
 
+/* Guest side: write @val to I/O port @port. */
+static inline void port_outb(uint16_t port, uint8_t val)
+{
+	asm volatile("outb %0, %1" : : "a"(val), "Nd"(port));
+}
+
 /* Wait until poll() reports the vCPU held at its deadline. */
 static inline void pace_wait_held(int fd, int timeout_ms)
 {
