@@ -87,6 +87,7 @@ fuzz: all
 		"$(CURDIR)/$(RIG)" "$(FUZZ_SECONDS)" \
 		"$${FUZZ_SEED:-$$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}" \
 		"$(KSELFTEST_OUT)" > $(BUILD)/fuzz.list
+	@printf 'kvm/unload\t120\trmmod kvm_amd kvm irqbypass\n' >> $(BUILD)/fuzz.list
 	@$(RIG)/vm-run.sh --kernel debug --smp 2 --name fuzz $(BUILD)/fuzz.list; \
 		rc=$$?; grep -E '^pace_fuzz:|^FAIL|^replay' $(BUILD)/vm/fuzz/logs/kvm_pace_fuzz.log; \
 		$(RIG)/coverage.sh $(BUILD)/vm/fuzz; exit $$rc

@@ -56,8 +56,10 @@ if [ ! -e "$out/.built" ]; then
 		done)
 	[ -z "$lost" ] || die "the debug config lost options (a dependency is missing): $lost"
 	log "debug kernel: compiling bzImage and modules"
+	t0=$(date +%s)
 	kmake -j"$JOBS" bzImage modules > "$out/build.log" 2>&1 ||
 		{ tail -n 30 "$out/build.log" >&2; die "debug kernel build failed: see $out/build.log"; }
+	log "debug kernel built in $((($(date +%s) - t0) / 60)) min (-j$JOBS)"
 	touch "$out/.built"
 fi
 ln -sfn "$KPKG_VERSION-$key" "$top/current"
@@ -67,6 +69,10 @@ ln -sfn "$KPKG_VERSION-$key" "$top/current"
 # KVM_WERROR with KASAN only under a kernel-wide WERROR; they build clean);
 # the ABI is checked against Debian's vmlinux in the normal build (this
 # kernel has no BTF).
+# An object whose .gcno went missing is rebuilt, or coverage.sh has no notes.
+for o in "$BUILD"/kmod-debug/arch/x86/kvm/pace.o "$BUILD"/kmod-debug/virt/kvm/pace*.o; do
+	[ ! -e "$o" ] || [ -e "${o%.o}.gcno" ] || rm -f "$o"
+done
 KERNEL_SRC=$obj KMOD=$BUILD/kmod-debug MODULES_OUT=$BUILD/modules-debug \
 	ABI_CHECK="debug kernel (no BTF; checked against Debian's vmlinux)" \
 	VMPACE_GCOV=y "$here/build-kvm.sh" modules

@@ -66,7 +66,7 @@ mkdir -p "$kmod/virt/kvm" "$kmod/arch/x86/kvm"
 protect=(--filter='P *.o' --filter='P .*' --filter='P *.ko' --filter='P *.mod'
 	 --filter='P *.mod.c' --filter='P *.order' --filter='P *.symvers'
 	 --filter='P kvm-asm-offsets.h' --filter='P kvm-asm-offsets.s'
-	 --filter='P Kbuild')
+	 --filter='P Kbuild' --filter='P *.gcno')
 rsync -rc --delete "${protect[@]}" "$tree/virt/kvm/" "$kmod/virt/kvm/"
 rsync -rc --delete "${protect[@]}" "$tree/arch/x86/kvm/" "$kmod/arch/x86/kvm/"
 rsync -c "$here/kbuild/Kbuild.top" "$kmod/Kbuild"

@@ -11,9 +11,11 @@ set -u
 secs=${1:?usage: fuzz-run.sh SECONDS SEED KSELFTEST-DIR} seed=${2:?} dir=${3:?}
 R=/tmp/vmpace-results	# the results share, as guest-init mounts it
 cd "$dir/x86_64" || exit 1
+gcov=/sys/kernel/debug/gcov
+# coverage of the fuzzer's run alone, not of the tests before it
+[ ! -e "$gcov/reset" ] || echo 1 > "$gcov/reset"
 ./pace_fuzz -t "$secs" -s "$seed" -m
 rc=$?
-gcov=/sys/kernel/debug/gcov
 if [ -d "$gcov" ]; then
 	mkdir -p "$R/gcov"
 	# the directory tree under gcov/ is the object tree's absolute path

@@ -201,7 +201,7 @@ grep '^not ok' "$R/tap" 2>/dev/null | grep -qv '# TODO' && fail=1
 # Kernel reports in the guest's log are failures.
 # (the debug test kernel's checkers: KASAN, KFENCE and lockdep reports start
 # with BUG: or WARNING:, UBSAN's and debug objects' with their names)
-pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|possible recursive locking|KASAN:|UBSAN:|KFENCE:|ODEBUG:|soft lockup|hard LOCKUP|hung_task|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG|Kernel panic'
+pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|possible recursive locking|KASAN:|UBSAN:|KFENCE:|ODEBUG:|soft lockup|hard LOCKUP|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG|Kernel panic'
 dm=$R/dmesg
 [ -e "$dm" ] || dm=$R/console.log
 if grep -E "$pat" "$dm" > "$R/kernel-reports" 2>/dev/null; then

@@ -24,6 +24,7 @@
  * Usage: pace_fuzz [-s SEED] [-t SECONDS] [-n ROUNDS] [-r ROUND] [-m] [-v]
  *   default: a random seed (printed), 20 seconds.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -45,10 +46,11 @@
 #define MAX_OPS		64
 #define MAX_THREADS	3
 #define MAX_LIB_VMS	2
-#define MAX_LIB_VCPUS	3
+#define MAX_LIB_VCPUS	4		/* 1 to 3 at start, more added mid-run */
 #define MAX_RAW_VCPUS	4
 #define NR_SLOTS	(MAX_LIB_VMS * MAX_LIB_VCPUS + MAX_RAW_VCPUS)
 #define ROUND_LIMIT_S	60
+#define MINIMISE_S	600
 #define TIMER_VEC	0xec
 
 enum guest_mode {
@@ -121,8 +123,8 @@ static void generate(struct program *p, uint64_t seed, uint64_t round)
 	p->nr_threads = 1 + splitmix(&s) % MAX_THREADS;
 	p->nr_lib_vms = 1 + splitmix(&s) % MAX_LIB_VMS;
 	for (v = 0; v < p->nr_lib_vms; v++) {
-		p->nr_lib_vcpus[v] = 1 + splitmix(&s) % MAX_LIB_VCPUS;
-		for (i = 0; i < p->nr_lib_vcpus[v]; i++)
+		p->nr_lib_vcpus[v] = 1 + splitmix(&s) % (MAX_LIB_VCPUS - 1);
+		for (i = 0; i < MAX_LIB_VCPUS; i++)
 			p->mode[v][i] = splitmix(&s) % NR_GUEST_MODES;
 	}
 	p->timer_period = 1000 + splitmix(&s) % 200000;
@@ -228,14 +230,27 @@ static void guest_code(uint64_t mode, uint64_t period)
 
 /* ---- a round's world --------------------------------------------------------- */
 
+/*
+ * Slots hold vCPU fds.  An fd number, once a slot has it, stays the slot's
+ * for the whole round: a vCPU or VM that goes away is replaced by /dev/null
+ * with dup2(), and a new one is dup2()ed onto the same number.  So an op
+ * that read a number just before another thread destroyed the VM reaches
+ * /dev/null or the new vCPU, never some unrelated file that happened to get
+ * the number.
+ */
 struct world {
 	struct program *p;
-	pthread_mutex_t lock;		/* slots, raw VM, netlink */
+	pthread_mutex_t lock;		/* slots, raw VM, library VMs, netlink */
 	struct kvm_vm *vm[MAX_LIB_VMS];
-	int slot_fd[NR_SLOTS];		/* -1: empty */
+	int nr_vcpus[MAX_LIB_VMS];	/* library vCPUs, growing */
+	int slot_fd[NR_SLOTS];		/* -1: never used */
 	int slot_vm[NR_SLOTS];		/* VM fd of the slot's vCPU */
+	bool slot_live[NR_SLOTS];
 	int raw_vm;			/* a VM made with raw ioctls, or -1 */
+	bool raw_live;
 	int raw_next_id;
+	int null;			/* /dev/null */
+	int report_fd;
 	int nl, mon;
 	struct family fam;
 	pthread_t tid[MAX_THREADS];
@@ -260,16 +275,37 @@ static void note(const char *fmt, ...)
 	fflush(stdout);
 }
 
+/* The fd of live slot number @slot modulo the live ones, or -1. */
 static int slot_fd(struct world *w, int slot, int *vmfd)
 {
-	int fd;
+	int i, n, live = 0, fd = -1;
 
 	pthread_mutex_lock(&w->lock);
-	fd = w->slot_fd[slot % NR_SLOTS];
-	if (vmfd)
-		*vmfd = w->slot_vm[slot % NR_SLOTS];
+	for (i = 0; i < NR_SLOTS; i++)
+		live += w->slot_live[i];
+	n = live ? slot % live : 0;
+	for (i = 0; live && i < NR_SLOTS; i++) {
+		if (w->slot_live[i] && n-- == 0) {
+			fd = w->slot_fd[i];
+			*vmfd = w->slot_vm[i];
+			break;
+		}
+	}
 	pthread_mutex_unlock(&w->lock);
 	return fd;
+}
+
+/* Puts @fd on slot @i, keeping the slot's fd number if it has one. */
+static void slot_set(struct world *w, int i, int fd, int vmfd)
+{
+	if (w->slot_fd[i] >= 0) {
+		TEST_ASSERT(dup2(fd, w->slot_fd[i]) == w->slot_fd[i], "dup2");
+		close(fd);
+	} else {
+		w->slot_fd[i] = fd;
+	}
+	w->slot_vm[i] = vmfd;
+	w->slot_live[i] = true;
 }
 
 /* The errors an ioctl may give on a live vCPU; anything else is a finding. */
@@ -301,41 +337,66 @@ static int raw_vm_create(struct world *w)
 /* Adds a vCPU to the raw VM (making the VM if there is none). */
 static void raw_vcpu_add(struct world *w)
 {
-	int i, fd;
+	int i, fd, vm;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->raw_vm < 0) {
-		w->raw_vm = raw_vm_create(w);
+	if (!w->raw_live) {
+		vm = raw_vm_create(w);
+		if (vm >= 0 && w->raw_vm >= 0) {
+			TEST_ASSERT(dup2(vm, w->raw_vm) == w->raw_vm, "dup2");
+			close(vm);
+		} else if (vm >= 0) {
+			w->raw_vm = vm;
+		}
+		w->raw_live = vm >= 0;
 		w->raw_next_id = 0;
 	}
 	for (i = NR_SLOTS - MAX_RAW_VCPUS; i < NR_SLOTS; i++)
-		if (w->slot_fd[i] < 0)
+		if (!w->slot_live[i])
 			break;
-	if (w->raw_vm >= 0 && i < NR_SLOTS) {
+	if (w->raw_live && i < NR_SLOTS) {
 		fd = ioctl(w->raw_vm, KVM_CREATE_VCPU, w->raw_next_id++);
-		if (fd >= 0) {
-			w->slot_fd[i] = fd;
-			w->slot_vm[i] = w->raw_vm;
-		}
+		if (fd >= 0)
+			slot_set(w, i, fd, w->raw_vm);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Closes the raw VM and its vCPUs: the VM dies with the last reference. */
+/*
+ * Drops the raw VM and its vCPUs (the VM dies with the last reference):
+ * their fd numbers now reach /dev/null.
+ */
 static void raw_vm_destroy(struct world *w)
 {
 	int i;
 
 	pthread_mutex_lock(&w->lock);
 	for (i = NR_SLOTS - MAX_RAW_VCPUS; i < NR_SLOTS; i++) {
-		if (w->slot_fd[i] >= 0)
-			close(w->slot_fd[i]);
-		w->slot_fd[i] = -1;
-		w->slot_vm[i] = -1;
+		if (w->slot_live[i])
+			TEST_ASSERT(dup2(w->null, w->slot_fd[i]) == w->slot_fd[i], "dup2");
+		w->slot_live[i] = false;
 	}
-	if (w->raw_vm >= 0)
-		close(w->raw_vm);
-	w->raw_vm = -1;
+	if (w->raw_live)
+		TEST_ASSERT(dup2(w->null, w->raw_vm) == w->raw_vm, "dup2");
+	w->raw_live = false;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Adds a vCPU to a library VM while the others run (a guest with memory). */
+static void lib_vcpu_add(struct world *w, const struct op *o)
+{
+	int v = o->b % w->p->nr_lib_vms, i;
+	struct kvm_vcpu *vcpu;
+
+	pthread_mutex_lock(&w->lock);
+	i = w->nr_vcpus[v];
+	if (i < MAX_LIB_VCPUS) {
+		vcpu = vm_vcpu_add(w->vm[v], i, guest_code);
+		vcpu_args_set(vcpu, 2, (uint64_t)(o->c % NR_GUEST_MODES),
+			      (uint64_t)w->p->timer_period);
+		slot_set(w, v * MAX_LIB_VCPUS + i, vcpu->fd, w->vm[v]->fd);
+		w->nr_vcpus[v]++;
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -354,7 +415,9 @@ static void run_for(int fd, uint64_t us)
 		.sigev_notify = SIGEV_THREAD_ID,
 		.sigev_signo = SIGUSR1,
 	};
-	struct itimerspec its = { .it_value.tv_nsec = 1000 * (us % 20000 + 200) };
+	long ns = 1000 * (us % 20000 + 200);
+	/* periodic: a signal that came before the ioctl must not leave it running */
+	struct itimerspec its = { .it_value.tv_nsec = ns, .it_interval.tv_nsec = ns };
 	timer_t t;
 
 	sev._sigev_un._tid = gettid();
@@ -364,23 +427,24 @@ static void run_for(int fd, uint64_t us)
 	timer_delete(t);
 }
 
+/* A child process arms a vCPU (async-signal-safe calls only). */
 static void child_ops(int fd, const struct op *o)
 {
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct kvm_pace_state st;
-	struct timespec ts = { .tv_nsec = 1000 * (o->d % 5000) };
 
 	if (!ioctl(fd, KVM_GET_PACE_STATE, &st))
 		__pace_set(fd, st.guest_tsc + o->b % 1000000,
 			   o->c & 1 ? KVM_PACE_EXIT_TO_USER : 0, 0);
-	if (o->c & 2)
-		ioctl(fd, KVM_RUN, 0);	/* ended by the parent's SIGKILL */
-	nanosleep(&ts, NULL);
+	/* wait for the hold, as a controller does */
+	poll(&pfd, 1, o->d % 20);
 }
 
-static void exec_op(struct world *w, const struct op *o)
+/* Returns false when the op had nothing to act on. */
+static bool exec_op(struct world *w, const struct op *o)
 {
 	struct kvm_pace_state st;
-	int vmfd, fd = slot_fd(w, o->slot, &vmfd);
+	int vmfd = -1, fd = slot_fd(w, o->slot, &vmfd);
 	uint64_t near = 0;
 	long r = 0;
 
@@ -393,7 +457,7 @@ static void exec_op(struct world *w, const struct op *o)
 		uint32_t pad = o->d % 8 == 0 ? o->d : 0;
 
 		if (fd < 0)
-			return;
+			return false;
 		r = __pace_set(fd, pick_u64(o->a, o->b, near), flags, pad);
 		if ((flags & ~KVM_PACE_VALID_FLAGS) || pad)
 			TEST_ASSERT(r == -1 && (errno == EINVAL || errno == EBADF ||
@@ -404,7 +468,7 @@ static void exec_op(struct world *w, const struct op *o)
 	}
 	case OP_STATE:
 		if (fd < 0)
-			return;
+			return false;
 		memset(&st, 0xa5, sizeof(st));
 		r = ioctl(fd, KVM_GET_PACE_STATE, &st);
 		if (!r) {
@@ -418,7 +482,7 @@ static void exec_op(struct world *w, const struct op *o)
 		break;
 	case OP_STATE_BADPTR:
 		if (fd < 0)
-			return;
+			return false;
 		r = ioctl(fd, KVM_GET_PACE_STATE, o->a & 1 ? NULL : w->noaccess);
 		TEST_ASSERT(r == -1 && (errno == EFAULT || errno == EBADF || errno == ENOTTY),
 			    "KVM_GET_PACE_STATE to a bad pointer: %ld, errno %d", r, errno);
@@ -428,15 +492,15 @@ static void exec_op(struct world *w, const struct op *o)
 						errno == EBUSY || errno == ENOTTY),
 				    "KVM_SET_PACE_DEADLINE from a bad pointer: %ld, errno %d",
 				    r, errno);
-		return;
+		return true;
 	case OP_TSC_KHZ:
 		if (fd < 0)
-			return;
+			return false;
 		r = ioctl(fd, KVM_SET_TSC_KHZ, (unsigned long)pick_u32(o->a, o->c));
 		break;
 	case OP_VM_TSC_KHZ:
 		if (fd < 0)
-			return;
+			return false;
 		r = ioctl(vmfd, KVM_SET_TSC_KHZ, (unsigned long)pick_u32(o->a, o->c));
 		break;
 	case OP_SET_CLOCK: {
@@ -447,7 +511,7 @@ static void exec_op(struct world *w, const struct op *o)
 		};
 
 		if (fd < 0)
-			return;
+			return false;
 		r = ioctl(vmfd, KVM_SET_CLOCK, &c);
 		break;
 	}
@@ -460,7 +524,7 @@ static void exec_op(struct world *w, const struct op *o)
 		} m = { .h.nmsrs = 1 };
 
 		if (fd < 0)
-			return;
+			return false;
 		m.e.index = msrs[o->c % ARRAY_SIZE(msrs)];
 		m.e.data = pick_u64(o->a, o->b, near);
 		if (m.e.index == MSR_KVM_SYSTEM_TIME_NEW && o->d & 1)
@@ -477,22 +541,22 @@ static void exec_op(struct world *w, const struct op *o)
 		};
 
 		if (fd < 0)
-			return;
+			return false;
 		r = ioctl(fd, KVM_SET_DEVICE_ATTR, &attr);
 		break;
 	}
 	case OP_RUN:
 		if (fd < 0)
-			return;
+			return false;
 		run_for(fd, o->a);
-		return;
+		return true;
 	case OP_POLL: {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLPRI | POLLOUT };
 
 		if (fd < 0)
-			return;
+			return false;
 		poll(&pfd, 1, o->a % 5);
-		return;
+		return true;
 	}
 	case OP_EPOLL: {
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLPRI | (o->c & 1 ? EPOLLET : 0) };
@@ -501,22 +565,22 @@ static void exec_op(struct world *w, const struct op *o)
 		if (fd < 0 || ep < 0) {
 			if (ep >= 0)
 				close(ep);
-			return;
+			return false;
 		}
 		if (!epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
 			epoll_wait(ep, &ev, 1, o->a % 5);
 		close(ep);	/* with the vCPU fd still registered */
-		return;
+		return true;
 	}
 	case OP_DUP_CLOSE: {
 		int d = fd >= 0 ? dup(fd) : -1;
 
 		if (d < 0)
-			return;
+			return false;
 		if (o->c & 1)
 			__pace_set(d, near + o->b % 1000000, 0, 0);
 		close(d);	/* ->flush of the vCPU file */
-		return;
+		return true;
 	}
 	case OP_FORK:
 	case OP_GETFD_KILL: {
@@ -525,56 +589,63 @@ static void exec_op(struct world *w, const struct op *o)
 		int pfd, got;
 
 		if (fd < 0)
-			return;
+			return false;
 		pid = fork();
 		if (!pid) {
-			/* the inherited fd; async-signal-safe calls only */
-			child_ops(fd, o);
-			if (o->kind == OP_GETFD_KILL)
-				pause();
+			/* async-signal-safe calls only from here */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			close(w->report_fd);
+			if (o->kind == OP_FORK) {
+				child_ops(fd, o);	/* the inherited fd */
+				_exit(0);
+			}
+			/*
+			 * A controller: borrows the vCPU fd from the VMM (the
+			 * round process, whose threads may be in KVM_RUN),
+			 * arms, waits for the hold, and is SIGKILLed.
+			 */
+			pfd = syscall(__NR_pidfd_open, getppid(), 0);
+			got = pfd >= 0 ? syscall(__NR_pidfd_getfd, pfd, fd, 0) : -1;
+			if (got >= 0)
+				child_ops(got, o);
+			pause();
 			_exit(0);
 		}
 		if (pid < 0)
-			return;
+			return true;
 		if (o->kind == OP_GETFD_KILL) {
-			/* another fd for the child's file, then the child dies */
-			pfd = syscall(__NR_pidfd_open, pid, 0);
-			got = pfd >= 0 ? syscall(__NR_pidfd_getfd, pfd, fd, 0) : -1;
-			if (got >= 0) {
-				__pace_set(got, near + o->b % 100000, 0, 0);
-				close(got);
-			}
 			nanosleep(&ts, NULL);
 			kill(pid, SIGKILL);
-			if (pfd >= 0)
-				close(pfd);
 		} else if (o->c & 4) {
 			nanosleep(&ts, NULL);
 			kill(pid, SIGKILL);
 		}
 		waitpid(pid, NULL, 0);
-		return;
+		return true;
 	}
 	case OP_SIGNAL:
 		syscall(__NR_tgkill, getpid(), w->tids[o->a % w->p->nr_threads], SIGUSR1);
-		return;
+		return true;
 	case OP_NEW_VCPU:
-		raw_vcpu_add(w);
-		return;
+		if (o->a & 1)
+			lib_vcpu_add(w, o);
+		else
+			raw_vcpu_add(w);
+		return true;
 	case OP_DESTROY_VM:
 		raw_vm_destroy(w);
-		return;
+		return true;
 	case OP_NEW_VM:
 		raw_vm_destroy(w);
 		raw_vcpu_add(w);
-		return;
+		return true;
 	case OP_NL_DUMP:
 	case OP_NL_BAD: {
 		struct nl_req req;
 		uint32_t v = o->c;
 
 		if (w->nl < 0)
-			return;
+			return false;
 		pthread_mutex_lock(&w->lock);
 		if (o->kind == OP_NL_DUMP) {
 			nl_init(&req, w->fam.id, KVM_PACE_CMD_GET_VCPU, NLM_F_DUMP);
@@ -592,18 +663,18 @@ static void exec_op(struct world *w, const struct op *o)
 		nl_send(w->nl, &req);
 		r = nl_recv(w->nl, nl_nop, NULL);
 		pthread_mutex_unlock(&w->lock);
-		return;
+		return true;
 	}
 	case OP_NL_MONITOR: {
 		static char buf[8192];
 
 		if (w->mon < 0)
-			return;
+			return false;
 		pthread_mutex_lock(&w->lock);
 		while (recv(w->mon, buf, sizeof(buf), MSG_DONTWAIT) > 0)
 			;
 		pthread_mutex_unlock(&w->lock);
-		return;
+		return true;
 	}
 	case OP_WRONG_FD: {
 		struct kvm_pace_deadline d = { .deadline = near };
@@ -615,7 +686,7 @@ static void exec_op(struct world *w, const struct op *o)
 		r = ioctl(o->a & 1 ? vmfd : w->nl, KVM_GET_PACE_STATE, &st);
 		TEST_ASSERT(r == -1 && (errno == ENOTTY || errno == EBADF || errno == EINVAL),
 			    "KVM_GET_PACE_STATE on a non-vCPU fd: %ld, errno %d", r, errno);
-		return;
+		return true;
 	}
 	case OP_INJECT:
 		TEST_FAIL("the self-check's injected failure");
@@ -623,12 +694,13 @@ static void exec_op(struct world *w, const struct op *o)
 		struct kvm_pit_config pit = { .flags = o->c & 1 };
 
 		if (fd < 0)
-			return;
+			return false;
 		r = ioctl(vmfd, KVM_CREATE_PIT2, &pit);
 		break;
 	}
 	}
 	check_errno(o, r, errno);
+	return true;
 }
 
 struct thread_arg {
@@ -653,8 +725,8 @@ static void *thread_main(void *arg)
 		if (o->delay_us)
 			usleep(o->delay_us * 20);
 		note("  [%d] op %d %s slot %u\n", ta->id, i, op_name[o->kind], o->slot);
-		exec_op(w, o);
-		atomic_fetch_add(&w->executed, 1);
+		if (exec_op(w, o))
+			atomic_fetch_add(&w->executed, 1);
 	}
 	return NULL;
 }
@@ -664,7 +736,7 @@ static void round_main(struct program *p, int report_fd)
 {
 	struct sigaction sa = { .sa_handler = sig_nop };	/* no SA_RESTART */
 	struct thread_arg ta[MAX_THREADS];
-	struct world w = { .p = p, .raw_vm = -1, .nl = -1, .mon = -1 };
+	struct world w = { .p = p, .raw_vm = -1, .nl = -1, .mon = -1, .report_fd = report_fd };
 	struct kvm_vcpu *vcpus[MAX_LIB_VCPUS];
 	unsigned long executed;
 	int v, i, s;
@@ -678,16 +750,25 @@ static void round_main(struct program *p, int report_fd)
 		w.slot_fd[s] = -1;
 		w.slot_vm[s] = -1;
 	}
+	w.null = open("/dev/null", O_RDWR);
+	TEST_ASSERT(w.null >= 0, "/dev/null");
 
-	for (v = 0, s = 0; v < p->nr_lib_vms; v++) {
+	for (v = 0; v < p->nr_lib_vms; v++) {
+		struct kvm_pit_config pit = {};
+		bool want_pit = false;
+
 		w.vm[v] = vm_create_with_vcpus(p->nr_lib_vcpus[v], guest_code, vcpus);
 		vm_install_exception_handler(w.vm[v], TIMER_VEC, guest_timer_isr);
-		for (i = 0; i < p->nr_lib_vcpus[v]; i++, s++) {
+		w.nr_vcpus[v] = p->nr_lib_vcpus[v];
+		for (i = 0; i < p->nr_lib_vcpus[v]; i++) {
 			vcpu_args_set(vcpus[i], 2, (uint64_t)p->mode[v][i],
 				      (uint64_t)p->timer_period);
-			w.slot_fd[v * MAX_LIB_VCPUS + i] = vcpus[i]->fd;
-			w.slot_vm[v * MAX_LIB_VCPUS + i] = w.vm[v]->fd;
+			slot_set(&w, v * MAX_LIB_VCPUS + i, vcpus[i]->fd, w.vm[v]->fd);
+			want_pit |= p->mode[v][i] == G_PIT;
 		}
+		/* the in-kernel PIT that a "pit" guest programs (its IRQ is not routed) */
+		if (want_pit)
+			vm_ioctl(w.vm[v], KVM_CREATE_PIT2, &pit);
 	}
 	raw_vcpu_add(&w);
 
@@ -719,6 +800,7 @@ static void round_main(struct program *p, int report_fd)
 }
 
 static void minimise(struct program *p, int kmsg, int want, int tries);
+static char want_sig[512];	/* the failure being minimised */
 
 /* ---- the driver ------------------------------------------------------------- */
 
@@ -729,21 +811,24 @@ static const char * const report_pat[] = {
 	"inconsistent lock state", "suspicious RCU usage", "Oops",
 	"general protection fault", "divide error", "kernel BUG",
 	"blocked for more than", "soft lockup", "sleeping function called",
+	"detected stall",
 };
 
 /* The first new kernel report in /dev/kmsg (copied to @out), or false. */
 static bool kmsg_report(int kmsg, char *out, size_t len)
 {
-	char rec[2048];
+	char rec[8192];
 	bool found = false;
 	ssize_t n;
 	size_t i;
 
 	if (kmsg < 0)
 		return false;
-	while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+	/* EPIPE: records were overwritten; EINVAL: one too long: go on */
+	while ((n = read(kmsg, rec, sizeof(rec) - 1)) > 0 ||
+	       (n < 0 && (errno == EPIPE || errno == EINVAL))) {
 		if (n < 0)
-			continue;	/* records overwritten: go on */
+			continue;
 		rec[n] = 0;
 		for (i = 0; i < ARRAY_SIZE(report_pat) && !found; i++) {
 			if (strstr(rec, report_pat[i])) {
@@ -757,30 +842,82 @@ static bool kmsg_report(int kmsg, char *out, size_t len)
 	return found;
 }
 
-enum verdict { PASS, FAIL, HANG, REPORT };
+/*
+ * STALL: the round did not end in time but died on SIGKILL (a livelock in
+ * the kernel, or the fuzzer's own fault); UNKILLABLE: not even SIGKILL got
+ * it out of the kernel.
+ */
+enum verdict { PASS, FAIL, STALL, UNKILLABLE, REPORT };
 
-static const char * const verdict_name[] = { "pass", "fail", "hang", "kernel report" };
+static const char * const verdict_name[] = {
+	"pass", "fail", "stall", "unkillable", "kernel report",
+};
+
+/* Appends the kernel stacks of all threads of @pid to @buf. */
+static void task_stacks(pid_t pid, char *buf, size_t len)
+{
+	char path[384], dir[64];
+	size_t used = strlen(buf);
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", pid);
+	d = opendir(dir);
+	while (d && (de = readdir(d)) && used + 64 < len) {
+		int fd;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/stack", dir, de->d_name);
+		fd = open(path, O_RDONLY);
+		used += snprintf(buf + used, len - used, "thread %s:\n", de->d_name);
+		n = fd >= 0 ? read(fd, buf + used, len - used - 1) : 0;
+		used += n > 0 ? n : 0;
+		buf[used] = 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* The line of the first assertion in a round's stderr: what failed. */
+static void signature(const char *out, char *sig, size_t len)
+{
+	const char *at = strstr(out, "pace_fuzz.c:"), *end;
+
+	sig[0] = 0;
+	if (!at)
+		return;
+	end = strchr(at, '\n');
+	snprintf(sig, len, "%.*s", (int)(end ? end - at : (long)strlen(at)), at);
+}
 
 static enum verdict run_round(struct program *p, int kmsg, char *why, size_t len,
 			      unsigned long *executed)
 {
 	struct timespec t0, t;
-	int pipefd[2], status = 0;
+	int pipefd[2], status = 0, out;
+	enum verdict v = PASS;
 	pid_t pid, done;
+	ssize_t n;
 
-	TEST_ASSERT(!pipe2(pipefd, O_CLOEXEC), "pipe");
+	why[0] = 0;
+	*executed = 0;
+	TEST_ASSERT(!pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), "pipe");
+	/* the round's stderr, for the failure and its signature */
+	out = memfd_create("pace_fuzz-round", MFD_CLOEXEC);
+	TEST_ASSERT(out >= 0, "memfd_create");
 	fflush(stdout);
 	pid = fork();
 	TEST_ASSERT(pid >= 0, "fork");
 	if (!pid) {
 		close(pipefd[0]);
 		setpgid(0, 0);
-		if (quiet_rounds) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, STDERR_FILENO);
-			dup2(null, STDOUT_FILENO);
-		}
+		dup2(out, STDERR_FILENO);
+		if (quiet_rounds)
+			dup2(out, STDOUT_FILENO);
 		round_main(p, pipefd[1]);
 	}
 	close(pipefd[1]);
@@ -791,42 +928,44 @@ static enum verdict run_round(struct program *p, int kmsg, char *why, size_t len
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (t.tv_sec - t0.tv_sec > ROUND_LIMIT_S) {
-			char path[64], stack[2048] = "";
-			int sfd;
-			ssize_t n;
+			int i;
 
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/stack", pid, pid);
-			sfd = open(path, O_RDONLY);
-			n = sfd >= 0 ? read(sfd, stack, sizeof(stack) - 1) : -1;
-			stack[n > 0 ? n : 0] = 0;
-			if (sfd >= 0)
-				close(sfd);
+			snprintf(why, len, "round did not finish in %d s; kernel stacks:\n",
+				 ROUND_LIMIT_S);
+			task_stacks(pid, why, len);
 			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			snprintf(why, len,
-				 "round did not finish in %d s; main thread's kernel stack:\n%s",
-				 ROUND_LIMIT_S, stack);
-			/* a process SIGKILL cannot end is a kernel bug as well */
-			for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) != pid; i++)
+			v = UNKILLABLE;
+			for (i = 0; i < 100; i++) {
+				if (waitpid(pid, &status, WNOHANG) == pid) {
+					v = STALL;
+					break;
+				}
 				usleep(100000);
-			close(pipefd[0]);
-			return HANG;
+			}
+			break;
 		}
 		usleep(2000);
 	}
-	*executed = 0;
+	/* children of the round (fork, getfd-kill ops) go with it */
+	kill(-pid, SIGKILL);
 	if (read(pipefd[0], executed, sizeof(*executed)) != sizeof(*executed))
 		*executed = 0;
 	close(pipefd[0]);
-	if (kmsg_report(kmsg, why, len))
-		return REPORT;
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		snprintf(why, len, "round process %s %d",
+	if (v == PASS && kmsg_report(kmsg, why, len))
+		v = REPORT;
+	if (v == PASS && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		size_t used;
+
+		snprintf(why, len, "round process %s %d:\n",
 			 WIFEXITED(status) ? "exited" : "killed by signal",
 			 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-		return FAIL;
+		used = strlen(why);
+		n = pread(out, why + used, len - used - 1, 0);
+		why[used + (n > 0 ? n : 0)] = 0;
+		v = FAIL;
 	}
-	return PASS;
+	close(out);
+	return v;
 }
 
 static void print_program(const struct program *p, const char *title)
@@ -860,7 +999,7 @@ static void self_check(int kmsg, uint64_t seed)
 {
 	static const char line[] = "pace_fuzz self-check report: not a kernel bug\n";
 	struct program p;
-	char why[4096];
+	char why[8192];
 	unsigned long n;
 	int i, k, on = 0;
 
@@ -886,8 +1025,10 @@ static void self_check(int kmsg, uint64_t seed)
 	k = seed % p.nr_ops;
 	p.ops[k].kind = OP_INJECT;
 	quiet_rounds = true;
-	TEST_ASSERT(run_round(&p, kmsg, why, sizeof(why), &n) == FAIL,
+	TEST_ASSERT(run_round(&p, kmsg, why, sizeof(why), &n) == FAIL &&
+		    strstr(why, "injected failure"),
 		    "self-check: an injected failure went unseen");
+	signature(why, want_sig, sizeof(want_sig));
 	minimise(&p, kmsg, FAIL, 1);
 	quiet_rounds = false;
 	for (i = 0; i < p.nr_ops; i++)
@@ -900,15 +1041,21 @@ static void self_check(int kmsg, uint64_t seed)
 
 static bool still_fails(struct program *p, int kmsg, int want, int tries)
 {
-	char why[4096];
+	char why[8192], sig[512];
 	unsigned long n;
 	int t;
 
-	for (t = 0; t < tries; t++)
-		if (run_round(p, kmsg, why, sizeof(why), &n) == want)
-			return true;
+	for (t = 0; t < tries; t++) {
+		if (run_round(p, kmsg, why, sizeof(why), &n) != want)
+			continue;
+		signature(why, sig, sizeof(sig));
+		if (!strcmp(sig, want_sig))
+			return true;	/* the same failure, not another one */
+	}
 	return false;
 }
+
+static time_t minimise_until;	/* wall-clock budget of the minimiser */
 
 /* ddmin over the ops that are still on. */
 static void minimise(struct program *p, int kmsg, int want, int tries)
@@ -921,6 +1068,10 @@ static void minimise(struct program *p, int kmsg, int want, int tries)
 				on[nr++] = i;
 		if (nr <= 1)
 			break;
+		if (minimise_until && time(NULL) > minimise_until) {
+			printf("minimiser: out of time: the sequence below is not minimal\n");
+			break;
+		}
 		if (chunks > nr)
 			chunks = nr;
 		bool reduced = false;
@@ -956,7 +1107,7 @@ int main(int argc, char **argv)
 	struct timespec t0, t;
 	double seconds = 20, el;
 	struct program p;
-	char why[4096];
+	char why[8192];
 	int opt, kmsg;
 
 	while ((opt = getopt(argc, argv, "s:t:n:r:mvh")) != -1) {
@@ -1023,12 +1174,28 @@ int main(int argc, char **argv)
 		printf("FAIL: round %lu of seed %#lx: %s: %s\n", round, seed, verdict_name[v], why);
 		print_program(&p, "failing round");
 		printf("replay: %s -s %#lx -r %lu -m\n", argv[0], seed, round);
-		if (minimize) {
-			if (v == REPORT)
-				printf("%s: a lockdep report comes once per boot\n", "minimiser");
-			minimise(&p, kmsg, v, 3);
-			print_program(&p, "minimal failing sequence");
+		if (v == REPORT && round > first)
+			printf("(a report printed late may come from round %lu)\n", round - 1);
+		if (minimize && (v == FAIL || v == STALL)) {
+			signature(why, want_sig, sizeof(want_sig));
+			minimise_until = time(NULL) + MINIMISE_S;
+			if (still_fails(&p, kmsg, v, 3)) {
+				minimise(&p, kmsg, v, 3);
+				print_program(&p, "minimal failing sequence");
+			} else {
+				printf("minimiser: the round passed 3 times on replay: %s\n",
+				       "not reproducible");
+			}
+		} else if (minimize) {
+			/* lockdep reports once per boot; others panic the debug kernel */
+			printf("minimiser: not for a %s\n", verdict_name[v]);
 		}
+		exit(KSFT_FAIL);
+	}
+	/* what the kernel printed after the last round ended */
+	if (kmsg_report(kmsg, why, sizeof(why))) {
+		printf("FAIL: a kernel report after round %lu of seed %#lx: %s\n",
+		       round - 1, seed, why);
 		exit(KSFT_FAIL);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t);
