@@ -7,14 +7,14 @@
 #   debug:     our kselftests, pace_fuzz for FUZZ_SECONDS (default 120) with
 #              FUZZ_SEED (default: random, printed), coverage of the pacing
 #              code, then KVM unloaded;
-#   debug-e2e: four end-to-end tests (a 1-CPU test VM), DEBUG_E2E to choose.
+#   debug-e2e: three end-to-end tests (a 1-CPU test VM), DEBUG_E2E to choose.
 # Any kernel report fails the run with the report shown (vm-run.sh greps the
 # log; with panic_on_warn the VM stops at the first one and the console log
 # is shown).  Timeouts are ten times those on Debian's kernel for the
 # end-to-end tests (a subset, see below), 600 s for the kselftests.
 # Cost on 2 cores: the debug kernel's first build about 25 minutes (cached
 # in build/debug-kernel/ by source version and config hash), the runs about
-# 20 minutes.  Ends with "N passed, N failed, N skipped".
+# 15 minutes.  Ends with "N passed, N failed, N skipped".
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
@@ -40,11 +40,11 @@ printf 'kvm/unload\t120\trmmod kvm_amd kvm irqbypass && ! grep -qE "^(kvm|kvm_am
 # The end-to-end tests boot a nested Debian guest, whose every exit the KASAN
 # and lockdep KVM handles about 15 times slower than the production one
 # (measured: proto-adevs 122 s against 7 s): all 34 would take hours.  These
-# cover what no kselftest does and fit beside the kselftest VM (about 20
+# cover what no kselftest does and fit beside the kselftest VM (about 12
 # minutes): a real QEMU paced from another process (the seed protocol), the
-# controller killed mid-quantum, two vCPUs in lockstep with a simulator, and
-# KVM unloaded under a netlink monitor.  DEBUG_E2E="..." runs others.
-e2e=${DEBUG_E2E:-"proto-adevs fault-kill-vmpace lockstep-2vcpu monitor-unload"}
+# controller killed mid-quantum, and KVM unloaded under a netlink monitor.
+# DEBUG_E2E="..." runs others (lockstep-2vcpu: about 11 minutes there).
+e2e=${DEBUG_E2E:-"proto-adevs fault-kill-vmpace monitor-unload"}
 BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" ours |
 	awk -F'\t' -v OFS='\t' -v want=" $e2e " '
 	{ n = $1; sub(/^vmpace\//, "", n) }
