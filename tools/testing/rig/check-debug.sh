@@ -29,9 +29,17 @@ mkdir -p "$C"
 "$here/build-debug-kernel.sh" modules || die "building the debug test kernel or our modules for it failed"
 
 # pace_kvmclock_test's 3 x 10000 holds take over 10 minutes there: 2000.
+# Two kselftests assume a host where an interrupt injection costs the guest
+# microseconds, not a millisecond: pace_test's halted vCPU may not have
+# reached its hlt by the deadline, pace_clock_test's periodic LAPIC timer
+# delivers a sixth of its ticks.  Their assertions are TAP TODO here (known,
+# not counted); a kernel report in them still fails the run.
+slow="timing assumptions that the debug kernel under emulation does not meet"
 KSELFTEST_TIMEOUT=600 "$here/kselftest-list.sh" ours |
 	grep -v '^kvm/x86_64/pace_fuzz	' |
-	sed '/^kvm\/x86_64\/pace_kvmclock_test	/s/$/ -n 2000/' > "$C/debug.list" ||
+	sed -e '/^kvm\/x86_64\/pace_kvmclock_test	/s/$/ -n 2000/' \
+	    -e "/^kvm\/x86_64\/pace_test	/s/\$/	$slow/" \
+	    -e "/^kvm\/x86_64\/pace_clock_test	/s/\$/	$slow/" > "$C/debug.list" ||
 	die "cannot list our kselftests"
 printf 'kvm/pace_fuzz\t%s\t%s/fuzz-run.sh %s %s %s\n' "$((secs + 900))" "$here" "$secs" "$seed" \
 	"$BUILD/kselftest-kvm" >> "$C/debug.list"
