@@ -162,6 +162,18 @@ watchdog &
 wd=$!
 rc=0
 timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
+# A kernel that dies while booting, before any test ran, is booted once
+# more (seen: the debug kernel under TCG, a KASAN report in an interrupt
+# during early boot in pristine code, about one boot in six); the first
+# console is kept and the retry is reported.
+if [ ! -e "$R/done" ] && ! grep -q '^vmpace-init: running' "$R/console.log"; then
+	mv "$R/console.log" "$R/console-boot-failed.log"
+	log "$name: test VM died while booting, before any test: booting again" \
+	    "(first console: $R/console-boot-failed.log)"
+	grep -m1 -E 'BUG:|Kernel panic' "$R/console-boot-failed.log" | sed 's/^/  | /' >&2 || true
+	rc=0
+	timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
+fi
 kill "$wd" 2>/dev/null || true
 wait "$wd" 2>/dev/null || true
 [ -z "$tmpq" ] || rm -rf "$tmpq"
@@ -181,6 +193,8 @@ if [ ! -e "$R/done" ]; then
 fi
 [ -s "$R/tap" ] && sed "s/^\(\(not \)\?ok [0-9]* - \)/\1$name: /" "$R/tap" | grep -v '^1\.\.'
 [ -s "$R/stalls" ] && sed "s/^/# $name: test VM stall: /" "$R/stalls"
+[ ! -e "$R/console-boot-failed.log" ] ||
+	echo "# $name: test VM died while booting once and was booted again ($R/console-boot-failed.log)"
 # KVM handles TSCs differently once the host TSC is unstable (the clocksource
 # watchdog of a loaded TCG guest may decide so at any time): say when.
 grep -hE 'Marking (clocksource .tsc.|TSC) (as )?unstable' "$R/dmesg" "$R/console.log" 2>/dev/null |
