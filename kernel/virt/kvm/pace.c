@@ -531,6 +531,24 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 }
 
 /*
+ * KVM_CREATE_VCPU installs the vCPU's fd before it counts the vCPU in
+ * online_vcpus (kvm_for_each_vcpu(), the number of vCPUs a freeze waits
+ * for), under kvm->lock: pacing must not see a vCPU that the VM does not, so
+ * wait for the creation to end.  The fd of a vCPU whose creation failed
+ * after that point belongs to a VM that is dead.
+ */
+static int pace_vcpu_online(struct kvm_vcpu *vcpu)
+{
+	struct kvm *kvm = vcpu->kvm;
+
+	if (likely(vcpu->vcpu_idx < atomic_read(&kvm->online_vcpus)))
+		return 0;
+	mutex_lock(&kvm->lock);
+	mutex_unlock(&kvm->lock);
+	return vcpu->vcpu_idx < atomic_read(&kvm->online_vcpus) ? 0 : -EIO;
+}
+
+/*
  * The pacing ioctls are deliberately exempt from the check that the caller
  * shares the VM's mm: the controller is another process that borrowed the
  * vCPU fd with pidfd_getfd(), which requires ptrace-attach rights on the VMM.
@@ -542,11 +560,11 @@ long kvm_pace_vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned int ioctl,
 {
 	switch (ioctl) {
 	case KVM_SET_PACE_DEADLINE:
-		if (vcpu->kvm->vm_dead)
+		if (vcpu->kvm->vm_dead || pace_vcpu_online(vcpu))
 			return -EIO;
 		return pace_set_deadline(vcpu, argp);
 	case KVM_GET_PACE_STATE:
-		if (vcpu->kvm->vm_dead)
+		if (vcpu->kvm->vm_dead || pace_vcpu_online(vcpu))
 			return -EIO;
 		return pace_get_state(vcpu, argp);
 	default:
@@ -580,8 +598,11 @@ void kvm_pace_vcpu_flush(struct kvm_vcpu *vcpu, fl_owner_t id)
 __poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
 			    poll_table *wait)
 {
-	struct kvm_pace_vcpu *pv = pace_vcpu_alloc(vcpu);
+	struct kvm_pace_vcpu *pv;
 
+	if (pace_vcpu_online(vcpu))
+		return EPOLLERR;
+	pv = pace_vcpu_alloc(vcpu);
 	if (!pv)
 		return EPOLLERR;
 

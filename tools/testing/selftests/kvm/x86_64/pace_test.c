@@ -3,9 +3,11 @@
  * KVM_CAP_PACE: the deadline ioctl's interface, exit-to-userspace mode,
  * successive deadlines, halted vCPUs and the counters; hostile values of
  * the deadline and of the TSC frequency; refusal while the VM uses timers
- * that pacing cannot stop (Hyper-V synthetic timers, Xen timers).
+ * that pacing cannot stop (Hyper-V synthetic timers, Xen timers); the ioctls
+ * on a vCPU fd that KVM_CREATE_VCPU has installed but not yet put online.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
@@ -402,6 +404,74 @@ static void test_xen_timer(void)
 	kvm_vm_free(vm);
 }
 
+/*
+ * KVM_CREATE_VCPU installs the vCPU's fd a moment before the vCPU is online.
+ * A thread that guesses the fd number races the creation with
+ * KVM_GET_PACE_STATE: whenever the ioctl succeeds, the VM must count the
+ * vCPU already.  The window is short: a kernel without the wait is caught
+ * in some runs, not all; this kernel must never be.
+ */
+#define RACE_VMS		4
+#define RACE_VCPUS		64
+
+static int race_fd = -1;
+static int race_round;
+static bool race_stop;
+static uint32_t race_seen[RACE_VMS * RACE_VCPUS];
+
+static void *create_racer(void *arg)
+{
+	struct kvm_pace_state st;
+	int round, fd;
+
+	while (!READ_ONCE(race_stop)) {
+		round = __atomic_load_n(&race_round, __ATOMIC_ACQUIRE);
+		fd = READ_ONCE(race_fd);
+		if (fd < 0 || ioctl(fd, KVM_GET_PACE_STATE, &st))
+			continue;
+		if (__atomic_load_n(&race_round, __ATOMIC_ACQUIRE) == round &&
+		    st.nr_vcpus < race_seen[round])
+			WRITE_ONCE(race_seen[round], st.nr_vcpus);
+	}
+	return NULL;
+}
+
+static void test_create_race(void)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	int v, i, round = 0, next, hits = 0;
+	pthread_t racer;
+
+	pthread_create(&racer, NULL, create_racer, NULL);
+	for (v = 0; v < RACE_VMS; v++) {
+		vm = vm_create(RACE_VCPUS);
+		for (i = 0; i < RACE_VCPUS; i++, round++) {
+			race_seen[round] = UINT32_MAX;
+			/* The lowest free fd is the one the vCPU gets. */
+			next = dup(0);
+			TEST_ASSERT(next >= 0, "dup");
+			close(next);
+			WRITE_ONCE(race_fd, next);
+			__atomic_store_n(&race_round, round, __ATOMIC_RELEASE);
+			vcpu = vm_vcpu_add(vm, i, guest_spin);
+			WRITE_ONCE(race_fd, -1);
+			__atomic_store_n(&race_round, round + 1, __ATOMIC_RELEASE);
+			if (vcpu->fd != next || READ_ONCE(race_seen[round]) == UINT32_MAX)
+				continue;
+			hits++;
+			TEST_ASSERT(race_seen[round] > i,
+				    "KVM_GET_PACE_STATE on vCPU %d's fd during its creation: %u vCPUs",
+				    i, race_seen[round]);
+		}
+		kvm_vm_free(vm);
+	}
+	WRITE_ONCE(race_stop, true);
+	pthread_join(racer, NULL);
+	pr_info("creation race: the ioctl reached %d of %d new vCPU fds before the next creation\n",
+		hits, round);
+}
+
 int main(int argc, char *argv[])
 {
 	struct kvm_vcpu *vcpu;
@@ -420,5 +490,6 @@ int main(int argc, char *argv[])
 	test_hostile_values();
 	test_hyperv_stimer();
 	test_xen_timer();
+	test_create_race();
 	return 0;
 }
