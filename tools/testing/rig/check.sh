@@ -39,13 +39,7 @@ BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" ours > "$C/e2e.list"
 # Our kselftests once more on a host whose TSC is unstable, where KVM rewrites
 # TSC offsets at every vcpu_load() and catches up on wall time; KVM does not
 # keep the TSCs of several vCPUs in step there, which pace_smp_test asserts.
-# Known bug there (2026-11-30): pace_kvmclock_test's "1 busy + 1 idle vCPU"
-# case sometimes never finishes (2 of 3 first runs in a fresh test VM, no
-# stall of the test VM in that time; a rerun in the same VM passed): an
-# open pacing bug with an unstable host TSC, reported as TODO until fixed.
-grep -v '^kvm/x86_64/pace_smp_test	' "$C/kselftests.list" |
-	sed '/^kvm\/x86_64\/pace_kvmclock_test	/s/$/	busy+idle case can hang with tsc=unstable/' \
-	> "$C/unstable-tsc.list"
+grep -v '^kvm/x86_64/pace_smp_test	' "$C/kselftests.list" > "$C/unstable-tsc.list"
 
 # One VM per core: the distro modules on one; ours, then the end-to-end tests
 # (a single-CPU test VM: nested guests are only reliable there) on the other;

@@ -176,7 +176,7 @@ int main(int argc, char *argv[])
 	for (i = 0; i < NR_VCPUS; i++)
 		pace_set(vcpus[i], 0, 0);
 	for (i = 0; i < NR_VCPUS; i++)
-		pthread_join(threads[i], NULL);
+		pace_join_vcpu(threads[i], vcpus[i], vcpus, NR_VCPUS, 60000);
 	check_vm_state(vm, vcpus, NR_VCPUS, false);
 	kvm_vm_free(vm);
 	return 0;

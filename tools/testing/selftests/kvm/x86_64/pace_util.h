@@ -6,7 +6,9 @@
 #define SELFTEST_KVM_PACE_UTIL_H
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "kvm_util.h"
 
@@ -79,6 +81,36 @@ static inline void pace_wait_held(int fd, int timeout_ms)
 	TEST_ASSERT(r == 1 && (p.revents & POLLIN),
 		    "vCPU not held within %d ms (poll %d, revents 0x%x)",
 		    timeout_ms, r, p.revents);
+}
+
+/*
+ * Join the thread running @vcpu, or fail after @timeout_ms with the pacing
+ * state of the vCPUs in @vcpus: a test never hangs without saying where.
+ */
+static inline void pace_join_vcpu(pthread_t thread, struct kvm_vcpu *vcpu,
+				  struct kvm_vcpu **vcpus, int nr, int timeout_ms)
+{
+	struct kvm_pace_state st;
+	struct timespec ts;
+	int i, r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	r = pthread_timedjoin_np(thread, NULL, &ts);
+	if (!r)
+		return;
+	for (i = 0; i < nr; i++) {
+		pace_state(vcpus[i], &st);
+		pr_info("vCPU %d: state 0x%x guest TSC %llu deadline %llu holds %llu exits %llu\n",
+			i, st.state, st.guest_tsc, st.deadline, st.holds, st.exits);
+	}
+	TEST_FAIL("vCPU %u's thread did not end within %d ms (error %d)",
+		  vcpu->id, timeout_ms, r);
 }
 
 #endif
