@@ -80,17 +80,8 @@ check: all
 check-debug: all
 	@$(RIG)/check-debug.sh
 
-FUZZ_SECONDS	?= 1800
 fuzz: all
-	@$(RIG)/build-debug-kernel.sh modules
-	@printf 'kvm/pace_fuzz\t%s\t%s/fuzz-run.sh %s %s %s\n' "$$(($(FUZZ_SECONDS) + 900))" \
-		"$(CURDIR)/$(RIG)" "$(FUZZ_SECONDS)" \
-		"$${FUZZ_SEED:-$$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}" \
-		"$(KSELFTEST_OUT)" > $(BUILD)/fuzz.list
-	@printf 'kvm/unload\t120\trmmod kvm_amd kvm irqbypass\n' >> $(BUILD)/fuzz.list
-	@$(RIG)/vm-run.sh --kernel debug --smp 2 --name fuzz $(BUILD)/fuzz.list; \
-		rc=$$?; grep -E '^pace_fuzz:|^FAIL|^replay' $(BUILD)/vm/fuzz/logs/kvm_pace_fuzz.log; \
-		$(RIG)/coverage.sh $(BUILD)/vm/fuzz; exit $$rc
+	@$(RIG)/fuzz.sh
 
 demo: all
 	@$(RIG)/demo.sh

@@ -29,8 +29,15 @@ top=$BUILD/debug-kernel
 out=$top/$KPKG_VERSION-$key
 obj=$out/obj
 
+# One build at a time (make fuzz and make check-debug share the cache).
+mkdir -p "$top"
+exec 9>"$top/.lock"
+flock -n 9 || { log "waiting for another build of the debug test kernel"; flock 9; }
+
 if [ ! -e "$out/.built" ]; then
 	log "building the debug test kernel in $out (about 25 minutes on 2 cores; cached)"
+	# Nothing boots a kernel that is being built (or whose build failed).
+	rm -f "$top/current"
 	# Objects of an earlier config are reused where their options did not
 	# change (kbuild tracks them per file): a config edit costs minutes.
 	prev=$(ls -1dt "$top/$KPKG_VERSION"-*/obj 2>/dev/null | head -n 1 || true)

@@ -20,8 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
 . "$here/lib.sh"
 
-secs=${FUZZ_SECONDS:-120}
-seed=${FUZZ_SEED:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}
+fuzz_params 120
 C=$BUILD/check-debug
 rm -rf "$C"
 mkdir -p "$C"
@@ -41,10 +40,7 @@ KSELFTEST_TIMEOUT=600 "$here/kselftest-list.sh" ours |
 	    -e "/^kvm\/x86_64\/pace_test	/s/\$/	$slow/" \
 	    -e "/^kvm\/x86_64\/pace_clock_test	/s/\$/	$slow/" > "$C/debug.list" ||
 	die "cannot list our kselftests"
-printf 'kvm/pace_fuzz\t%s\t%s/fuzz-run.sh %s %s %s\n' "$((secs + 900))" "$here" "$secs" "$seed" \
-	"$BUILD/kselftest-kvm" >> "$C/debug.list"
-printf 'kvm/unload\t120\trmmod kvm_amd kvm irqbypass && ! grep -qE "^(kvm|kvm_amd|irqbypass) " /proc/modules\n' \
-	>> "$C/debug.list"
+fuzz_list "$secs" "$seed" >> "$C/debug.list"
 # The end-to-end tests boot a nested Debian guest, whose every exit the KASAN
 # and lockdep KVM handles about 15 times slower than the production one
 # (measured: proto-adevs 122 s against 7 s): all 34 would take hours.  These
@@ -85,16 +81,7 @@ cat "$C/debug.err" "$C/debug-e2e.err" >&2
 } > "$C/all.tap"
 cat "$C/all.tap"
 
-R=$BUILD/vm/debug
-fuzzlog=$R/logs/kvm_pace_fuzz.log
-if [ -e "$fuzzlog" ]; then
-	grep -E '^pace_fuzz:|^self-check|^FAIL|^replay|^minimiser' "$fuzzlog" | sed 's/^/# /'
-	# after a panic, the last round started is the one to replay
-	grep -q '^pace_fuzz: .* rounds' "$fuzzlog" ||
-		grep '^round ' "$fuzzlog" | tail -n 1 | sed 's/^/# last round started: /'
-	grep -A200 '^minimal failing sequence' "$fuzzlog" | sed 's/^/# /' || true
-fi
-[ ! -d "$R/gcov" ] || "$here/coverage.sh" "$R" | sed 's/^/# /' | tee "$C/coverage"
+fuzz_summary debug | tee "$C/fuzz-summary"
 pass=$(grep -E '^ok ' "$C/all.tap" | grep -vc '# SKIP')
 skip=$(grep -E '^ok ' "$C/all.tap" | grep -c '# SKIP')
 fail=$(grep -E '^not ok ' "$C/all.tap" | grep -vc '# TODO')

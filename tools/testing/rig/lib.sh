@@ -69,3 +69,32 @@ pristine_src() {
 	fi
 	echo "$dir/linux-source-6.12"
 }
+
+# secs and seed of a fuzzer run: FUZZ_SECONDS (else $1), FUZZ_SEED (else random).
+fuzz_params() { # default seconds
+	secs=${FUZZ_SECONDS:-$1}
+	seed=${FUZZ_SEED:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}
+}
+
+# The fuzzer's test lines for a debug test VM (make check-debug, make fuzz):
+# pace_fuzz for SECONDS with SEED (fuzz-run.sh saves its gcov counters),
+# then KVM unloaded, which must leave none of its modules behind.
+fuzz_list() { # seconds seed
+	local rig=$repo/tools/testing/rig
+	printf 'kvm/pace_fuzz\t%s\t%s/fuzz-run.sh %s %s %s\n' "$(($1 + 900))" "$rig" "$1" "$2" \
+		"$BUILD/kselftest-kvm"
+	printf 'kvm/unload\t120\trmmod kvm_amd kvm irqbypass && ! grep -qE "^(kvm|kvm_amd|irqbypass) " /proc/modules\n'
+}
+
+# What the fuzzer's run in test VM NAME said, as TAP comments, and its coverage.
+fuzz_summary() { # vm-run name
+	local R=$BUILD/vm/$1 f=$BUILD/vm/$1/logs/kvm_pace_fuzz.log
+	if [ -e "$f" ]; then
+		grep -E '^pace_fuzz:|^self-check|^FAIL|^replay|^minimiser' "$f" | sed 's/^/# /'
+		# after a panic, the last round started is the one to replay
+		grep -q '^pace_fuzz: .* rounds' "$f" ||
+			grep '^round ' "$f" | tail -n 1 | sed 's/^/# last round started: /'
+		grep -A200 '^minimal failing sequence' "$f" | sed 's/^/# /' || true
+	fi
+	[ ! -d "$R/gcov" ] || "$repo/tools/testing/rig/coverage.sh" "$R" | sed 's/^/# /'
+}

@@ -254,10 +254,11 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 
 /*
  * Many quanta of 100 us of guest time (longer on a host too slow for that,
- * see below), each run as soon as the previous one stopped.  Every stop is at or after its deadline, and the frozen guest TSC
- * reads the same before and after the next deadline releases the vCPU: no
- * TSC offset rewrite behind pacing's back (vcpu_load() on a host with an
- * unstable TSC) may show.  The guest checks that its clocks never go back.
+ * see below), each run as soon as the previous one stopped.  Every stop is
+ * at or after its deadline, and the frozen guest TSC reads the same before
+ * and after the next deadline releases the vCPU: no TSC offset rewrite
+ * behind pacing's back (vcpu_load() on a host with an unstable TSC) may
+ * show.  The guest checks that its clocks never go back.
  */
 static void run_tiny_quanta(struct kvm_vcpu *vcpu, uint64_t *nr_loops, uint64_t ms)
 {
@@ -531,7 +532,7 @@ static void test_pit(void)
 	 * "stopped" bound below is half of what this machine delivers.
 	 */
 	TEST_ASSERT(calib, "no PIT tick in 20 ms of guest time before pacing");
-	calib = min(calib, (uint64_t)20);
+	calib = min_t(uint64_t, calib, 20);
 
 	/* 10 ms quanta of guest time, the first followed by a 2 s hold. */
 	for (i = 1; i <= 5; i++)

@@ -3,8 +3,9 @@
  * KVM_CAP_PACE fuzzer: random programs of pacing, clock and TSC ioctls,
  * KVM_RUN interrupted by signals, poll/epoll, dup/close, fork, pidfd_getfd
  * and SIGKILL of the process that armed, vCPU creation while others run,
- * VM destruction and kvm_pace netlink dumps and monitors, from several
- * threads at once, against guests that spin, halt, program their LAPIC
+ * VM destruction and kvm_pace netlink dumps and monitors, whole-VM holds
+ * (every vCPU armed at one deadline and run to it, which freezes the VM,
+ * then released, which thaws it), from several threads at once, against guests that spin, halt, program their LAPIC
  * timer (one-shot, periodic, TSC deadline) or the PIT, or exit to userspace.
  *
  * Meant for a kernel with KASAN, lockdep, UBSAN and panic_on_warn (make
@@ -68,7 +69,8 @@ enum op_kind {
 	OP_SET_CLOCK, OP_SET_MSR, OP_TSC_OFFSET, OP_RUN, OP_POLL, OP_EPOLL,
 	OP_DUP_CLOSE, OP_FORK, OP_GETFD_KILL, OP_SIGNAL, OP_NEW_VCPU,
 	OP_DESTROY_VM, OP_NEW_VM, OP_NL_DUMP, OP_NL_BAD, OP_NL_MONITOR,
-	OP_WRONG_FD, OP_CREATE_PIT,
+	OP_WRONG_FD, OP_CREATE_PIT, OP_HOLD_ALL, OP_GET_CLOCK, OP_GET_TSC,
+	OP_LAPIC,
 	NR_OPS,
 	OP_INJECT = NR_OPS,	/* the self-check's failure; never generated */
 };
@@ -78,7 +80,8 @@ static const char * const op_name[] = {
 	"set-clock", "set-msr", "tsc-offset", "run", "poll", "epoll",
 	"dup-close", "fork", "getfd-kill", "signal", "new-vcpu",
 	"destroy-vm", "new-vm", "nl-dump", "nl-bad", "nl-monitor",
-	"wrong-fd", "create-pit", "inject-failure",
+	"wrong-fd", "create-pit", "hold-all", "get-clock", "get-tsc", "lapic",
+	"inject-failure",
 };
 
 struct op {
@@ -138,6 +141,8 @@ static void generate(struct program *p, uint64_t seed, uint64_t round)
 			o->kind = OP_RUN;
 		else if (r % 4 == 1)
 			o->kind = OP_DEADLINE;
+		else if (r % 8 == 2)
+			o->kind = OP_HOLD_ALL;
 		else
 			o->kind = (r >> 8) % NR_OPS;
 		o->thread = splitmix(&s) % p->nr_threads;
@@ -153,7 +158,7 @@ static void generate(struct program *p, uint64_t seed, uint64_t round)
 /* A hostile u64: the extremes, values near the current guest TSC, noise. */
 static uint64_t pick_u64(uint64_t sel, uint64_t noise, uint64_t near)
 {
-	switch (sel % 10) {
+	switch (sel % 12) {
 	case 0: return 0;
 	case 1: return 1;
 	case 2: return UINT64_MAX;
@@ -163,6 +168,7 @@ static uint64_t pick_u64(uint64_t sel, uint64_t noise, uint64_t near)
 	case 6: return near - noise % 100000;
 	case 7: return near + noise % 4000000000ull;
 	case 8: return near;
+	case 10: case 11: return near + noise % 50000000;	/* ~20 ms */
 	default: return noise;
 	}
 }
@@ -258,6 +264,7 @@ struct world {
 	pthread_barrier_t start;
 	void *noaccess;			/* a PROT_NONE page */
 	atomic_ulong executed;
+	atomic_ulong freezes;		/* hold-all ops that froze their VM */
 };
 
 static bool verbose;
@@ -425,6 +432,62 @@ static void run_for(int fd, uint64_t us)
 	timer_settime(t, 0, &its, NULL);
 	ioctl(fd, KVM_RUN, 0);
 	timer_delete(t);
+}
+
+/*
+ * What vmpace does to a whole VM: every vCPU armed at one deadline up to
+ * 20 ms of guest time ahead (exit mode, so that this thread can run them in
+ * turn), each run until it is held, which freezes the VM; then a second
+ * deadline, which releases them all and thaws the VM on the first run.
+ */
+static void hold_all(struct world *w, const struct op *o, int vmfd)
+{
+	int fds[NR_SLOTS], n = 0, i, k, tries, frozen;
+	struct kvm_pace_state st;
+	uint64_t top = 0, khz = 0, deadline;
+	long r;
+
+	pthread_mutex_lock(&w->lock);
+	for (i = 0; i < NR_SLOTS; i++)
+		if (w->slot_live[i] && w->slot_vm[i] == vmfd)
+			fds[n++] = w->slot_fd[i];
+	pthread_mutex_unlock(&w->lock);
+
+	for (i = 0; i < n; i++) {
+		if (ioctl(fds[i], KVM_GET_PACE_STATE, &st))
+			continue;
+		top = st.guest_tsc > top ? st.guest_tsc : top;
+		khz = st.tsc_khz;
+	}
+	if (!khz)
+		return;
+	for (k = 0; k < 2; k++) {
+		deadline = top + khz * ((o->b >> (16 * k)) % 20000) / 1000 + 1;
+		for (i = 0; i < n; i++) {
+			r = __pace_set(fds[i], deadline, KVM_PACE_EXIT_TO_USER, 0);
+			check_errno(o, r, errno);
+		}
+		frozen = 0;
+		for (i = 0; i < n; i++) {
+			for (tries = 0; tries < 3; tries++) {
+				if (!ioctl(fds[i], KVM_GET_PACE_STATE, &st) &&
+				    (st.state & KVM_PACE_STATE_HELD))
+					break;
+				run_for(fds[i], o->c >> (8 * tries));
+			}
+		}
+		for (i = 0; i < n; i++)
+			frozen += !ioctl(fds[i], KVM_GET_PACE_STATE, &st) &&
+				  (st.state & KVM_PACE_STATE_FROZEN);
+		note("  hold-all: %d vCPU(s) of VM fd %d, %d frozen\n", n, vmfd, frozen);
+		if (frozen == n)
+			atomic_fetch_add(&w->freezes, 1);
+		top = deadline;
+	}
+	for (i = 0; o->d & 1 && i < n; i++) {
+		r = __pace_set(fds[i], 0, 0, 0);
+		check_errno(o, r, errno);
+	}
 }
 
 /* A child process arms a vCPU (async-signal-safe calls only). */
@@ -690,6 +753,56 @@ static bool exec_op(struct world *w, const struct op *o)
 	}
 	case OP_INJECT:
 		TEST_FAIL("the self-check's injected failure");
+	case OP_HOLD_ALL:
+		if (fd < 0)
+			return false;
+		hold_all(w, o, vmfd);
+		return true;
+	case OP_GET_CLOCK: {
+		struct kvm_clock_data data = {};
+
+		if (fd < 0)
+			return false;
+		r = ioctl(vmfd, KVM_GET_CLOCK, &data);
+		break;
+	}
+	case OP_GET_TSC: {
+		struct {
+			struct kvm_msrs hdr;
+			struct kvm_msr_entry e[2];
+		} msrs = {
+			.hdr.nmsrs = 2,
+			.e = { { .index = MSR_IA32_TSC }, { .index = MSR_IA32_TSC_DEADLINE } },
+		};
+		uint64_t off;
+		struct kvm_device_attr attr = {
+			.group = KVM_VCPU_TSC_CTRL,
+			.attr = KVM_VCPU_TSC_OFFSET,
+			.addr = (uint64_t)&off,
+		};
+
+		if (fd < 0)
+			return false;
+		r = ioctl(fd, o->a & 1 ? KVM_GET_DEVICE_ATTR : KVM_GET_MSRS,
+			  o->a & 1 ? (void *)&attr : (void *)&msrs);
+		if (r > 0)	/* KVM_GET_MSRS: the number read */
+			r = 0;
+		break;
+	}
+	case OP_LAPIC: {
+		struct kvm_lapic_state lapic;
+
+		/* TMCCT read, and the timer restarted by KVM_SET_LAPIC */
+		if (fd < 0)
+			return false;
+		r = ioctl(fd, KVM_GET_LAPIC, &lapic);
+		if (r || !(o->c & 1))
+			break;
+		if (o->c & 2)	/* a new initial count, or a new LVT timer mode */
+			memcpy(&lapic.regs[o->c & 4 ? APIC_TMICT : APIC_LVTT], &o->d, 4);
+		r = ioctl(fd, KVM_SET_LAPIC, &lapic);
+		break;
+	}
 	case OP_CREATE_PIT: {
 		struct kvm_pit_config pit = { .flags = o->c & 1 };
 
@@ -738,7 +851,7 @@ static void round_main(struct program *p, int report_fd)
 	struct thread_arg ta[MAX_THREADS];
 	struct world w = { .p = p, .raw_vm = -1, .nl = -1, .mon = -1, .report_fd = report_fd };
 	struct kvm_vcpu *vcpus[MAX_LIB_VCPUS];
-	unsigned long executed;
+	unsigned long counts[2];	/* ops executed, freezes */
 	int v, i, s;
 
 	sigaction(SIGUSR1, &sa, NULL);
@@ -789,8 +902,9 @@ static void round_main(struct program *p, int report_fd)
 	for (i = 0; i < p->nr_threads; i++)
 		pthread_join(w.tid[i], NULL);
 
-	executed = atomic_load(&w.executed);
-	if (write(report_fd, &executed, sizeof(executed)) != sizeof(executed))
+	counts[0] = atomic_load(&w.executed);
+	counts[1] = atomic_load(&w.freezes);
+	if (write(report_fd, counts, sizeof(counts)) != sizeof(counts))
 		_exit(2);
 	/* VMs die with their armed, held or running vCPUs */
 	raw_vm_destroy(&w);
@@ -894,8 +1008,9 @@ static void signature(const char *out, char *sig, size_t len)
 	snprintf(sig, len, "%.*s", (int)(end ? end - at : (long)strlen(at)), at);
 }
 
+/* @counts: the ops the round executed, the freezes its hold-all ops saw. */
 static enum verdict run_round(struct program *p, int kmsg, char *why, size_t len,
-			      unsigned long *executed)
+			      unsigned long counts[2])
 {
 	struct timespec t0, t;
 	int pipefd[2], status = 0, out;
@@ -904,7 +1019,8 @@ static enum verdict run_round(struct program *p, int kmsg, char *why, size_t len
 	ssize_t n;
 
 	why[0] = 0;
-	*executed = 0;
+	counts[0] = 0;
+	counts[1] = 0;
 	TEST_ASSERT(!pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), "pipe");
 	/* the round's stderr, for the failure and its signature */
 	out = memfd_create("pace_fuzz-round", MFD_CLOEXEC);
@@ -948,8 +1064,10 @@ static enum verdict run_round(struct program *p, int kmsg, char *why, size_t len
 	}
 	/* children of the round (fork, getfd-kill ops) go with it */
 	kill(-pid, SIGKILL);
-	if (read(pipefd[0], executed, sizeof(*executed)) != sizeof(*executed))
-		*executed = 0;
+	if (read(pipefd[0], counts, 2 * sizeof(*counts)) != 2 * sizeof(*counts)) {
+		counts[0] = 0;
+		counts[1] = 0;
+	}
 	close(pipefd[0]);
 	if (v == PASS && kmsg_report(kmsg, why, len))
 		v = REPORT;
@@ -1000,7 +1118,7 @@ static void self_check(int kmsg, uint64_t seed)
 	static const char line[] = "pace_fuzz self-check report: not a kernel bug\n";
 	struct program p;
 	char why[8192];
-	unsigned long n;
+	unsigned long n[2];
 	int i, k, on = 0;
 
 	if (kmsg >= 0) {
@@ -1025,7 +1143,7 @@ static void self_check(int kmsg, uint64_t seed)
 	k = seed % p.nr_ops;
 	p.ops[k].kind = OP_INJECT;
 	quiet_rounds = true;
-	TEST_ASSERT(run_round(&p, kmsg, why, sizeof(why), &n) == FAIL &&
+	TEST_ASSERT(run_round(&p, kmsg, why, sizeof(why), n) == FAIL &&
 		    strstr(why, "injected failure"),
 		    "self-check: an injected failure went unseen");
 	signature(why, want_sig, sizeof(want_sig));
@@ -1042,11 +1160,11 @@ static void self_check(int kmsg, uint64_t seed)
 static bool still_fails(struct program *p, int kmsg, int want, int tries)
 {
 	char why[8192], sig[512];
-	unsigned long n;
+	unsigned long n[2];
 	int t;
 
 	for (t = 0; t < tries; t++) {
-		if (run_round(p, kmsg, why, sizeof(why), &n) != want)
+		if (run_round(p, kmsg, why, sizeof(why), n) != want)
 			continue;
 		signature(why, sig, sizeof(sig));
 		if (!strcmp(sig, want_sig))
@@ -1102,7 +1220,7 @@ static void minimise(struct program *p, int kmsg, int want, int tries)
 int main(int argc, char **argv)
 {
 	uint64_t seed = 0, round, first = 0, nr_rounds = UINT64_MAX;
-	unsigned long executed, total = 0;
+	unsigned long counts[2], total = 0, freezes = 0;
 	bool have_seed = false, replay = false, minimize = false;
 	struct timespec t0, t;
 	double seconds = 20, el;
@@ -1167,8 +1285,9 @@ int main(int argc, char **argv)
 		printf("round %lu: %d ops, %d thread(s)\n", round, p.nr_ops, p.nr_threads);
 		if (verbose || replay)
 			print_program(&p, "program");
-		v = run_round(&p, kmsg, why, sizeof(why), &executed);
-		total += executed;
+		v = run_round(&p, kmsg, why, sizeof(why), counts);
+		total += counts[0];
+		freezes += counts[1];
 		if (v == PASS)
 			continue;
 		printf("FAIL: round %lu of seed %#lx: %s: %s\n", round, seed, verdict_name[v], why);
@@ -1200,8 +1319,8 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	el = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
-	printf("pace_fuzz: %lu rounds, %lu ops in %.1f s (%.1f ops/s), %s\n",
-	       round - first, total, el, el > 0 ? total / el : 0.0,
+	printf("pace_fuzz: %lu rounds, %lu ops in %.1f s (%.1f ops/s), %lu VM freezes, %s\n",
+	       round - first, total, el, el > 0 ? total / el : 0.0, freezes,
 	       "no failure, no kernel report");
 	return 0;
 }
