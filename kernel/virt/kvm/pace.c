@@ -534,8 +534,10 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
  * KVM_CREATE_VCPU installs the vCPU's fd before it counts the vCPU in
  * online_vcpus (kvm_for_each_vcpu(), the number of vCPUs a freeze waits
  * for), under kvm->lock: pacing must not see a vCPU that the VM does not, so
- * wait for the creation to end.  The fd of a vCPU whose creation failed
- * after that point belongs to a VM that is dead.
+ * wait for the creation to end.  The wait is killable: kvm->lock may be held
+ * by an ioctl that itself waits for a held vCPU.  Once kvm->lock has been
+ * released, a vCPU whose fd is installed is online (its creation can no
+ * longer fail after the fd is installed).
  */
 static int pace_vcpu_online(struct kvm_vcpu *vcpu)
 {
@@ -543,9 +545,12 @@ static int pace_vcpu_online(struct kvm_vcpu *vcpu)
 
 	if (likely(vcpu->vcpu_idx < atomic_read(&kvm->online_vcpus)))
 		return 0;
-	mutex_lock(&kvm->lock);
+	if (mutex_lock_killable(&kvm->lock))
+		return -EINTR;
 	mutex_unlock(&kvm->lock);
-	return vcpu->vcpu_idx < atomic_read(&kvm->online_vcpus) ? 0 : -EIO;
+	if (WARN_ON_ONCE(vcpu->vcpu_idx >= atomic_read(&kvm->online_vcpus)))
+		return -EIO;
+	return 0;
 }
 
 /*
@@ -558,14 +563,20 @@ static int pace_vcpu_online(struct kvm_vcpu *vcpu)
 long kvm_pace_vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned int ioctl,
 			 void __user *argp)
 {
+	int r;
+
+	if (ioctl != KVM_SET_PACE_DEADLINE && ioctl != KVM_GET_PACE_STATE)
+		return -ENOIOCTLCMD;
+	if (vcpu->kvm->vm_dead)
+		return -EIO;
+	r = pace_vcpu_online(vcpu);
+	if (r)
+		return r;
+
 	switch (ioctl) {
 	case KVM_SET_PACE_DEADLINE:
-		if (vcpu->kvm->vm_dead || pace_vcpu_online(vcpu))
-			return -EIO;
 		return pace_set_deadline(vcpu, argp);
 	case KVM_GET_PACE_STATE:
-		if (vcpu->kvm->vm_dead || pace_vcpu_online(vcpu))
-			return -EIO;
 		return pace_get_state(vcpu, argp);
 	default:
 		return -ENOIOCTLCMD;
@@ -601,7 +612,7 @@ __poll_t kvm_pace_vcpu_poll(struct kvm_vcpu *vcpu, struct file *file,
 	struct kvm_pace_vcpu *pv;
 
 	if (pace_vcpu_online(vcpu))
-		return EPOLLERR;
+		return EPOLLERR;	/* killed, or the WARN: nothing to wait for */
 	pv = pace_vcpu_alloc(vcpu);
 	if (!pv)
 		return EPOLLERR;

@@ -5,8 +5,9 @@
  * and SIGKILL of the process that armed, vCPU creation while others run,
  * VM destruction and kvm_pace netlink dumps and monitors, whole-VM holds
  * (every vCPU armed at one deadline and run to it, which freezes the VM,
- * then released, which thaws it), from several threads at once, against guests that spin, halt, program their LAPIC
- * timer (one-shot, periodic, TSC deadline) or the PIT, or exit to userspace.
+ * then released, which thaws it), from several threads at once, against
+ * guests that spin, halt, program their LAPIC timer (one-shot, periodic,
+ * TSC deadline) or the PIT, or exit to userspace.
  *
  * Meant for a kernel with KASAN, lockdep, UBSAN and panic_on_warn (make
  * check-debug): the kernel's own checkers are the main oracle.  The fuzzer
