@@ -536,8 +536,8 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
  * for), under kvm->lock: pacing must not see a vCPU that the VM does not, so
  * wait for the creation to end.  The wait is killable: kvm->lock may be held
  * by an ioctl that itself waits for a held vCPU.  Once kvm->lock has been
- * released, a vCPU whose fd is installed is online (its creation can no
- * longer fail after the fd is installed).
+ * released, a vCPU whose fd is installed is online: only a KVM_BUG_ON(),
+ * which kills the VM, fails its creation after that point.
  */
 static int pace_vcpu_online(struct kvm_vcpu *vcpu)
 {
@@ -548,9 +548,10 @@ static int pace_vcpu_online(struct kvm_vcpu *vcpu)
 	if (mutex_lock_killable(&kvm->lock))
 		return -EINTR;
 	mutex_unlock(&kvm->lock);
-	if (WARN_ON_ONCE(vcpu->vcpu_idx >= atomic_read(&kvm->online_vcpus)))
-		return -EIO;
-	return 0;
+	if (vcpu->vcpu_idx < atomic_read(&kvm->online_vcpus))
+		return 0;
+	WARN_ON_ONCE(!READ_ONCE(kvm->vm_dead));
+	return -EIO;
 }
 
 /*
