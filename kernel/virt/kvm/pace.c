@@ -574,14 +574,9 @@ long kvm_pace_vcpu_ioctl(struct kvm_vcpu *vcpu, unsigned int ioctl,
 	if (r)
 		return r;
 
-	switch (ioctl) {
-	case KVM_SET_PACE_DEADLINE:
+	if (ioctl == KVM_SET_PACE_DEADLINE)
 		return pace_set_deadline(vcpu, argp);
-	case KVM_GET_PACE_STATE:
-		return pace_get_state(vcpu, argp);
-	default:
-		return -ENOIOCTLCMD;
-	}
+	return pace_get_state(vcpu, argp);
 }
 
 /*
