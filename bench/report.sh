@@ -123,38 +123,58 @@ if [ -s cost.csv ]; then
 	echo
 	echo "Same stock QEMU (SeaBIOS, no OS: the guest idles in HLT), same simulator loop"
 	echo "(grant, wait for the report), blocks alternating in the same QEMU process."
-	echo "vmpace: seed protocol over a socketpair.  Baseline: QMP cont, wait 1 ms of host"
-	echo "time, QMP stop.  \"elapsed\": the guest time the pacer reported for the quantum."
+	echo "vmpace: seed protocol over a socketpair.  Baselines: QMP cont, wait 1 ms of host"
+	echo "time, QMP stop; and the seed (QEMU 7.2 with our -external_sim port, its own"
+	echo "QEMU process started with the same arguments, held while the others run)."
+	echo "\"elapsed\": the guest time the pacer reported for the quantum.  \"host/guest\":"
+	echo "the simulator's host time over all measured quanta / the guest ms they reported"
+	echo "(the instrument all pacers share: a pacer that overshoots gets more guest time"
+	echo "per quantum)."
 	echo
-	echo "| vCPUs | pacer | n | p50 | p99 | max | elapsed p50 (us) | elapsed p99 (us) | ratio p50 | ratio p99 | p50 / p50 at 1 vCPU |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| vCPUs | pacer | n | p50 | p99 | max | elapsed p50 (us) | elapsed p99 (us) | host/guest | ratio p50 vs QMP | host/guest vs QMP | host/guest vs seed | p50 / p50 at 1 vCPU |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	} >> "$md"
-	declare -A base50=()
+	pacers=(vmpace qmp)
+	grep -q '^seed,' cost.csv && pacers+=(seed)
+	label() { case $1 in qmp) echo "QMP stop/cont" ;; seed) echo "seed (-external_sim)" ;; *) echo "$1" ;; esac; }
+	# host ms per reported guest ms over the measured quanta
+	perms() { # pacer vcpus
+		awk -F, -v p="$1" -v v="$2" -v cp="$cp_" -v cv="$cv" -v cs="$cs" -v ch="$ch" -v ce="$ce" \
+			'NR > 1 && $cp == p && $cv == v && $cs >= 0 { h += $ch; e += $ce }
+			 END { if (e > 0) printf "%.4g\n", h / 1e6 / (e / 1000); else print "nan" }' cost.csv
+	}
+	declare -A base50=() p50s=() p99s=() pms=()
 	for v in $(awk -F, -v c="$cv" 'NR > 1 { print $c }' cost.csv | sort -un); do
-		read -r _ v50 v99 _ <<< "$(sel vmpace "$v" "$ch" 1000000 | stats)"
-		read -r _ q50 q99 _ <<< "$(sel qmp "$v" "$ch" 1000000 | stats)"
-		for p in vmpace qmp; do
+		for p in "${pacers[@]}"; do
 			sel "$p" "$v" "$ch" 1000000 > "$P/cost-$p-$v.raw"
 			cdf < "$P/cost-$p-$v.raw" > "$P/cost-$p-$v.cdf"
+			read -r _ p50s[$p] p99s[$p] _ <<< "$(stats < "$P/cost-$p-$v.raw")"
+			pms[$p]=$(perms "$p" "$v")
+		done
+		for p in "${pacers[@]}"; do
 			read -r n p50 p99 max _ <<< "$(stats < "$P/cost-$p-$v.raw")"
 			read -r _ e50 e99 _ <<< "$(sel "$p" "$v" "$ce" 1 | stats)"
 			[ -n "${base50[$p]:-}" ] || base50[$p]=$p50
-			r50=-; r99=-
+			r50=-; rq=-; rs=-
 			if [ "$p" = vmpace ]; then
-				r50=$(ratio "$v50" "$q50"); r99=$(ratio "$v99" "$q99")
+				r50=$(ratio "$p50" "${p50s[qmp]}"); rq=$(ratio "${pms[vmpace]}" "${pms[qmp]}")
+				[ -z "${pms[seed]:-}" ] || rs=$(ratio "${pms[vmpace]}" "${pms[seed]}")
 			fi
-			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$v" \
-				"$([ "$p" = qmp ] && echo "QMP stop/cont" || echo vmpace)" "$n" "$p50" \
-				"$p99" "$max" "$e50" "$e99" "$r50" "$r99" "$(ratio "$p50" "${base50[$p]}")" >> "$md"
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$v" \
+				"$(label "$p")" "$n" "$p50" "$p99" "$max" "$e50" "$e99" "${pms[$p]}" \
+				"$r50" "$rq" "$rs" "$(ratio "$p50" "${base50[$p]}")" >> "$md"
 		done
-		echo "cost,${v} vCPU,host ms/quantum p50,$v50,$q50,qmp,$(ratio "$v50" "$q50")" >> "$csv"
-		echo "cost,${v} vCPU,host ms/quantum p99,$v99,$q99,qmp,$(ratio "$v99" "$q99")" >> "$csv"
-		echo "scaling,${v} vCPU vs 1,p50 cost growth,$(ratio "$v50" "${base50[vmpace]}"),$(ratio "$q50" "${base50[qmp]}"),qmp,$(ratio "$(ratio "$v50" "${base50[vmpace]}")" "$(ratio "$q50" "${base50[qmp]}")")" >> "$csv"
+		for b in "${pacers[@]:1}"; do
+			echo "cost,${v} vCPU,host ms/quantum p50,${p50s[vmpace]},${p50s[$b]},$b,$(ratio "${p50s[vmpace]}" "${p50s[$b]}")" >> "$csv"
+			echo "cost,${v} vCPU,host ms/quantum p99,${p99s[vmpace]},${p99s[$b]},$b,$(ratio "${p99s[vmpace]}" "${p99s[$b]}")" >> "$csv"
+			echo "cost,${v} vCPU,host ms per reported guest ms,${pms[vmpace]},${pms[$b]},$b,$(ratio "${pms[vmpace]}" "${pms[$b]}")" >> "$csv"
+			echo "scaling,${v} vCPU vs 1,p50 cost growth,$(ratio "${p50s[vmpace]}" "${base50[vmpace]}"),$(ratio "${p50s[$b]}" "${base50[$b]}"),$b,$(ratio "$(ratio "${p50s[vmpace]}" "${base50[vmpace]}")" "$(ratio "${p50s[$b]}" "${base50[$b]}")")" >> "$csv"
+		done
 	done
 	plots=
 	for f in "$P"/cost-*.cdf; do
 		t=${f##*/cost-}; t=${t%.cdf}
-		lbl="${t%-*} ${t##*-} vCPU"; lbl=${lbl/qmp/QMP stop\/cont}
+		lbl="${t%-*} ${t##*-} vCPU"; lbl=${lbl/qmp/QMP stop\/cont}; lbl=${lbl/seed/seed -external_sim}
 		plots="$plots${plots:+, }\"$f\" using 1:2 with steps lw 2 title \"$lbl\""
 	done
 	gnuplot <<-EOF
@@ -183,7 +203,11 @@ if [ -s drift.csv ]; then
 	echo "guest stopped in an interrupt handler: for vmpace it is carried to the frozen"
 	echo "guest TSC with the TSC it was taken at (QMP's stop leaves the TSC running, its"
 	echo "samples stand).  1 ms quanta.  For vmpace the guest TSC (KVM_GET_PACE_STATE,"
-	echo "frozen) is also compared over the whole block."
+	echo "frozen) is also compared over the whole block.  The seed (-external_sim)"
+	echo "answers after stopping its virtual clock and kicking its vCPUs: its samples are"
+	echo "read as they are.  \"seed\": the same guest and CPU model (kvm-clock);"
+	echo "\"seed-recommended\": the seed's recommended -cpu ...,kvm=off,-tsc,-kvmclock"
+	echo "-rtc clock=vm (the guest falls back to the ACPI PM timer)."
 	echo
 	echo "| pacer | quanta | reported (ms) | guest clock (ms) | drift (us) | drift (ppm) | guest TSC drift (us) |"
 	echo "| --- | --- | --- | --- | --- | --- | --- |"
@@ -191,7 +215,7 @@ if [ -s drift.csv ]; then
 	awk -F, 'NR > 1 && $10 >= 0 {
 		d = $10 / 1000 - $9; ppm = $9 ? 1e6 * d / $9 : 0
 		tsc = $8 >= 0 ? sprintf("%d", $8 - $9) : "-"
-		printf "| %s | %d | %.1f | %.3f | %+.1f | %+.2f | %s |\n", $1 == "qmp" ? "QMP stop/cont" : $1, $5, $9 / 1000, $10 / 1e6, d, ppm, tsc
+		printf "| %s | %d | %.1f | %.3f | %+.1f | %+.2f | %s |\n", $1 == "qmp" ? "QMP stop/cont" : $1 == "seed" ? "seed (-external_sim)" : $1 == "seed-recommended" ? "seed, recommended clocks" : $1, $5, $9 / 1000, $10 / 1e6, d, ppm, tsc
 	}' drift.csv >> "$md"
 	# |drift| per second of reported time, over all blocks of a pacer
 	ppm() { awk -F, -v p="$1" 'NR > 1 && $1 == p && $10 >= 0 { d = $10 / 1000 - $9; s += d < 0 ? -d : d; r += $9 }
@@ -204,6 +228,13 @@ if [ -s drift.csv ]; then
 	echo "drift,1 ms quanta,|guest TSC - reported| us,$(awk -F, 'NR > 1 && $1 == "vmpace" && $8 >= 0 { d = $8 - $9; s += d < 0 ? -d : d } END { print s + 0 }' drift.csv),n/a,qmp,n/a" >> "$csv"
 	echo >> "$md"
 	echo "Ratio of |drift| per reported second, vmpace / QMP: $(ratio "$dv" "$dq") ($dv ppm vs $dq ppm); largest |drift| of a block: vmpace $(absus vmpace) us, QMP $(absus qmp) us." >> "$md"
+	for b in seed seed-recommended; do
+		grep -q "^$b," drift.csv || continue
+		db=$(ppm "$b")
+		echo "drift,1 ms quanta,|guest clock - reported| ppm,$dv,$db,$b,$(ratio "$dv" "$db")" >> "$csv"
+		echo "drift,1 ms quanta,|guest clock - reported| us (largest block),$(absus vmpace),$(absus "$b"),$b,$(ratio "$(absus vmpace)" "$(absus "$b")")" >> "$csv"
+		echo "Ratio of |drift| per reported second, vmpace / $b: $(ratio "$dv" "$db") ($dv ppm vs $db ppm); largest |drift| of a block: $b $(absus "$b") us." >> "$md"
+	done
 fi
 
 # ---- 4. overhead --------------------------------------------------------------

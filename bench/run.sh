@@ -6,7 +6,8 @@
 # the CSVs to bench/results/ and write the summary and plots there.
 # Usage: run.sh [quick|full]        (default full)
 # Environment: BUILD (build dir), BENCH_MODULES (our modules, default
-# $BUILD/modules), BENCH_RESULTS (default bench/results).
+# $BUILD/modules), BENCH_RESULTS (default bench/results), BENCH_SEED_DRIFT=1
+# (the seed in the drift measure too, see bench/README.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -23,6 +24,8 @@ for f in "$modules/kvm.ko" "$BUILD/vmpace/vmpace" "$BUILD/guest/initramfs.cpio.g
 	[ -e "$f" ] || die "$f is missing: run 'make all' first"
 done
 make -s -C "$here" OUTPUT="$BUILD/bench/" UAPI="$BUILD/uapi/include"
+# The seed's QEMU (Debian's QEMU 7.2 with our -external_sim port), built once.
+seed_qemu=$(BUILD=$BUILD "$here/seed/build.sh") || die "the seed QEMU did not build"
 
 # One test VM per measure, one after the other: each ratio compares pacers
 # measured in the same VM boot, and a test VM that dies costs one measure,
@@ -46,8 +49,9 @@ for m in "${measures[@]}"; do
 	IFS=: read -r measure tq tf <<< "$m"
 	name=bench-$mode-$measure
 	list=$BUILD/bench/$name.list
-	printf 'bench/%s\t%s\tBUILD=%q %q %s %s %s %q\n' "$measure" "$(t "$tq" "$tf")" \
-		"$BUILD" "$here/vm-bench.sh" "$measure" "$mode" "$out" "$modules" > "$list"
+	printf 'bench/%s\t%s\tSEED_QEMU=%q BENCH_SEED_DRIFT=%q BUILD=%q %q %s %s %s %q\n' \
+		"$measure" "$(t "$tq" "$tf")" "$seed_qemu" "${BENCH_SEED_DRIFT:-0}" "$BUILD" \
+		"$here/vm-bench.sh" "$measure" "$mode" "$out" "$modules" > "$list"
 	for try in 1 2; do
 		log "$measure: test VM (try $try)"
 		r=0
@@ -82,7 +86,9 @@ mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 	echo "Machine: $cpu, $(nproc) cores, $mem, $(uname -sr)."
 	echo "Test VM: Debian $KREL under $(qemu-system-x86_64 --version | head -n 1 | sed 's/ (.*//')" \
 	     "-accel tcg,thread=single -cpu max -smp 1 (AMD SVM, kvm_amd npt=0), modules: $modules."
-	echo "Nested: stock Debian qemu-system-x86_64 -enable-kvm inside it."
+	echo "Nested: stock Debian qemu-system-x86_64 -enable-kvm inside it; the seed:" \
+	     "Debian's QEMU $SEED_QEMU_SRC_VERSION source with bench/seed/external-sim.patch" \
+	     "($seed_qemu)."
 	echo
 	echo "Test VM stalls (lost LAPIC timer interrupt, revived after 3 s by vm-run.sh's" \
 	     "watchdog; a stall inflates the host time of the quantum it hits):" \

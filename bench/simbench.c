@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * simbench: a simulator loop that paces one stock QEMU two ways, in turns,
- * with the same loop: write a grant, wait for the guest, record the report.
+ * simbench: a simulator loop that paces one stock QEMU two ways and the
+ * seed's QEMU, in turns, with the same loop: write a grant, wait for the
+ * guest, record the report.
  *
  *   vmpace  "vmpace --pid QEMU --sync-fd 3 --on-close release", seed protocol
  *           (uint32 network-order microseconds) over a socketpair.
@@ -13,11 +14,20 @@
  *           and freezes it inside "stop"); fractions are carried, as vmpace
  *           carries its overshoot, so the sum of reports stays unbiased.
  *
+ *   seed    the seed itself: QEMU 7.2 with our port of -external_sim
+ *           (bench/seed/), its own QEMU process started from the command line
+ *           after "::" plus "-external_sim sock=FD", same loop as vmpace's on
+ *           that socket.  It is paced from its first instruction (with
+ *           --wait-line it boots in 10 ms grants) and stays held between its
+ *           blocks; the stock QEMU is stopped (QMP) during them.
+ *
  * usage: simbench --vmpace PATH --out CSV --drift CSV [--quantum-us Q]
  *                 [--count N] [--rounds R] [--vcpus V] [--wait-line TEXT]
- *                 [--pacers vmpace,qmp] [--sample SHM] -- QEMU COMMAND LINE
- * Every round runs a block of N quanta with each pacer (alternating which
- * goes first) on the same QEMU; the first WARMUP quanta of a block have a
+ *                 [--pacers vmpace,qmp,seed] [--sample SHM]
+ *                 [--seed-sample SHM] [--seed-name NAME]
+ *                 -- QEMU COMMAND LINE [:: SEED QEMU COMMAND LINE]
+ * Every round runs a block of N quanta with each pacer (rotating which
+ * goes first) on the same QEMU (the seed on its own); the first WARMUP quanta of a block have a
  * negative seq.  With --wait-line, the guest boots freely until its console
  * prints TEXT; its "vmpace-guest-clock SEQ MONO_NS REAL_NS" lines then give
  * the guest's own clock for the drift CSV.
@@ -66,33 +76,50 @@
 #define WARMUP 3
 
 static struct {
-	const char *vmpace, *out, *drift, *wait_line, *pacers, *sample;
+	const char *vmpace, *out, *drift, *wait_line, *pacers, *sample, *seed_name;
 	uint32_t quantum_us;
 	int count, rounds, vcpus;
 } opt = {
 	.quantum_us = 1000, .count = 200, .rounds = 2, .vcpus = 1,
-	.pacers = "vmpace,qmp",
+	.pacers = "vmpace,qmp", .seed_name = "seed",
 };
 
-static pid_t qemu = -1;
-static int console = -1;
+/* The guest's clock samples in shared memory, see clock-init.c. */
+struct sample {
+	uint64_t seq;
+	uint64_t tsc;
+	uint64_t mono_ns;
+};
+
+/* A QEMU process: the stock one, or the seed's (-external_sim). */
+struct vmm {
+	const char *name;
+	pid_t pid;
+	int console;
+	/* the guest's clock, as its console last reported it */
+	struct {
+		char buf[4096];
+		size_t len;
+		bool seen;
+		int64_t mono_ns;
+		bool ready;
+	} con;
+	volatile struct sample *sample_shm;
+	int sync;	/* seed: our end of its -external_sim socket */
+};
+
+static struct vmm stock = { .name = "QEMU", .pid = -1, .console = -1, .sync = -1 };
+static struct vmm seed = { .name = "seed QEMU", .pid = -1, .console = -1, .sync = -1 };
 static char qmp_path[108];
 static FILE *out, *drift;
-
-/* The guest's clock, as its console last reported it. */
-static struct {
-	char buf[4096];
-	size_t len;
-	bool seen;
-	int64_t mono_ns;
-	bool ready;
-} con;
 
 static void die(const char *what, int e)
 {
 	err("%s: %s", what, strerror(e));
-	if (qemu > 0)
-		kill(qemu, SIGKILL);
+	if (stock.pid > 0)
+		kill(stock.pid, SIGKILL);
+	if (seed.pid > 0)
+		kill(seed.pid, SIGKILL);
 	exit(1);
 }
 
@@ -105,56 +132,57 @@ static uint64_t now_ns(void)
 }
 
 /* Consume what the guest printed; with @wait_ms, wait that long for more. */
-static int console_drain(int wait_ms)
+static int console_drain(struct vmm *m, int wait_ms)
 {
-	struct pollfd p = { .fd = console, .events = POLLIN };
+	struct pollfd p = { .fd = m->console, .events = POLLIN };
 	unsigned long seq;
 	long long mono, real;
 	char *nl;
 	ssize_t n;
 
-	if (console < 0)
+	if (m->console < 0)
 		return 0;
 	if (wait_ms && poll(&p, 1, wait_ms) < 0 && errno != EINTR)
 		return -errno;
 	for (;;) {
-		n = read(console, con.buf + con.len, sizeof(con.buf) - 1 - con.len);
+		n = read(m->console, m->con.buf + m->con.len,
+			 sizeof(m->con.buf) - 1 - m->con.len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return 0;
 		if (n <= 0)
 			return -EPIPE;
-		con.len += n;
-		con.buf[con.len] = '\0';
-		while ((nl = strchr(con.buf, '\n'))) {
+		m->con.len += n;
+		m->con.buf[m->con.len] = '\0';
+		while ((nl = strchr(m->con.buf, '\n'))) {
 			*nl = '\0';
-			if (opt.wait_line && strstr(con.buf, opt.wait_line))
-				con.ready = true;
-			if (sscanf(con.buf, "vmpace-guest-clock %lu %lld %lld",
+			if (opt.wait_line && strstr(m->con.buf, opt.wait_line))
+				m->con.ready = true;
+			if (sscanf(m->con.buf, "vmpace-guest-clock %lu %lld %lld",
 				   &seq, &mono, &real) == 3) {
-				con.seen = true;
-				con.mono_ns = mono;
+				m->con.seen = true;
+				m->con.mono_ns = mono;
 			}
-			con.len -= nl + 1 - con.buf;
-			memmove(con.buf, nl + 1, con.len + 1);
+			m->con.len -= nl + 1 - m->con.buf;
+			memmove(m->con.buf, nl + 1, m->con.len + 1);
 		}
-		if (con.len == sizeof(con.buf) - 1)
-			con.len = 0;	/* a line longer than the buffer */
+		if (m->con.len == sizeof(m->con.buf) - 1)
+			m->con.len = 0;	/* a line longer than the buffer */
 	}
 }
 
 /* vCPU fds of the VMM (vmpace's finder), borrowed into @fds if not NULL. */
-static int vcpu_fds(int *fds, int max)
+static int vcpu_fds(struct vmm *m, int *fds, int max)
 {
 	int all[256], ids[256], n, i, pidfd;
 
 	if (!fds)
-		return vp_for_each_vcpu_fd(qemu, NULL, NULL);
-	pidfd = syscall(SYS_pidfd_open, qemu, 0);
+		return vp_for_each_vcpu_fd(m->pid, NULL, NULL);
+	pidfd = syscall(SYS_pidfd_open, m->pid, 0);
 	if (pidfd < 0)
 		return -errno;
-	n = vp_borrow_vcpu_fds(qemu, pidfd, all, ids, 256);
+	n = vp_borrow_vcpu_fds(m->pid, pidfd, all, ids, 256);
 	close(pidfd);
 	for (i = 0; i < n; i++) {
 		if (i < max)
@@ -238,15 +266,6 @@ static int qmp_connect(void)
 
 /* ----- the two pacers ------------------------------------------------ */
 
-/* The guest's clock samples in shared memory, see clock-init.c. */
-struct sample {
-	uint64_t seq;
-	uint64_t tsc;
-	uint64_t mono_ns;
-};
-
-static volatile struct sample *sample_shm;
-
 /*
  * The guest's CLOCK_MONOTONIC at guest TSC @tsc from its latest complete
  * sample; the guest is stopped, maybe in the middle of writing the other of
@@ -254,8 +273,9 @@ static volatile struct sample *sample_shm;
  * old, so it is carried to @tsc with the guest TSC it was taken at (0: no
  * carrying).
  */
-static int64_t sample_ns(uint64_t tsc, uint64_t tsc_khz)
+static int64_t sample_ns(struct vmm *m, uint64_t tsc, uint64_t tsc_khz)
 {
+	volatile struct sample *sample_shm = m->sample_shm;
 	uint64_t best = 0, seq, ns = 0, at = 0;
 	int i;
 
@@ -278,6 +298,7 @@ static int64_t sample_ns(uint64_t tsc, uint64_t tsc_khz)
 
 struct block {
 	const char *name;
+	struct vmm *vm;
 	int round;
 	int64_t sample0_ns, sample1_ns;
 	uint64_t reported_us;	/* over the measured quanta */
@@ -294,20 +315,20 @@ static void record(struct block *b, int seq, uint64_t elapsed, uint64_t host_ns)
 		opt.quantum_us, b->round, seq, opt.quantum_us,
 		(unsigned long long)elapsed, (unsigned long long)host_ns);
 	if (seq == -1)
-		b->sample0_ns = sample_ns(b->tsc0, b->tsc_khz);
+		b->sample0_ns = sample_ns(b->vm, b->tsc0, b->tsc_khz);
 	if (seq < 0)
 		return;
 	b->reported_us += elapsed;
 	/* the first guest clock line printed during the measured quanta */
-	if (console_drain(0))
+	if (console_drain(b->vm, 0))
 		die("guest console", EPIPE);
-	if (con.seen && !b->have_clock0) {
+	if (b->vm->con.seen && !b->have_clock0) {
 		b->have_clock0 = true;
-		b->clock0_ns = b->clock1_ns = con.mono_ns;
+		b->clock0_ns = b->clock1_ns = b->vm->con.mono_ns;
 		b->sim_at_clock0 = b->sim_at_clock1 = b->reported_us;
-	} else if (b->have_clock0 && con.mono_ns != b->clock1_ns) {
+	} else if (b->have_clock0 && b->vm->con.mono_ns != b->clock1_ns) {
 		/* a new line: printed during the quantum just reported */
-		b->clock1_ns = con.mono_ns;
+		b->clock1_ns = b->vm->con.mono_ns;
 		b->sim_at_clock1 = b->reported_us;
 	}
 }
@@ -323,7 +344,7 @@ static void finish_block(struct block *b)
 	}
 	if (b->tsc1 && b->tsc_khz)
 		tsc_us = (b->tsc1 - b->tsc0) * 1000 / b->tsc_khz;
-	b->sample1_ns = sample_ns(b->tsc1, b->tsc_khz);
+	b->sample1_ns = sample_ns(b->vm, b->tsc1, b->tsc_khz);
 	fprintf(drift, "%s,%d,%u,%d,%d,%lld,%lld,%lld,%llu,%lld\n", b->name, opt.vcpus,
 		opt.quantum_us, b->round, opt.count, reported, clock_us, tsc_us,
 		(unsigned long long)b->reported_us,
@@ -343,18 +364,30 @@ static uint64_t pace_tsc(int fd, uint64_t *khz)
 	return st.guest_tsc;
 }
 
+/* One quantum over the seed protocol: write the grant, read the report. */
+static uint32_t grant(int fd, uint32_t us, const char *who)
+{
+	uint32_t msg = htonl(us);
+
+	if (write(fd, &msg, 4) != 4)
+		die(who, errno);
+	if (recv(fd, &msg, 4, MSG_WAITALL) != 4)
+		die(who, EPIPE);
+	return ntohl(msg);
+}
+
 static void block_vmpace(int round)
 {
-	struct block b = { .name = "vmpace", .round = round, .vcpu_fd = -1 };
+	struct block b = { .name = "vmpace", .vm = &stock, .round = round, .vcpu_fd = -1 };
 	int sv[2], status, seq;
 	uint64_t t0, t1;
-	uint32_t msg;
+	uint32_t elapsed;
 	pid_t pid;
 	char pidstr[16];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		die("socketpair", errno);
-	snprintf(pidstr, sizeof(pidstr), "%d", (int)qemu);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)stock.pid);
 	pid = fork();
 	if (pid < 0)
 		die("fork", errno);
@@ -365,19 +398,15 @@ static void block_vmpace(int round)
 		_exit(127);
 	}
 	close(sv[1]);
-	if (vcpu_fds(&b.vcpu_fd, 1) != 1)
+	if (vcpu_fds(&stock, &b.vcpu_fd, 1) != 1)
 		b.vcpu_fd = -1;
 	for (seq = -WARMUP; seq < opt.count; seq++) {
 		t0 = now_ns();
-		msg = htonl(opt.quantum_us);
-		if (write(sv[0], &msg, 4) != 4)
-			die("vmpace: write grant", errno);
-		if (recv(sv[0], &msg, 4, MSG_WAITALL) != 4)
-			die("vmpace: read report", EPIPE);
+		elapsed = grant(sv[0], opt.quantum_us, "vmpace");
 		t1 = now_ns();
 		if (seq == -1)
 			b.tsc0 = pace_tsc(b.vcpu_fd, &b.tsc_khz);
-		record(&b, seq, ntohl(msg), t1 - t0);
+		record(&b, seq, elapsed, t1 - t0);
 	}
 	b.tsc1 = pace_tsc(b.vcpu_fd, NULL);
 	if (!b.tsc0)
@@ -393,7 +422,7 @@ static void block_vmpace(int round)
 
 static void block_qmp(int round)
 {
-	struct block b = { .name = "qmp", .round = round };
+	struct block b = { .name = "qmp", .vm = &stock, .round = round };
 	uint64_t t0, t1, t2, t3, wake, total_ns = 0, reported = 0, elapsed;
 	struct timespec ts;
 	int seq, r;
@@ -428,12 +457,71 @@ static void block_qmp(int round)
 		die("QMP cont", -r);
 }
 
+/*
+ * The seed (QEMU's -external_sim, bench/seed/): the same loop as vmpace's on
+ * the socket the seed QEMU inherited.  It answers once its virtual-clock
+ * timer has fired and it has kicked its vCPUs; it then blocks in its main
+ * loop until the next grant, so between blocks it stays held.  The stock
+ * QEMU is stopped meanwhile, so that only one guest runs.
+ */
+static void block_seed(int round)
+{
+	struct block b = { .name = opt.seed_name, .vm = &seed, .round = round, .vcpu_fd = -1 };
+	uint32_t elapsed;
+	uint64_t t0;
+	int seq, r;
+
+	r = stock.pid > 0 ? qmp_cmd("stop") : 0;
+	if (r)
+		die("QMP stop", -r);
+	for (seq = -WARMUP; seq < opt.count; seq++) {
+		t0 = now_ns();
+		elapsed = grant(seed.sync, opt.quantum_us, "seed");
+		record(&b, seq, elapsed, now_ns() - t0);
+	}
+	finish_block(&b);
+	r = stock.pid > 0 ? qmp_cmd("cont") : 0;
+	if (r)
+		die("QMP cont", -r);
+}
+
+/* Starts @argv with its console on a pipe; @keep_fd stays open in it. */
+static void spawn(struct vmm *m, char **argv, int keep_fd)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		die("pipe", errno);
+	m->pid = fork();
+	if (m->pid < 0)
+		die("fork", errno);
+	if (!m->pid) {
+		dup2(p[1], 1);
+		if (keep_fd >= 0)
+			fcntl(keep_fd, F_SETFD, 0);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	m->console = p[0];
+	fcntl(m->console, F_SETFL, O_NONBLOCK);
+}
+
+static void wait_vcpus(struct vmm *m, uint64_t end)
+{
+	while (vcpu_fds(m, NULL, 64) < opt.vcpus) {
+		if (now_ns() > end || waitpid(m->pid, NULL, WNOHANG) == m->pid)
+			die(m->name, ETIMEDOUT);
+		console_drain(m, 10);
+	}
+}
+
 static void start_qemu(char **argv, int argc)
 {
 	char **args = calloc(argc + 3, sizeof(char *));
 	char qmparg[160];
-	int p[2], i;
 	uint64_t end;
+	int r;
 
 	if (!args)
 		die("calloc", ENOMEM);
@@ -443,37 +531,63 @@ static void start_qemu(char **argv, int argc)
 	memcpy(args, argv, argc * sizeof(char *));
 	args[argc] = "-qmp";
 	args[argc + 1] = qmparg;
-	if (pipe2(p, O_CLOEXEC))
-		die("pipe", errno);
-	qemu = fork();
-	if (qemu < 0)
-		die("fork", errno);
-	if (!qemu) {
-		dup2(p[1], 1);
-		execvp(args[0], args);
-		_exit(127);
-	}
-	close(p[1]);
-	console = p[0];
-	fcntl(console, F_SETFL, O_NONBLOCK);
+	spawn(&stock, args, -1);
 	free(args);
 
 	/* vCPUs created, QMP socket up; then, if asked, the guest booted */
 	end = now_ns() + 180000000000ull;
-	for (i = 0; vcpu_fds(NULL, 64) < opt.vcpus || access(qmp_path, F_OK); i++) {
-		if (now_ns() > end || waitpid(qemu, NULL, WNOHANG) == qemu)
+	wait_vcpus(&stock, end);
+	while (access(qmp_path, F_OK)) {
+		if (now_ns() > end || waitpid(stock.pid, NULL, WNOHANG) == stock.pid)
 			die("QEMU did not start", ETIMEDOUT);
-		console_drain(10);
+		console_drain(&stock, 10);
 	}
-	while (opt.wait_line && !con.ready) {
-		if (now_ns() > end || waitpid(qemu, NULL, WNOHANG) == qemu)
+	while (opt.wait_line && !stock.con.ready) {
+		if (now_ns() > end || waitpid(stock.pid, NULL, WNOHANG) == stock.pid)
 			die("the guest did not print its ready line", ETIMEDOUT);
-		if (console_drain(1000))
+		if (console_drain(&stock, 1000))
 			die("guest console", EPIPE);
 	}
-	i = qmp_connect();
-	if (i)
-		die("QMP connect", -i);
+	r = qmp_connect();
+	if (r)
+		die("QMP connect", -r);
+}
+
+/*
+ * The seed QEMU: @argv with -external_sim on a socketpair.  It is paced from
+ * its first instruction, so with --wait-line it boots in 10 ms grants.
+ */
+static void start_seed(char **argv, int argc)
+{
+	char **args = calloc(argc + 3, sizeof(char *));
+	char sockarg[32];
+	uint64_t end;
+	int sv[2];
+
+	if (!args)
+		die("calloc", ENOMEM);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		die("socketpair", errno);
+	snprintf(sockarg, sizeof(sockarg), "sock=%d", sv[1]);
+	memcpy(args, argv, argc * sizeof(char *));
+	args[argc] = "-external_sim";
+	args[argc + 1] = sockarg;
+	spawn(&seed, args, sv[1]);
+	free(args);
+	close(sv[1]);
+	seed.sync = sv[0];
+	end = now_ns() + 180000000000ull;
+	wait_vcpus(&seed, end);
+	/* booted, and sampling its clock if it is to */
+	while ((opt.wait_line && !seed.con.ready) ||
+	       (seed.sample_shm && !seed.sample_shm[0].seq && !seed.sample_shm[1].seq)) {
+		if (now_ns() > end)
+			die("the seed's guest did not print its ready line or sample its clock",
+			    ETIMEDOUT);
+		grant(seed.sync, 10000, "seed");
+		if (console_drain(&seed, 0))
+			die("seed guest console", EPIPE);
+	}
 }
 
 /* Opens @path for appending; a new file starts with the @header line. */
@@ -489,6 +603,38 @@ static FILE *open_csv(const char *path, const char *header)
 	return f;
 }
 
+static void map_sample(struct vmm *m, const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	void *p = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		die(path, errno);
+	close(fd);
+	m->sample_shm = p;
+}
+
+/* The seed QEMU ends when its socket closes; it must not linger. */
+static void end_seed(void)
+{
+	uint64_t end = now_ns() + 10000000000ull;
+	int status;
+
+	close(seed.sync);
+	while (waitpid(seed.pid, &status, WNOHANG) != seed.pid) {
+		if (now_ns() > end) {
+			kill(seed.pid, SIGKILL);
+			waitpid(seed.pid, NULL, 0);
+			seed.pid = -1;
+			die("the seed QEMU did not end when its socket closed", ETIMEDOUT);
+		}
+		console_drain(&seed, 10);
+	}
+	seed.pid = -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		die("the seed QEMU failed", EPROTO);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -496,6 +642,8 @@ int main(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "drift", required_argument, NULL, 'd' },
 		{ "sample", required_argument, NULL, 'S' },
+		{ "seed-sample", required_argument, NULL, 's' },
+		{ "seed-name", required_argument, NULL, 'N' },
 		{ "quantum-us", required_argument, NULL, 'q' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "rounds", required_argument, NULL, 'r' },
@@ -504,7 +652,10 @@ int main(int argc, char **argv)
 		{ "pacers", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, round;
+	void (*blocks[3])(int);
+	int c, round, nr = 0, nstock, nseed = 0, k;
+	const char *seed_sample = NULL;
+	char **seed_argv = NULL;
 
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		switch (c) {
@@ -512,6 +663,8 @@ int main(int argc, char **argv)
 		case 'o': opt.out = optarg; break;
 		case 'd': opt.drift = optarg; break;
 		case 'S': opt.sample = optarg; break;
+		case 's': seed_sample = optarg; break;
+		case 'N': opt.seed_name = optarg; break;
 		case 'q': opt.quantum_us = strtoul(optarg, NULL, 0); break;
 		case 'n': opt.count = atoi(optarg); break;
 		case 'r': opt.rounds = atoi(optarg); break;
@@ -521,43 +674,58 @@ int main(int argc, char **argv)
 		default: return 1;
 		}
 	}
-	if (!opt.vmpace || !opt.out || !opt.drift || optind >= argc || !opt.quantum_us ||
-	    opt.count <= 0 || opt.rounds <= 0 || opt.vcpus <= 0) {
+	/* STOCK QEMU... [:: SEED QEMU...] */
+	for (nstock = 0; optind + nstock < argc; nstock++) {
+		if (!strcmp(argv[optind + nstock], "::")) {
+			seed_argv = argv + optind + nstock + 1;
+			nseed = argc - optind - nstock - 1;
+			break;
+		}
+	}
+	if (strstr(opt.pacers, "vmpace"))
+		blocks[nr++] = block_vmpace;
+	if (strstr(opt.pacers, "qmp"))
+		blocks[nr++] = block_qmp;
+	if (strstr(opt.pacers, "seed"))
+		blocks[nr++] = block_seed;
+	if (!opt.vmpace || !opt.out || !opt.drift || !nstock || !opt.quantum_us ||
+	    opt.count <= 0 || opt.rounds <= 0 || opt.vcpus <= 0 || !nr ||
+	    (strstr(opt.pacers, "seed") && !nseed)) {
 		err("usage: simbench --vmpace PATH --out CSV --drift CSV [--quantum-us Q] "
-		    "[--count N] [--rounds R] [--vcpus V] [--wait-line TEXT] [--pacers vmpace,qmp] "
-		    "[--sample SHM] -- QEMU...");
+		    "[--count N] [--rounds R] [--vcpus V] [--wait-line TEXT] "
+		    "[--pacers vmpace,qmp,seed] [--sample SHM] [--seed-sample SHM] [--seed-name NAME] "
+		    "-- QEMU... [:: SEED-QEMU...]");
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	out = open_csv(opt.out, "pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns");
 	drift = open_csv(opt.drift, "pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,"
 			 "tsc_us,reported_all_us,sample_ns");
-	if (opt.sample) {
-		int fd = open(opt.sample, O_RDONLY);
-		void *p = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (opt.sample)
+		map_sample(&stock, opt.sample);
+	if (seed_sample)
+		map_sample(&seed, seed_sample);
 
-		if (p == MAP_FAILED)
-			die(opt.sample, errno);
-		sample_shm = p;
-	}
-
-	start_qemu(argv + optind, argc - optind);
+	/* the stock QEMU, unless only the seed is measured */
+	if (strstr(opt.pacers, "vmpace") || strstr(opt.pacers, "qmp"))
+		start_qemu(argv + optind, nstock);
+	if (nseed && strstr(opt.pacers, "seed"))
+		start_seed(seed_argv, nseed);
+	/* the pacers take turns, the first one rotating every round */
 	for (round = 0; round < opt.rounds; round++) {
-		bool v = strstr(opt.pacers, "vmpace"), q = strstr(opt.pacers, "qmp");
-
-		if (v && (round % 2 == 0 || !q))
-			block_vmpace(round);
-		if (q)
-			block_qmp(round);
-		if (v && q && round % 2)
-			block_vmpace(round);
+		for (k = 0; k < nr; k++)
+			blocks[(round + k) % nr](round);
 		printf("simbench: %d vCPU(s), round %d of %d done\n", opt.vcpus, round + 1,
 		       opt.rounds);
 		fflush(stdout);
 	}
-	kill(qemu, SIGTERM);
-	waitpid(qemu, NULL, 0);
-	unlink(qmp_path);
+	if (seed.pid > 0)
+		end_seed();
+	if (stock.pid > 0) {
+		kill(stock.pid, SIGTERM);
+		waitpid(stock.pid, NULL, 0);
+		unlink(qmp_path);
+	}
 	fclose(out);
 	fclose(drift);
 	return 0;
