@@ -237,6 +237,84 @@ if [ -s drift.csv ]; then
 	done
 fi
 
+# ---- 1b. precision on the guest's own clock (the drift measure's quanta) -------
+if [ -s drift-quanta.csv ] && [ -n "$(col drift-quanta.csv guest_ns)" ]; then
+	f=drift-quanta.csv
+	cp_=$(col $f pacer); cr=$(col $f round); cs=$(col $f seq); cgr=$(col $f grant_us)
+	cgn=$(col $f guest_ns)
+	{
+	echo
+	echo "## 1b. Precision on the guest's own clock: guest clock advance per quantum - grant (us)"
+	echo
+	echo "The drift measure's quanta (1 ms grants, busy Debian guest): the guest's"
+	echo "CLOCK_MONOTONIC from its latest ivshmem sample at each report (for vmpace"
+	echo "carried to the frozen guest TSC), the instrument all pacers share.  A pacer"
+	echo "whose guest clock runs while it is held (QMP stop/cont, the seed with kvm-clock)"
+	echo "shows the hold here too; the seed's recommended clocks follow its virtual clock."
+	echo
+	echo "| pacer | n | p50 | p99 | max | min | mean | vmpace p50 vs this | vmpace p99 vs this |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	} >> "$md"
+	over() { # pacer -> one overshoot per measured quantum, us
+		awk -F, -v p="$1" -v cp="$cp_" -v cr="$cr" -v cs="$cs" -v cg="$cgr" -v cn="$cgn" \
+			'NR > 1 && $cp == p {
+				if ($cs >= 0 && $cn >= 0 && prev >= 0 && $cr == pr)
+					print ($cn - prev) / 1000 - $cg
+				prev = $cn; pr = $cr
+			}' $f
+	}
+	read -r _ v50 v99 _ <<< "$(over vmpace | stats)"
+	for p in $(awk -F, -v cp="$cp_" 'NR > 1 { print $cp }' $f | awk '!s[$0]++'); do
+		read -r n p50 p99 max min mean <<< "$(over "$p" | stats)"
+		[ "$n" -gt 0 ] || continue
+		r50=-; r99=-
+		if [ "$p" != vmpace ]; then
+			r50=$(ratio "$v50" "$p50"); r99=$(ratio "$v99" "$p99")
+			echo "precision,guest clock 1 ms quanta,overshoot p50 us,$v50,$p50,$p,$r50" >> "$csv"
+			echo "precision,guest clock 1 ms quanta,overshoot p99 us,$v99,$p99,$p,$r99" >> "$csv"
+		fi
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$n" "$p50" "$p99" \
+			"$max" "$min" "$mean" "$r50" "$r99" >> "$md"
+	done
+fi
+
+# ---- 2b. cost with a busy guest (the drift measure's quanta) -------------------
+if [ -s drift-quanta.csv ]; then
+	f=drift-quanta.csv
+	cp_=$(col $f pacer); cs=$(col $f seq); ch=$(col $f host_ns); ce=$(col $f elapsed_us)
+	{
+	echo
+	echo "## 2b. Cost with a busy guest: host time per 1 ms quantum (ms)"
+	echo
+	echo "The drift measure's quanta (measure 3): the Debian guest samples its clock as"
+	echo "fast as it can, so it computes through every quantum (the idle SeaBIOS guest"
+	echo "of measure 2 is a pacer's best case).  \"host/guest\": the simulator's host time"
+	echo "over all measured quanta / the guest ms they reported."
+	echo
+	echo "| pacer | n | p50 | p99 | max | elapsed p50 (us) | host/guest | vmpace host/guest vs this |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	} >> "$md"
+	busy() { # pacer -> host/guest
+		awk -F, -v p="$1" -v cp="$cp_" -v cs="$cs" -v ch="$ch" -v ce="$ce" \
+			'NR > 1 && $cp == p && $cs >= 0 { h += $ch; e += $ce }
+			 END { if (e > 0) printf "%.4g\n", h / 1e6 / (e / 1000); else print "nan" }' $f
+	}
+	vb=$(busy vmpace)
+	for p in $(awk -F, -v cp="$cp_" 'NR > 1 { print $cp }' $f | awk '!s[$0]++'); do
+		read -r n p50 p99 max _ <<< "$(awk -F, -v p="$p" -v cp="$cp_" -v cs="$cs" -v ch="$ch" \
+			'NR > 1 && $cp == p && $cs >= 0 { print $ch / 1e6 }' $f | stats)"
+		read -r _ e50 _ <<< "$(awk -F, -v p="$p" -v cp="$cp_" -v cs="$cs" -v ce="$ce" \
+			'NR > 1 && $cp == p && $cs >= 0 { print $ce }' $f | stats)"
+		pb=$(busy "$p") r=-
+		if [ "$p" != vmpace ]; then
+			r=$(ratio "$vb" "$pb")
+			echo "cost,busy guest 1 vCPU,host ms per reported guest ms,$vb,$pb,$p,$r" >> "$csv"
+		fi
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$p" "$n" "$p50" "$p99" "$max" \
+			"$e50" "$pb" "$r" >> "$md"
+	done
+fi
+
 # ---- 4. overhead --------------------------------------------------------------
 if [ -s overhead.csv ]; then
 	sel() { # label mode -> iterations per host second (millions)

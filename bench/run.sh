@@ -6,8 +6,7 @@
 # the CSVs to bench/results/ and write the summary and plots there.
 # Usage: run.sh [quick|full]        (default full)
 # Environment: BUILD (build dir), BENCH_MODULES (our modules, default
-# $BUILD/modules), BENCH_RESULTS (default bench/results), BENCH_SEED_DRIFT=1
-# (the seed in the drift measure too, see bench/README.md).
+# $BUILD/modules), BENCH_RESULTS (default bench/results).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -38,22 +37,44 @@ seed_qemu=$(BUILD=$BUILD "$here/seed/build.sh") || die "the seed QEMU did not bu
 out=/tmp/vmpace-results/csv	# the run's results share, see guest-init
 t() { [ "$mode" = quick ] && echo "$1" || echo "$2"; }
 measures=(precision:150:900 cost-1:150:1200 cost-2:150:1200 cost-4:200:1800
-	  drift:150:3600 overhead:200:900)
+	  drift:300:3600 overhead:200:900)
 
+runs=${BENCH_RUNS:-$(t 1 3)}
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive number"
 rm -rf "$results"
-mkdir -p "$results/logs"
+mkdir -p "$results"
 start=$(date +%s)
 rc=0
+failed=
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+machine() {
+	echo "Machine: $cpu, $(nproc) cores, $mem, $(uname -sr)."
+	echo "Test VM: Debian $KREL under $(qemu-system-x86_64 --version | head -n 1 | sed 's/ (.*//')" \
+	     "-accel tcg,thread=single -cpu max -smp 1 (AMD SVM, kvm_amd npt=0), modules: $modules."
+	echo "Nested: stock Debian qemu-system-x86_64 -enable-kvm inside it; the seed:" \
+	     "Debian's QEMU $SEED_QEMU_SRC_VERSION source with bench/seed/external-sim.patch."
+}
+commit() {
+	echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+	     "$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo '(with local changes)')"
+}
+# Each run boots a fresh test VM per measure; the spread of a ratio over the
+# runs is the summary's headline.
+for run in $(seq "$runs"); do
+D=$results/run-$run
+mkdir -p "$D/logs"
+rstart=$(date +%s)
 stalls=()
 for m in "${measures[@]}"; do
 	IFS=: read -r measure tq tf <<< "$m"
 	name=bench-$mode-$measure
 	list=$BUILD/bench/$name.list
-	printf 'bench/%s\t%s\tSEED_QEMU=%q BENCH_SEED_DRIFT=%q BUILD=%q %q %s %s %s %q\n' \
-		"$measure" "$(t "$tq" "$tf")" "$seed_qemu" "${BENCH_SEED_DRIFT:-0}" "$BUILD" \
-		"$here/vm-bench.sh" "$measure" "$mode" "$out" "$modules" > "$list"
+	printf 'bench/%s\t%s\tSEED_QEMU=%q BUILD=%q %q %s %s %s %q\n' "$measure" \
+		"$(t "$tq" "$tf")" "$seed_qemu" "$BUILD" "$here/vm-bench.sh" "$measure" "$mode" \
+		"$out" "$modules" > "$list"
 	for try in 1 2; do
-		log "$measure: test VM (try $try)"
+		log "run $run of $runs, $measure: test VM (try $try)"
 		r=0
 		"$rig/vm-run.sh" --smp 1 --modules "$modules" --name "$name" "$list" \
 			> "$BUILD/bench/$name.tap" 2>&1 || r=$?
@@ -61,39 +82,45 @@ for m in "${measures[@]}"; do
 		# retry only a VM that died, not a measure that failed
 		[ "$r" -ne 0 ] && [ ! -e "$BUILD/vm/$name/done" ] || break
 	done
-	[ "$r" -eq 0 ] || rc=1
 	R=$BUILD/vm/$name
-	cp "$R"/logs/* "$results/logs/" 2>/dev/null || true
+	[ "$r" -eq 0 ] || { rc=1; failed="$failed run-$run/$measure"; cp "$BUILD/bench/$name.tap" "$D/logs/"; }
+	cp "$R"/logs/* "$D/logs/" 2>/dev/null || true
 	n=0
 	[ ! -e "$R/stalls" ] || n=$(wc -l < "$R/stalls")
 	stalls+=("$measure $n")
-	[ ! -s "$R/stalls" ] || cp "$R/stalls" "$results/logs/$measure.stalls"
+	[ ! -s "$R/stalls" ] || cp "$R/stalls" "$D/logs/$measure.stalls"
 	# merge the CSVs of all measures (one header each)
 	for f in "$R"/csv/*.csv; do
 		[ -e "$f" ] || continue
-		dst=$results/${f##*/}
+		dst=$D/${f##*/}
 		if [ -e "$dst" ]; then tail -n +2 "$f" >> "$dst"; else cp "$f" "$dst"; fi
 	done
 done
-ls "$results"/*.csv > /dev/null 2>&1 || die "the test VMs produced no results"
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+ls "$D"/*.csv > /dev/null 2>&1 || die "run $run: the test VMs produced no results"
 {
-	echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $mode mode, $(( $(date +%s) - start )) s;" \
-	     "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-	     "$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo '(with local changes)')."
+	echo "Run $run of $runs: $(date -u '+%Y-%m-%d %H:%M UTC'), $mode mode," \
+	     "$(( $(date +%s) - rstart )) s; $(commit)."
 	echo
-	echo "Machine: $cpu, $(nproc) cores, $mem, $(uname -sr)."
-	echo "Test VM: Debian $KREL under $(qemu-system-x86_64 --version | head -n 1 | sed 's/ (.*//')" \
-	     "-accel tcg,thread=single -cpu max -smp 1 (AMD SVM, kvm_amd npt=0), modules: $modules."
-	echo "Nested: stock Debian qemu-system-x86_64 -enable-kvm inside it; the seed:" \
-	     "Debian's QEMU $SEED_QEMU_SRC_VERSION source with bench/seed/external-sim.patch" \
-	     "($seed_qemu)."
+	machine
 	echo
 	echo "Test VM stalls (lost LAPIC timer interrupt, revived after 3 s by vm-run.sh's" \
 	     "watchdog; a stall inflates the host time of the quantum it hits):" \
 	     "$(IFS=,; echo "${stalls[*]}" | sed 's/,/, /g')."
-} > "$results/machine.md"
-"$here/report.sh" "$results" "$results/machine.md"
+} > "$D/machine.md"
+"$here/report.sh" "$D" "$D/machine.md"
+done
+
+{
+	echo "# vmpace benchmarks: summary"
+	echo
+	echo "$runs run(s) of every measure, each measure in its own test VM boot;" \
+	     "$(date -u '+%Y-%m-%d %H:%M UTC'), $mode mode, $(( $(date +%s) - start )) s; $(commit)."
+	echo
+	machine
+	echo
+	"$here/spread.sh" "$results"
+	echo
+	echo "Each run's tables: $(cd "$results" && ls -d run-*/summary.md | tr '\n' ' ')"
+} > "$results/summary.md"
 cat "$results/summary.md"
-[ "$rc" -eq 0 ] || die "some measures failed (see $BUILD/bench/$name.tap and $R/logs)"
+[ "$rc" -eq 0 ] || die "some measures failed:$failed (see their logs under $results)"

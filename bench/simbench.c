@@ -32,7 +32,9 @@
  * prints TEXT; its "vmpace-guest-clock SEQ MONO_NS REAL_NS" lines then give
  * the guest's own clock for the drift CSV.
  *
- * CSV rows: pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns
+ * CSV rows: pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns,
+ *	guest_ns (with --sample: the guest's CLOCK_MONOTONIC at the report, from
+ *	its latest sample, carried to the frozen TSC for vmpace; else -1)
  * Drift rows: pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,
  *	tsc_us (guest clock and guest TSC advance over the measured quanta; -1
  *	when unknown),reported_all_us,sample_ns: with --sample SHM, the guest
@@ -289,11 +291,39 @@ static int64_t sample_ns(struct vmm *m, uint64_t tsc, uint64_t tsc_khz)
 		ns = sample_shm[i].mono_ns;
 		at = sample_shm[i].tsc;
 	}
-	if (!best)
+	if (!best) {
+		err("%s: no complete clock sample (slot seqs %llu, %llu)", m->name,
+		    (unsigned long long)sample_shm[0].seq, (unsigned long long)sample_shm[1].seq);
 		die("the guest wrote no clock sample", ENODATA);
+	}
 	if (tsc && tsc_khz && tsc >= at)
 		ns += (tsc - at) * 1000000 / tsc_khz;
 	return (int64_t)ns;
+}
+
+static uint64_t pace_tsc(int fd, uint64_t *khz)
+{
+	struct kvm_pace_state st;
+
+	if (fd < 0 || ioctl(fd, KVM_GET_PACE_STATE, &st))
+		return 0;
+	if (khz)
+		*khz = st.tsc_khz;
+	return st.guest_tsc;
+}
+
+/* Without sample memory, or once the guest completed a sample. */
+static bool has_sample(struct vmm *m)
+{
+	int i;
+
+	for (i = 0; m->sample_shm && i < 2; i++) {
+		uint64_t seq = __atomic_load_n(&m->sample_shm[i].seq, __ATOMIC_ACQUIRE);
+
+		if (seq && !(seq & 1))
+			return true;
+	}
+	return !m->sample_shm;
 }
 
 struct block {
@@ -311,9 +341,15 @@ struct block {
 
 static void record(struct block *b, int seq, uint64_t elapsed, uint64_t host_ns)
 {
-	fprintf(out, "%s,%d,%u,%d,%d,%u,%llu,%llu\n", b->name, opt.vcpus,
+	int64_t guest_ns = -1;
+
+	/* the guest's own clock at this report (vmpace: carried to the frozen TSC) */
+	if (b->vm->sample_shm)
+		guest_ns = sample_ns(b->vm, b->vcpu_fd >= 0 ? pace_tsc(b->vcpu_fd, NULL) : 0,
+				     b->tsc_khz);
+	fprintf(out, "%s,%d,%u,%d,%d,%u,%llu,%llu,%lld\n", b->name, opt.vcpus,
 		opt.quantum_us, b->round, seq, opt.quantum_us,
-		(unsigned long long)elapsed, (unsigned long long)host_ns);
+		(unsigned long long)elapsed, (unsigned long long)host_ns, (long long)guest_ns);
 	if (seq == -1)
 		b->sample0_ns = sample_ns(b->vm, b->tsc0, b->tsc_khz);
 	if (seq < 0)
@@ -351,17 +387,6 @@ static void finish_block(struct block *b)
 		b->sample1_ns < 0 ? -1LL : (long long)(b->sample1_ns - b->sample0_ns));
 	fflush(out);
 	fflush(drift);
-}
-
-static uint64_t pace_tsc(int fd, uint64_t *khz)
-{
-	struct kvm_pace_state st;
-
-	if (fd < 0 || ioctl(fd, KVM_GET_PACE_STATE, &st))
-		return 0;
-	if (khz)
-		*khz = st.tsc_khz;
-	return st.guest_tsc;
 }
 
 /* One quantum over the seed protocol: write the grant, read the report. */
@@ -422,7 +447,7 @@ static void block_vmpace(int round)
 
 static void block_qmp(int round)
 {
-	struct block b = { .name = "qmp", .vm = &stock, .round = round };
+	struct block b = { .name = "qmp", .vm = &stock, .round = round, .vcpu_fd = -1 };
 	uint64_t t0, t1, t2, t3, wake, total_ns = 0, reported = 0, elapsed;
 	struct timespec ts;
 	int seq, r;
@@ -578,9 +603,13 @@ static void start_seed(char **argv, int argc)
 	seed.sync = sv[0];
 	end = now_ns() + 180000000000ull;
 	wait_vcpus(&seed, end);
-	/* booted, and sampling its clock if it is to */
-	while ((opt.wait_line && !seed.con.ready) ||
-	       (seed.sample_shm && !seed.sample_shm[0].seq && !seed.sample_shm[1].seq)) {
+	/*
+	 * Booted, and with a complete clock sample if it samples: the blocks
+	 * start from one (the guest is held between them, and with kvm-clock
+	 * its clock jumps by the hold when it runs again: its first quanta can
+	 * go to the kernel's reaction to that, before the sampler's next store).
+	 */
+	while ((opt.wait_line && !seed.con.ready) || !has_sample(&seed)) {
 		if (now_ns() > end)
 			die("the seed's guest did not print its ready line or sample its clock",
 			    ETIMEDOUT);
@@ -698,7 +727,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	out = open_csv(opt.out, "pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns");
+	out = open_csv(opt.out,
+		       "pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns,guest_ns");
 	drift = open_csv(opt.drift, "pacer,vcpus,quantum_us,round,quanta,reported_us,clock_us,"
 			 "tsc_us,reported_all_us,sample_ns");
 	if (opt.sample)

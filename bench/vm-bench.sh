@@ -77,16 +77,9 @@ drift)
 			${sq:+:: "$sq" $(seed_firmware "$sq") "${qemu[@]:1}" \
 				$(sample_dev "$shm2") "$@"}
 	}
-	# The seed is left out of this measure unless BENCH_SEED_DRIFT=1: its
-	# block fails now and then with "the guest wrote no clock sample" (not
-	# understood yet; see bench/README.md).
-	if [ "${BENCH_SEED_DRIFT:-0}" = 1 ]; then
-		drift_run "$pacers" seed
-		[ -z "$seed_qemu" ] ||
-			drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm
-	else
-		drift_run vmpace,qmp seed
-	fi
+	drift_run "$pacers" seed
+	[ -z "$seed_qemu" ] ||
+		drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm
 	rm -f "$shm" "$shm2"
 	;;
 overhead)
