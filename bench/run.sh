@@ -56,8 +56,8 @@ machine() {
 	     "Debian's QEMU $SEED_QEMU_SRC_VERSION source with bench/seed/external-sim.patch."
 }
 commit() {
-	echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-	     "$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo '(with local changes)')"
+	echo "commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
+		git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
 }
 # Each run boots a fresh test VM per measure; the spread of a ratio over the
 # runs is the summary's headline.
