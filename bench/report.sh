@@ -58,8 +58,9 @@ if [ -s precision.csv ]; then
 	echo "pacers the guest TSC read (KVM_GET_MSRS) right after KVM_RUN returned.  Signed:"
 	echo "negative = stopped before the deadline.  \"guest\": the last TSC value the guest"
 	echo "code itself stored before the stop, the same instrument for all pacers: the"
-	echo "ratios are of its |overshoot| percentiles, kernel / baseline; \"own-stop\""
-	echo "ratios compare each pacer's own stop TSC, as extra columns.  The kernel row is"
+	echo "ratios are of its signed overshoot percentiles (a store long before the"
+	echo "deadline means the guest did not run, not a late stop), kernel / baseline;"
+	echo "\"own-stop\" ratios (of |overshoot|) compare each pacer's own stop TSC, as extra columns.  The kernel row is"
 	echo "pacebench's own VMM in exit mode (the kernel mechanism alone); the real tool in"
 	echo "hold mode on stock QEMU is in 1b."
 	cal=$(grep -h 'by CLOCK_MONOTONIC' logs/*precision*.log 2>/dev/null | head -n 1 | sed 's/^pacebench: //' || true)
@@ -74,7 +75,7 @@ if [ -s precision.csv ]; then
 			cdf < "$P/prec-$p-$q.raw" > "$P/prec-$p-$q.cdf"
 		done
 		ka=$(awk '{ print ($1 < 0 ? -$1 : $1) }' "$P/prec-kernel-$q.raw" | stats)
-		kg=$(sel kernel "$q" "$cg" | awk '{ print ($1 < 0 ? -$1 : $1) }' | stats)
+		kg=$(sel kernel "$q" "$cg" | stats)
 		for p in kernel user user-check; do
 			read -r n p50 p99 max min _ <<< "$(stats < "$P/prec-$p-$q.raw")"
 			read -r _ g50 g99 _ <<< "$(sel "$p" "$q" "$cg" | stats)"
@@ -84,10 +85,10 @@ if [ -s precision.csv ]; then
 			r50=-; r99=-; o50=-; o99=-
 			if [ "$p" != kernel ]; then
 				read -r _ a50 a99 _ <<< "$kg"
-				read -r _ b50 b99 _ <<< "$(sel "$p" "$q" "$cg" | awk '{ print ($1 < 0 ? -$1 : $1) }' | stats)"
+				read -r _ b50 b99 _ <<< "$(sel "$p" "$q" "$cg" | stats)"
 				r50=$(ratio "$a50" "$b50"); r99=$(ratio "$a99" "$b99")
-				echo "precision,${q}us vs $p,|overshoot| on the guest's stores p50 us,$a50,$b50,$p,$r50" >> "$csv"
-				echo "precision,${q}us vs $p,|overshoot| on the guest's stores p99 us,$a99,$b99,$p,$r99" >> "$csv"
+				echo "precision,${q}us vs $p,overshoot on the guest's stores p50 us,$a50,$b50,$p,$r50" >> "$csv"
+				echo "precision,${q}us vs $p,overshoot on the guest's stores p99 us,$a99,$b99,$p,$r99" >> "$csv"
 				read -r _ a50 a99 _ <<< "$ka"
 				read -r _ b50 b99 _ <<< "$(awk '{ print ($1 < 0 ? -$1 : $1) }' "$P/prec-$p-$q.raw" | stats)"
 				o50=$(ratio "$a50" "$b50"); o99=$(ratio "$a99" "$b99")

@@ -22,14 +22,17 @@
  *           blocks; the stock QEMU is stopped (QMP) during them.
  *
  * usage: simbench --vmpace PATH --out CSV --drift CSV [--quantum-us Q]
- *                 [--count N] [--rounds R] [--vcpus V] [--wait-line TEXT]
+ *                 [--count N] [--rounds R] [--warmup N] [--vcpus V]
+ *                 [--wait-line TEXT]
  *                 [--pacers vmpace,qmp,seed] [--sample SHM]
  *                 [--seed-sample SHM] [--seed-name NAME]
  *                 -- QEMU COMMAND LINE [:: SEED QEMU COMMAND LINE]
  * Every round runs a block of N quanta with each pacer (rotating which
- * goes first) on the same QEMU (the seed on its own); the first WARMUP quanta of a block have a
- * negative seq.  With --wait-line, the guest boots freely until its console
- * prints TEXT; its "vmpace-guest-clock SEQ MONO_NS REAL_NS" lines then give
+ * goes first) on the same QEMU (the seed on its own), after an unrecorded
+ * round of W-quanta blocks with --warmup W; the first WARMUP quanta of a
+ * block have a negative seq, and with --sample so do the quanta until the
+ * guest stored a clock sample during the block.  With --wait-line, the
+ * guest boots freely until its console prints TEXT; its "vmpace-guest-clock SEQ MONO_NS REAL_NS" lines then give
  * the guest's own clock for the drift CSV.
  *
  * CSV rows: pacer,vcpus,quantum_us,round,seq,grant_us,elapsed_us,host_ns,
@@ -76,11 +79,12 @@
 #include "bench.h"
 
 #define WARMUP 3
+#define MAX_WARMUP 100000
 
 static struct {
 	const char *vmpace, *out, *drift, *wait_line, *pacers, *sample, *seed_name;
 	uint32_t quantum_us;
-	int count, rounds, vcpus;
+	int count, rounds, vcpus, warmup;
 } opt = {
 	.quantum_us = 1000, .count = 200, .rounds = 2, .vcpus = 1,
 	.pacers = "vmpace,qmp", .seed_name = "seed",
@@ -114,6 +118,14 @@ static struct vmm stock = { .name = "QEMU", .pid = -1, .console = -1, .sync = -1
 static struct vmm seed = { .name = "seed QEMU", .pid = -1, .console = -1, .sync = -1 };
 static char qmp_path[108];
 static FILE *out, *drift;
+/* the warm-up round: blocks of opt.warmup quanta, nothing recorded */
+static bool quiet;
+
+/* Quanta per block. */
+static int blk_count(void)
+{
+	return quiet ? opt.warmup : opt.count;
+}
 
 static void die(const char *what, int e)
 {
@@ -159,8 +171,10 @@ static int console_drain(struct vmm *m, int wait_ms)
 		m->con.buf[m->con.len] = '\0';
 		while ((nl = strchr(m->con.buf, '\n'))) {
 			*nl = '\0';
-			if (opt.wait_line && strstr(m->con.buf, opt.wait_line))
+			if (opt.wait_line && strstr(m->con.buf, opt.wait_line) && !m->con.ready) {
 				m->con.ready = true;
+				err("%s: %s", m->name, m->con.buf);
+			}
 			if (sscanf(m->con.buf, "vmpace-guest-clock %lu %lld %lld",
 				   &seq, &mono, &real) == 3) {
 				m->con.seen = true;
@@ -312,18 +326,25 @@ static uint64_t pace_tsc(int fd, uint64_t *khz)
 	return st.guest_tsc;
 }
 
-/* Without sample memory, or once the guest completed a sample. */
-static bool has_sample(struct vmm *m)
+/* The sequence number of the guest's latest complete sample, 0 if none. */
+static uint64_t sample_seq(struct vmm *m)
 {
+	uint64_t best = 0;
 	int i;
 
 	for (i = 0; m->sample_shm && i < 2; i++) {
 		uint64_t seq = __atomic_load_n(&m->sample_shm[i].seq, __ATOMIC_ACQUIRE);
 
-		if (seq && !(seq & 1))
-			return true;
+		if (!(seq & 1) && seq > best)
+			best = seq;
 	}
-	return !m->sample_shm;
+	return best;
+}
+
+/* Without sample memory, or once the guest completed a sample. */
+static bool has_sample(struct vmm *m)
+{
+	return !m->sample_shm || sample_seq(m);
 }
 
 struct block {
@@ -337,12 +358,36 @@ struct block {
 	uint64_t sim_at_clock0, sim_at_clock1;
 	uint64_t tsc0, tsc1, tsc_khz;
 	int vcpu_fd;
+	uint64_t seq_start;	/* the guest's latest sample when the block began */
+	int extra_warmup;
 };
+
+static void block_begin(struct block *b)
+{
+	b->seq_start = sample_seq(b->vm);
+}
+
+/*
+ * The seq of the next quantum.  The warm-up (negative seq) lasts WARMUP
+ * quanta and, with sample memory, until the guest stored a clock sample
+ * during this block: a guest held between blocks whose clock ran meanwhile
+ * (the seed with kvm-clock) first catches up with the hold, which belongs
+ * to our interleaving of pacers, not to the pacer measured.
+ */
+static int next_seq(struct block *b, int seq)
+{
+	if (seq == -1 && b->vm->sample_shm && sample_seq(b->vm) <= b->seq_start &&
+	    ++b->extra_warmup < MAX_WARMUP)
+		return -1;
+	return seq + 1;
+}
 
 static void record(struct block *b, int seq, uint64_t elapsed, uint64_t host_ns)
 {
 	int64_t guest_ns = -1;
 
+	if (quiet)
+		return;
 	/* the guest's own clock at this report (vmpace: carried to the frozen TSC) */
 	if (b->vm->sample_shm)
 		guest_ns = sample_ns(b->vm, b->vcpu_fd >= 0 ? pace_tsc(b->vcpu_fd, NULL) : 0,
@@ -373,6 +418,8 @@ static void finish_block(struct block *b)
 {
 	long long clock_us = -1, reported = b->reported_us, tsc_us = -1;
 
+	if (quiet)
+		return;
 	if (b->have_clock0) {
 		/* between the first and the last clock line of the block */
 		clock_us = (b->clock1_ns - b->clock0_ns) / 1000;
@@ -382,7 +429,7 @@ static void finish_block(struct block *b)
 		tsc_us = (b->tsc1 - b->tsc0) * 1000 / b->tsc_khz;
 	b->sample1_ns = sample_ns(b->vm, b->tsc1, b->tsc_khz);
 	fprintf(drift, "%s,%d,%u,%d,%d,%lld,%lld,%lld,%llu,%lld\n", b->name, opt.vcpus,
-		opt.quantum_us, b->round, opt.count, reported, clock_us, tsc_us,
+		opt.quantum_us, b->round, blk_count(), reported, clock_us, tsc_us,
 		(unsigned long long)b->reported_us,
 		b->sample1_ns < 0 ? -1LL : (long long)(b->sample1_ns - b->sample0_ns));
 	fflush(out);
@@ -425,7 +472,8 @@ static void block_vmpace(int round)
 	close(sv[1]);
 	if (vcpu_fds(&stock, &b.vcpu_fd, 1) != 1)
 		b.vcpu_fd = -1;
-	for (seq = -WARMUP; seq < opt.count; seq++) {
+	block_begin(&b);
+	for (seq = -WARMUP; seq < blk_count(); seq = next_seq(&b, seq)) {
 		t0 = now_ns();
 		elapsed = grant(sv[0], opt.quantum_us, "vmpace");
 		t1 = now_ns();
@@ -452,8 +500,9 @@ static void block_qmp(int round)
 	struct timespec ts;
 	int seq, r;
 
+	block_begin(&b);
 	r = qmp_cmd("stop");
-	for (seq = -WARMUP; !r && seq < opt.count; seq++) {
+	for (seq = -WARMUP; !r && seq < blk_count(); seq = next_seq(&b, seq)) {
 		t0 = now_ns();
 		r = qmp_cmd("cont");
 		t1 = now_ns();
@@ -499,7 +548,8 @@ static void block_seed(int round)
 	r = stock.pid > 0 ? qmp_cmd("stop") : 0;
 	if (r)
 		die("QMP stop", -r);
-	for (seq = -WARMUP; seq < opt.count; seq++) {
+	block_begin(&b);
+	for (seq = -WARMUP; seq < blk_count(); seq = next_seq(&b, seq)) {
 		t0 = now_ns();
 		elapsed = grant(seed.sync, opt.quantum_us, "seed");
 		record(&b, seq, elapsed, now_ns() - t0);
@@ -676,6 +726,7 @@ int main(int argc, char **argv)
 		{ "quantum-us", required_argument, NULL, 'q' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "rounds", required_argument, NULL, 'r' },
+		{ "warmup", required_argument, NULL, 'W' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "wait-line", required_argument, NULL, 'w' },
 		{ "pacers", required_argument, NULL, 'p' },
@@ -697,6 +748,7 @@ int main(int argc, char **argv)
 		case 'q': opt.quantum_us = strtoul(optarg, NULL, 0); break;
 		case 'n': opt.count = atoi(optarg); break;
 		case 'r': opt.rounds = atoi(optarg); break;
+		case 'W': opt.warmup = atoi(optarg); break;
 		case 'c': opt.vcpus = atoi(optarg); break;
 		case 'w': opt.wait_line = optarg; break;
 		case 'p': opt.pacers = optarg; break;
@@ -718,10 +770,10 @@ int main(int argc, char **argv)
 	if (strstr(opt.pacers, "seed"))
 		blocks[nr++] = block_seed;
 	if (!opt.vmpace || !opt.out || !opt.drift || !nstock || !opt.quantum_us ||
-	    opt.count <= 0 || opt.rounds <= 0 || opt.vcpus <= 0 || !nr ||
+	    opt.count <= 0 || opt.rounds <= 0 || opt.vcpus <= 0 || !nr || opt.warmup < 0 ||
 	    (strstr(opt.pacers, "seed") && !nseed)) {
 		err("usage: simbench --vmpace PATH --out CSV --drift CSV [--quantum-us Q] "
-		    "[--count N] [--rounds R] [--vcpus V] [--wait-line TEXT] "
+		    "[--count N] [--rounds R] [--warmup N] [--vcpus V] [--wait-line TEXT] "
 		    "[--pacers vmpace,qmp,seed] [--sample SHM] [--seed-sample SHM] [--seed-name NAME] "
 		    "-- QEMU... [:: SEED-QEMU...]");
 		return 1;
@@ -741,7 +793,18 @@ int main(int argc, char **argv)
 		start_qemu(argv + optind, nstock);
 	if (nseed && strstr(opt.pacers, "seed"))
 		start_seed(seed_argv, nseed);
-	/* the pacers take turns, the first one rotating every round */
+	/*
+	 * A warm-up round first, if asked: every pacer runs a block that is not
+	 * recorded, so that no pacer's measured block is a freshly started
+	 * QEMU's first.  Then the pacers take turns, the first one rotating
+	 * every round.
+	 */
+	if (opt.warmup) {
+		quiet = true;
+		for (k = 0; k < nr; k++)
+			blocks[k](-1);
+		quiet = false;
+	}
 	for (round = 0; round < opt.rounds; round++) {
 		for (k = 0; k < nr; k++)
 			blocks[(round + k) % nr](round);

@@ -26,7 +26,8 @@ seed_firmware() { # qemu
 }
 
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT, an
-# empty quantum for every pacer.
+# empty quantum for every pacer once booted (simbench's warm-up round gets
+# every QEMU there before the measured rounds).
 bios_vmm() { # qemu nr-vcpus
 	echo "$1" $(seed_firmware "$1") -enable-kvm -display none -nodefaults -m 64 -monitor none \
 		-serial none -no-hpet -smp "$2"
@@ -42,7 +43,7 @@ cost-[0-9]*)
 	# shellcheck disable=SC2046
 	"$B/simbench" --vmpace "$BUILD/vmpace/vmpace" --out "$out/cost.csv" \
 		--drift "$out/cost-drift.csv" --quantum-us 1000 --vcpus "$n" \
-		--count "$(q 150 1000)" --rounds "$(q 2 4)" --pacers "$pacers" \
+		--count "$(q 150 1000)" --rounds "$(q 3 6)" --warmup "$(q 50 200)" --pacers "$pacers" \
 		-- $(bios_vmm qemu-system-x86_64 "$n") ${seed_qemu:+:: $(bios_vmm "$seed_qemu" "$n")}
 	;;
 drift)
@@ -71,7 +72,8 @@ drift)
 		# shellcheck disable=SC2046
 		"$B/simbench" --vmpace "$BUILD/vmpace/vmpace" --out "$out/drift-quanta.csv" \
 			--drift "$out/drift.csv" --quantum-us 1000 --vcpus 1 \
-			--count "$(q 2000 100000)" --rounds 1 --wait-line vmpace-guest-ready \
+			--count "$(q 2000 100000)" --rounds 1 --warmup "$(q 200 1000)" \
+			--wait-line vmpace-guest-ready \
 			--pacers "$p" --sample "$shm" --seed-sample "$shm2" --seed-name "$name" \
 			-- "${qemu[@]}" $(sample_dev "$shm") \
 			${sq:+:: "$sq" $(seed_firmware "$sq") "${qemu[@]:1}" \
