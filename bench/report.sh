@@ -26,6 +26,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan
 col() { head -n 1 "$1" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1; }
 # cdf: numbers on stdin -> "value fraction" lines for gnuplot
 cdf() { sort -g | awk '{ v[NR] = $1 } END { for (i = 1; i <= NR; i++) print v[i], i / NR }'; }
+# CSV PACER [VCPUS]: host ms per reported guest ms over the measured quanta
+# (rows with seq >= 0), by the columns $cp_, $cs, $ch, $ce (and $cv) of the
+# section at hand.
+host_per_guest() {
+	awk -F, -v p="$2" -v v="${3:-}" -v cp="$cp_" -v cv="${cv:-0}" -v cs="$cs" -v ch="$ch" \
+		-v ce="$ce" 'NR > 1 && $cp == p && (v == "" || $cv == v) && $cs >= 0 { h += $ch; e += $ce }
+		END { if (e > 0) printf "%.4g\n", h / 1e6 / (e / 1000); else print "nan" }' "$1"
+}
 
 csv=summary.csv
 md=summary.md
@@ -145,19 +153,13 @@ if [ -s cost.csv ]; then
 	pacers=(vmpace qmp)
 	grep -q '^seed,' cost.csv && pacers+=(seed)
 	label() { case $1 in qmp) echo "QMP stop/cont" ;; seed) echo "seed (-external_sim)" ;; *) echo "$1" ;; esac; }
-	# host ms per reported guest ms over the measured quanta
-	perms() { # pacer vcpus
-		awk -F, -v p="$1" -v v="$2" -v cp="$cp_" -v cv="$cv" -v cs="$cs" -v ch="$ch" -v ce="$ce" \
-			'NR > 1 && $cp == p && $cv == v && $cs >= 0 { h += $ch; e += $ce }
-			 END { if (e > 0) printf "%.4g\n", h / 1e6 / (e / 1000); else print "nan" }' cost.csv
-	}
 	declare -A base50=() p50s=() p99s=() pms=()
 	for v in $(awk -F, -v c="$cv" 'NR > 1 { print $c }' cost.csv | sort -un); do
 		for p in "${pacers[@]}"; do
 			sel "$p" "$v" "$ch" 1000000 > "$P/cost-$p-$v.raw"
 			cdf < "$P/cost-$p-$v.raw" > "$P/cost-$p-$v.cdf"
 			read -r _ p50s[$p] p99s[$p] _ <<< "$(stats < "$P/cost-$p-$v.raw")"
-			pms[$p]=$(perms "$p" "$v")
+			pms[$p]=$(host_per_guest cost.csv "$p" "$v")
 		done
 		for p in "${pacers[@]}"; do
 			read -r n p50 p99 max _ <<< "$(stats < "$P/cost-$p-$v.raw")"
@@ -302,18 +304,13 @@ if [ -s drift-quanta.csv ]; then
 	echo "| pacer | n | p50 | p99 | max | elapsed p50 (us) | host/guest | vmpace host/guest vs this |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 	} >> "$md"
-	busy() { # pacer -> host/guest
-		awk -F, -v p="$1" -v cp="$cp_" -v cs="$cs" -v ch="$ch" -v ce="$ce" \
-			'NR > 1 && $cp == p && $cs >= 0 { h += $ch; e += $ce }
-			 END { if (e > 0) printf "%.4g\n", h / 1e6 / (e / 1000); else print "nan" }' $f
-	}
-	vb=$(busy vmpace)
+	vb=$(host_per_guest "$f" vmpace)
 	for p in $(awk -F, -v cp="$cp_" 'NR > 1 { print $cp }' $f | awk '!s[$0]++'); do
 		read -r n p50 p99 max _ <<< "$(awk -F, -v p="$p" -v cp="$cp_" -v cs="$cs" -v ch="$ch" \
 			'NR > 1 && $cp == p && $cs >= 0 { print $ch / 1e6 }' $f | stats)"
 		read -r _ e50 _ <<< "$(awk -F, -v p="$p" -v cp="$cp_" -v cs="$cs" -v ce="$ce" \
 			'NR > 1 && $cp == p && $cs >= 0 { print $ce }' $f | stats)"
-		pb=$(busy "$p") r=-
+		pb=$(host_per_guest "$f" "$p") r=-
 		if [ "$p" != vmpace ]; then
 			r=$(ratio "$vb" "$pb")
 			echo "cost,busy guest 1 vCPU,host ms per reported guest ms,$vb,$pb,$p,$r" >> "$csv"

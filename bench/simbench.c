@@ -283,6 +283,31 @@ static int qmp_connect(void)
 /* ----- the two pacers ------------------------------------------------ */
 
 /*
+ * The sequence number of the guest's latest complete sample, 0 if none; its
+ * CLOCK_MONOTONIC and guest TSC into @ns and @tsc if not NULL.  The guest
+ * writes the two slots in turn, each with an odd seq while it writes.
+ */
+static uint64_t latest_sample(struct vmm *m, uint64_t *ns, uint64_t *tsc)
+{
+	uint64_t best = 0;
+	int i;
+
+	for (i = 0; m->sample_shm && i < 2; i++) {
+		volatile struct sample *slot = &m->sample_shm[i];
+		uint64_t seq = __atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE);
+
+		if (seq & 1 || seq <= best)
+			continue;
+		best = seq;
+		if (ns)
+			*ns = slot->mono_ns;
+		if (tsc)
+			*tsc = slot->tsc;
+	}
+	return best;
+}
+
+/*
  * The guest's CLOCK_MONOTONIC at guest TSC @tsc from its latest complete
  * sample; the guest is stopped, maybe in the middle of writing the other of
  * the two slots, or in an interrupt handler: the sample can be tens of us
@@ -291,23 +316,14 @@ static int qmp_connect(void)
  */
 static int64_t sample_ns(struct vmm *m, uint64_t tsc, uint64_t tsc_khz)
 {
-	volatile struct sample *sample_shm = m->sample_shm;
-	uint64_t best = 0, seq, ns = 0, at = 0;
-	int i;
+	uint64_t ns = 0, at = 0;
 
-	if (!sample_shm)
+	if (!m->sample_shm)
 		return -1;
-	for (i = 0; i < 2; i++) {
-		seq = __atomic_load_n(&sample_shm[i].seq, __ATOMIC_ACQUIRE);
-		if (seq & 1 || seq <= best)
-			continue;
-		best = seq;
-		ns = sample_shm[i].mono_ns;
-		at = sample_shm[i].tsc;
-	}
-	if (!best) {
+	if (!latest_sample(m, &ns, &at)) {
 		err("%s: no complete clock sample (slot seqs %llu, %llu)", m->name,
-		    (unsigned long long)sample_shm[0].seq, (unsigned long long)sample_shm[1].seq);
+		    (unsigned long long)m->sample_shm[0].seq,
+		    (unsigned long long)m->sample_shm[1].seq);
 		die("the guest wrote no clock sample", ENODATA);
 	}
 	if (tsc && tsc_khz && tsc >= at)
@@ -326,25 +342,10 @@ static uint64_t pace_tsc(int fd, uint64_t *khz)
 	return st.guest_tsc;
 }
 
-/* The sequence number of the guest's latest complete sample, 0 if none. */
-static uint64_t sample_seq(struct vmm *m)
-{
-	uint64_t best = 0;
-	int i;
-
-	for (i = 0; m->sample_shm && i < 2; i++) {
-		uint64_t seq = __atomic_load_n(&m->sample_shm[i].seq, __ATOMIC_ACQUIRE);
-
-		if (!(seq & 1) && seq > best)
-			best = seq;
-	}
-	return best;
-}
-
 /* Without sample memory, or once the guest completed a sample. */
 static bool has_sample(struct vmm *m)
 {
-	return !m->sample_shm || sample_seq(m);
+	return !m->sample_shm || latest_sample(m, NULL, NULL);
 }
 
 struct block {
@@ -364,7 +365,7 @@ struct block {
 
 static void block_begin(struct block *b)
 {
-	b->seq_start = sample_seq(b->vm);
+	b->seq_start = latest_sample(b->vm, NULL, NULL);
 }
 
 /*
@@ -376,7 +377,7 @@ static void block_begin(struct block *b)
  */
 static int next_seq(struct block *b, int seq)
 {
-	if (seq == -1 && b->vm->sample_shm && sample_seq(b->vm) <= b->seq_start &&
+	if (seq == -1 && b->vm->sample_shm && latest_sample(b->vm, NULL, NULL) <= b->seq_start &&
 	    ++b->extra_warmup < MAX_WARMUP)
 		return -1;
 	return seq + 1;

@@ -166,7 +166,7 @@ timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
 # more (seen: the debug kernel under TCG, a KASAN report in an interrupt
 # during early boot in pristine code, about one boot in six); the first
 # console is kept and the retry is reported.
-if [ ! -e "$R/done" ] && ! grep -q '^vmpace-init: running' "$R/console.log"; then
+if [ ! -e "$R/done" ] && ! grep -q 'vmpace-init: running' "$R/console.log"; then
 	mv "$R/console.log" "$R/console-boot-failed.log"
 	log "$name: test VM died while booting, before any test: booting again" \
 	    "(first console: $R/console-boot-failed.log)"
