@@ -8,12 +8,13 @@ include tools/testing/rig/versions
 
 RIG		:= tools/testing/rig
 BUILD		?= $(CURDIR)/build
-KERNEL_SRC	?= /usr/src/linux-headers-$(KREL)
+# The target kernel: the pinned $(KREL), or KVER=<release> / KERNEL_SRC=<tree>.
+KERNEL_SRC	?= $(if $(KVER),,/usr/src/linux-headers-$(KREL))
 JOBS		?= $(shell nproc)
 TREE		:= $(BUILD)/tree
 UAPI		:= $(BUILD)/uapi
 KSELFTEST_OUT	:= $(BUILD)/kselftest-kvm
-export BUILD KERNEL_SRC JOBS
+export BUILD KERNEL_SRC KVER KERNEL_TARBALL JOBS
 
 # Variables for the sub-makes of the kernel tree: never inherit ours.
 KMAKE		:= env -u MAKEFLAGS -u MFLAGS $(MAKE)
@@ -21,7 +22,7 @@ KMAKE		:= env -u MAKEFLAGS -u MFLAGS $(MAKE)
 VMPACE_OUT	:= $(BUILD)/vmpace
 GUEST_OUT	:= $(BUILD)/guest
 
-.PHONY: all help deps tree modules headers selftests vmpace guest check \
+.PHONY: all help deps tree modules matrix headers selftests vmpace guest check \
 	vm-shell vm-test abi-selftest patches demo bench clean distclean install \
 	check-debug fuzz
 
@@ -31,7 +32,8 @@ help:
 	@echo 'make deps         install the pinned Debian packages (as root)'
 	@echo 'make [all]        patched KVM modules, uapi headers, selftests'
 	@echo 'make modules      kvm.ko kvm-amd.ko kvm-intel.ko into build/modules'
-	@echo '                  (KERNEL_SRC=/lib/modules/$$(uname -r)/build for your kernel)'
+	@echo '                  (KVER=<release> or KERNEL_SRC=<build tree>: another 6.12 kernel)'
+	@echo 'make matrix       build + ABI check for every Debian 6.12 kernel, table in build/matrix'
 	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
 	@echo 'make check        everything, then all tests in the test VM'
 	@echo 'make check-debug  kselftests, fuzzer (FUZZ_SECONDS=120) and end-to-end tests'
@@ -52,6 +54,10 @@ tree: deps
 
 modules: deps
 	@$(RIG)/build-kvm.sh modules
+
+# Every Debian 12 kernel source the archives serve: series, build, ABI check.
+matrix: deps
+	@$(RIG)/matrix.sh
 
 # Sanitised uapi headers of the patched tree, for all userspace we build.
 headers: tree
@@ -103,12 +109,13 @@ vm-shell: modules
 patches: tree
 	@$(RIG)/mkpatches.sh
 
-KERNEL_RELEASE	= $(shell cat $(KERNEL_SRC)/include/config/kernel.release)
+KERNEL_RELEASE	= $(or $(KVER),$(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"$$/\1/p' \
+			  $(KERNEL_SRC)/include/generated/utsrelease.h))
 
 install: modules vmpace
 	install -d $(DESTDIR)/lib/modules/$(KERNEL_RELEASE)/updates/vmpace
-	install -m 0644 $(BUILD)/modules/kvm.ko $(BUILD)/modules/kvm-amd.ko \
-		$(BUILD)/modules/kvm-intel.ko \
+	d=$$($(RIG)/build-kvm.sh outdir) && \
+	install -m 0644 $$d/kvm.ko $$d/kvm-amd.ko $$d/kvm-intel.ko \
 		$(DESTDIR)/lib/modules/$(KERNEL_RELEASE)/updates/vmpace/
 	[ -n "$(DESTDIR)" ] || depmod $(KERNEL_RELEASE)
 	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include install

@@ -9,7 +9,13 @@
 #   4. build kvm.ko, kvm-amd.ko, kvm-intel.ko against $KERNEL_SRC,
 #   5. check the ABI against the target vmlinux, strip, install into build/modules.
 #
-# Usage: build-kvm.sh [tree|modules]   (default: modules)
+# The target kernel is the pinned one (tools/testing/rig/versions) unless
+# KVER=<release> or KERNEL_SRC=<build tree> names another Linux 6.12: then
+# its source is Debian's linux-source of the same version (fetched once) or
+# KERNEL_TARBALL, and everything goes to build/kver/<release>/.
+#
+# Usage: build-kvm.sh [tree|modules|outdir]   (default: modules; outdir
+#        prints where the modules for the target kernel go)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
@@ -17,18 +23,24 @@ repo=$(cd "$here/../../.." && pwd)
 . "$here/lib.sh"
 
 what=${1:-modules}
-KERNEL_SRC=${KERNEL_SRC:-/usr/src/linux-headers-$KREL}
 JOBS=${JOBS:-$(nproc)}
+target_kernel
+mkdir -p "$TK_OUT"
+out=${MODULES_OUT:-$TK_OUT/modules}
+if [ "$what" = outdir ]; then
+	echo "$out"
+	exit 0
+fi
+[ "$TK_OUT" = "$BUILD" ] || log "target kernel $TK_REL (Linux $TK_VERSION, source $KSRC_PKG $KPKG_VERSION)"
 
-need_file "$KSRC_TARBALL" "$KSRC_PKG (version $KPKG_VERSION)"
-need_file "$KERNEL_SRC/Makefile" "a kernel build tree at KERNEL_SRC=$KERNEL_SRC (default: linux-headers-$KREL $KPKG_VERSION)"
-
-# --- 1. pristine source, extracted once per package version -----------------
+# --- 1. pristine source, extracted once per version ----------------------------
 pristine=$(pristine_src)
+[ "$(make -s -C "$pristine" kernelversion)" = "$TK_VERSION" ] ||
+	die "$KSRC_TARBALL is Linux $(make -s -C "$pristine" kernelversion), not $TK_VERSION (the target kernel)"
 
 # --- 2. patched tree, regenerated when our inputs change ---------------------
-tree=$BUILD/tree
-stamp=$(overlay_stamp)
+tree=$TK_OUT/tree
+stamp="$(overlay_stamp) $KPKG_VERSION"
 if [ "$(cat "$tree/.vmpace-stamp" 2>/dev/null)" != "$stamp" ]; then
 	log "patched tree: overlay + kernel/patches/series"
 	rm -rf "$tree"
@@ -45,7 +57,7 @@ if [ "$(cat "$tree/.vmpace-stamp" 2>/dev/null)" != "$stamp" ]; then
 	if [ -s "$repo/kernel/patches/series" ]; then
 		(cd "$tree" && QUILT_PATCHES="$repo/kernel/patches" QUILT_PC=.pc \
 			quilt push -a -q --fuzz=0 >/dev/null) ||
-			die "kernel/patches/series does not apply to pristine $KPKG_VERSION"
+			die "kernel/patches/series does not apply to $KSRC_PKG $KPKG_VERSION"
 	fi
 	echo "$stamp" > "$tree/.vmpace-stamp"
 fi
@@ -61,7 +73,7 @@ done
 # --- 3. M= build dir ----------------------------------------------------------
 # KMOD (M= build dir) and MODULES_OUT let the debug kernel's build
 # (build-debug-kernel.sh) keep its objects apart from the distro kernel's.
-kmod=${KMOD:-$BUILD/kmod}
+kmod=${KMOD:-$TK_OUT/kmod}
 mkdir -p "$kmod/virt/kvm" "$kmod/arch/x86/kvm"
 protect=(--filter='P *.o' --filter='P .*' --filter='P *.ko' --filter='P *.mod'
 	 --filter='P *.mod.c' --filter='P *.order' --filter='P *.symvers'
@@ -93,7 +105,6 @@ make -C "$KERNEL_SRC" M="$kmod" NOSTDINC_FLAGS="$nostdinc" $werror \
 	-j"$JOBS" ${V:+V=$V} modules
 
 # --- 5. ABI check, strip, install ----------------------------------------------
-out=${MODULES_OUT:-$BUILD/modules}
 if [ "${ABI_CHECK:-y}" = y ]; then
 	"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko"
 else

@@ -56,18 +56,106 @@ changed_headers() {
 		grep -E '^(include|arch/x86/include)/.*\.h$' | LC_ALL=C sort -u || true
 }
 
-# Debian's linux-source, extracted once per package version; prints the path.
+# The kernel source, extracted once per version ($KSRC_TARBALL, keyed by
+# $KPKG_VERSION); prints the path of its tree.
 pristine_src() {
-	local dir=$BUILD/src-$KPKG_VERSION
+	local dir=$BUILD/src-$KPKG_VERSION top
 	need_file "$KSRC_TARBALL" "$KSRC_PKG (version $KPKG_VERSION)"
 	if [ ! -e "$dir/.extracted" ]; then
 		log "extracting $KSRC_TARBALL"
 		rm -rf "$dir"
 		mkdir -p "$dir"
-		tar -C "$dir" -xJf "$KSRC_TARBALL"
+		tar -C "$dir" -xf "$KSRC_TARBALL"
 		touch "$dir/.extracted"
 	fi
-	echo "$dir/linux-source-6.12"
+	top=$(find "$dir" -mindepth 1 -maxdepth 1 -type d)
+	[ "$(echo "$top" | wc -l)" = 1 ] && [ -f "$top/Makefile" ] ||
+		die "$KSRC_TARBALL: not one kernel source tree"
+	echo "$top"
+}
+
+# Bases the patch series is written for (major.minor).
+SUPPORTED_BASES="6.12"
+
+# Debian's linux-source-X.Y tarball of package version $2 (X.Y = $1): the
+# installed one if it is that version, else fetched with apt-get download
+# into $BUILD/debs once.  Prints its path.
+debian_source_tarball() { # base version
+	local pkg=linux-source-$1 ver=$2 have t tmp
+	t=$BUILD/debs/$pkg-$ver.tar.xz
+	have=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
+	if [ "$have" = "$ver" ]; then
+		echo "/usr/src/$pkg.tar.xz"
+		return
+	fi
+	if [ ! -e "$t" ]; then
+		log "fetching $pkg $ver (the source of the target kernel)"
+		mkdir -p "$BUILD/debs"
+		tmp=$(mktemp -d "$BUILD/debs/get.XXXXXX")
+		(cd "$tmp" && apt-get download -q "$pkg=$ver" > /dev/null 2>&1) || {
+			rm -rf "$tmp"
+			die "$pkg version $ver is not available from the configured Debian" \
+			    "archives (apt-get update?): it is the source of the target kernel"
+		}
+		dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -xO "./usr/src/$pkg.tar.xz" > "$t.part" ||
+			{ rm -rf "$tmp" "$t.part"; die "no /usr/src/$pkg.tar.xz in $pkg $ver"; }
+		mv "$t.part" "$t"
+		rm -rf "$tmp"
+	fi
+	echo "$t"
+}
+
+# The kernel the modules are built for: the pinned $KREL unless KVER (a
+# kernel release) or KERNEL_SRC (its build tree) names another.  Sets and
+# exports KERNEL_SRC; sets TK_REL (its release), TK_VERSION (its upstream
+# version), TK_OUT (the build directory for it: $BUILD for the pinned
+# version) and, for another version or with KERNEL_TARBALL, KPKG_VERSION and
+# KSRC_TARBALL to its source: KERNEL_TARBALL if given (a tarball of exactly
+# that version, for kernels not from Debian), else Debian's linux-source of
+# the same package version as its linux-headers.  Dies saying what to do on a base without a
+# series or without its source.
+target_kernel() {
+	local base
+	if [ -z "${KERNEL_SRC:-}" ]; then
+		KERNEL_SRC=/usr/src/linux-headers-${KVER:-$KREL}
+		[ -z "${KVER:-}" ] || [ -e "$KERNEL_SRC/Makefile" ] || KERNEL_SRC=/lib/modules/$KVER/build
+	fi
+	export KERNEL_SRC
+	[ -e "$KERNEL_SRC/Makefile" ] ||
+		die "no kernel build tree at KERNEL_SRC=$KERNEL_SRC: install the target kernel's" \
+		    "headers (Debian: linux-headers-${KVER:-$KREL})"
+	# The release modules are built for (vermagic); Debian's 6.1 headers
+	# have the upstream version in include/config/kernel.release.
+	TK_REL=$(sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' \
+		 "$KERNEL_SRC/include/generated/utsrelease.h" 2>/dev/null)
+	[ -n "$TK_REL" ] ||
+		die "KERNEL_SRC=$KERNEL_SRC is not a prepared kernel build tree (no include/generated/utsrelease.h)"
+	[ -z "${KVER:-}" ] || [ "$KVER" = "$TK_REL" ] ||
+		die "KERNEL_SRC=$KERNEL_SRC is the build tree of $TK_REL, not of KVER=$KVER"
+	TK_VERSION=$(make -s -C "$KERNEL_SRC" kernelversion 2>/dev/null) ||
+		die "cannot read the kernel version of $KERNEL_SRC (make kernelversion)"
+	base=$(echo "$TK_VERSION" | cut -d. -f1-2)
+	case " $SUPPORTED_BASES " in
+	*" $base "*) ;;
+	*) die "kernel $TK_REL is Linux $TK_VERSION: vmpace's patch series is for Linux" \
+	       "$SUPPORTED_BASES (Debian 12: linux-image-6.12.*-amd64); no series for $base yet." \
+	       "See README.md, \"Kernels\"." ;;
+	esac
+	TK_OUT=$BUILD
+	[ "$TK_VERSION" != "${KPKG_VERSION%%-*}" ] || [ -n "${KERNEL_TARBALL:-}" ] || return 0
+	TK_OUT=$BUILD/kver/$TK_REL
+	if [ -n "${KERNEL_TARBALL:-}" ]; then
+		need_file "$KERNEL_TARBALL" "the source tarball of Linux $TK_VERSION (KERNEL_TARBALL)"
+		KSRC_TARBALL=$(realpath "$KERNEL_TARBALL")
+		KPKG_VERSION=$TK_VERSION-$(sha1sum < "$KSRC_TARBALL" | cut -c1-12)
+		KSRC_PKG=$(basename "$KSRC_TARBALL")
+		return 0
+	fi
+	KPKG_VERSION=$(dpkg-query -W -f='${Version}' "linux-headers-$TK_REL" 2>/dev/null) ||
+		die "kernel $TK_REL (Linux $TK_VERSION) is not a Debian kernel: give its" \
+		    "source as KERNEL_TARBALL=<linux-$TK_VERSION.tar.xz> (README.md, \"Kernels\")"
+	KSRC_PKG=linux-source-$base
+	KSRC_TARBALL=$(debian_source_tarball "$base" "$KPKG_VERSION")
 }
 
 # secs and seed of a fuzzer run: FUZZ_SECONDS (else $1), FUZZ_SEED (else random).

@@ -1,0 +1,141 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# 'make matrix': the patch series against every Debian 12 kernel source the
+# configured archives serve.  For each linux-source-6.12 version: the series
+# applies (quilt, no fuzz), kvm.ko kvm-amd.ko kvm-intel.ko build with
+# KVM_WERROR=y against that kernel's linux-headers, and the ABI check passes
+# against its vmlinux.  linux-source-6.1 versions (Debian 12's default
+# kernel) are listed as unsupported, and 'make modules' for the newest one
+# must fail with the clear "no series" error, not in kbuild.
+#
+# As root, installs the linux-headers package of each version (pulls its
+# -common and linux-kbuild); otherwise a version whose headers are missing
+# is reported as skipped.  Sources are fetched once into build/debs; the
+# extracted trees of the non-pinned versions are removed after each build
+# (1.6 GB each).  Writes build/matrix/{matrix.md,matrix.tap}; ends with
+# "N passed, N failed, N skipped".
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions"
+. "$here/lib.sh"
+
+M=$BUILD/matrix
+rm -rf "$M"
+mkdir -p "$M/logs"
+tap=$M/matrix.tap md=$M/matrix.md
+: > "$tap"
+
+versions_of() { # package -> its versions in the archives, newest first
+	apt-cache madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' |
+		sort -Vru
+}
+have_pkg() { # package version
+	[ "$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null)" = "ii  $2" ]
+}
+# Install package=version as root; 1 if not root or not possible.
+get_pkg() { # package version log
+	have_pkg "$1" "$2" && return 0
+	[ "$(id -u)" -eq 0 ] || return 1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		"$1=$2" >> "$3" 2>&1
+}
+
+[ "$(id -u)" -ne 0 ] || apt-get update -q > /dev/null 2>&1 ||
+	log "apt-get update failed: using the package lists as they are"
+v612=$(versions_of linux-source-6.12)
+v61=$(versions_of linux-source-6.1)
+[ -n "$v612" ] || die "no linux-source-6.12 in the configured Debian archives (bookworm-security?)"
+
+{
+echo "| kernel source | kernel release | series applies | builds (KVM_WERROR=y) | ABI check | time |"
+echo "| --- | --- | --- | --- | --- | --- |"
+} > "$md"
+n=0 pass=0 fail=0 skip=0
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@" >> "$md"; }
+result() { # ok|skip|fail, description, skip reason or log
+	n=$((n + 1))
+	case $1 in
+	ok) pass=$((pass + 1)) ;;
+	skip) skip=$((skip + 1)) ;;
+	*) fail=$((fail + 1)) ;;
+	esac
+	case $1 in
+	ok) echo "ok $n - $2" ;;
+	skip) echo "ok $n - $2 # SKIP $3" ;;
+	*) echo "not ok $n - $2"; tail -n 15 "$3" | sed 's/^/# /' ;;
+	esac | tee -a "$tap"
+}
+
+for ver in $v612; do
+	up=${ver%%-*}
+	krel=$up+deb12-amd64
+	lg=$M/logs/$krel.log
+	start=$(date +%s)
+	if ! get_pkg "linux-headers-$krel" "$ver" "$lg"; then
+		row "$ver" "$krel" - - - "skipped: linux-headers-$krel $ver not installed"
+		result skip "matrix: $krel" "linux-headers-$krel $ver not installed (run as root)"
+		continue
+	fi
+	# Build with the ABI check apart, so that the table says which step failed.
+	ABI_CHECK=n KVER=$krel KERNEL_SRC= "$here/build-kvm.sh" modules > "$lg" 2>&1
+	rc=$?
+	applies=yes builds=yes abi=-
+	if [ $rc -ne 0 ]; then
+		if grep -q 'does not apply' "$lg"; then applies=**no** builds=-; else builds=**no**; fi
+	else
+		kmod=$(dirname "$(KVER=$krel KERNEL_SRC= "$here/build-kvm.sh" outdir)")/kmod
+		if KERNEL_SRC=/usr/src/linux-headers-$krel \
+		   "$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko" >> "$lg" 2>&1; then
+			abi=ok
+		else
+			abi=**failed**
+			rc=1
+		fi
+	fi
+	row "$ver" "$krel" "$applies" "$builds" "$abi" "$(( $(date +%s) - start )) s"
+	if [ $rc -eq 0 ]; then
+		result ok "matrix: $krel: series applies, builds, ABI check"
+	else
+		result fail "matrix: $krel: series applies, builds, ABI check" "$lg"
+	fi
+	# Keep the fetched tarball, not the 1.6 GB trees of other versions.
+	if [ "$ver" != "$KPKG_VERSION" ]; then
+		rm -rf "$BUILD/src-$ver" "$BUILD/kver/$krel/tree"
+	fi
+done
+
+# 6.1: no series yet; the newest must be refused with the clear error.
+first=1
+for ver in $v61; do
+	if [ $first = 1 ]; then
+		first=0
+		lg=$M/logs/6.1-$ver.log
+		# Debian's 6.1 ABI name (6.1.0-N-amd64) of this source version.
+		hdr=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
+		      cut -d' ' -f1 | while read -r p; do
+			versions_of "$p" | grep -qxF "$ver" && echo "$p"
+		      done | head -n 1)
+		krel=${hdr#linux-headers-}
+		if [ -z "$hdr" ] || ! get_pkg "$hdr" "$ver" "$lg"; then
+			row "$ver" "${krel:--}" "no 6.1 series" - - "refusal not checked: headers not installed"
+			result skip "matrix: 6.1 $ver: make modules refuses with a clear error" \
+				"linux-headers for 6.1 $ver not installed (run as root)"
+			continue
+		fi
+		KVER=$krel KERNEL_SRC= "$here/build-kvm.sh" modules > "$lg" 2>&1
+		rc=$?
+		if [ $rc -ne 0 ] && grep -q "no series for 6.1" "$lg"; then
+			row "$ver" "$krel" "no 6.1 series" - - "refused: \"$(grep -o 'no series for 6.1 yet' "$lg")\""
+			result ok "matrix: 6.1 $ver ($krel): make modules refuses with a clear error"
+		else
+			row "$ver" "$krel" "no 6.1 series" - - "**not refused clearly** (exit $rc)"
+			result fail "matrix: 6.1 $ver ($krel): make modules refuses with a clear error" "$lg"
+		fi
+	else
+		row "$ver" "-" "no 6.1 series" - - "not built"
+	fi
+done
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
