@@ -22,7 +22,7 @@ KMAKE		:= env -u MAKEFLAGS -u MFLAGS $(MAKE)
 VMPACE_OUT	:= $(BUILD)/vmpace
 GUEST_OUT	:= $(BUILD)/guest
 
-.PHONY: all help deps tree modules matrix headers selftests vmpace guest check \
+.PHONY: all help deps tree modules matrix deb check-deb headers selftests vmpace guest check \
 	vm-shell vm-test abi-selftest patches demo bench clean distclean install \
 	check-debug fuzz
 
@@ -33,6 +33,8 @@ help:
 	@echo 'make [all]        patched KVM modules, uapi headers, selftests'
 	@echo 'make modules      kvm.ko kvm-amd.ko kvm-intel.ko into build/modules'
 	@echo '                  (KVER=<release> or KERNEL_SRC=<build tree>: another 6.12 kernel)'
+	@echo 'make deb          vmpace-dkms and vmpace Debian packages into build/deb'
+	@echo 'make check-deb    as root: install the .debs, DKMS modules in the test VM, remove'
 	@echo 'make matrix       build + ABI check for every Debian 6.12 kernel, table in build/matrix'
 	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
 	@echo 'make check        everything, then all tests in the test VM'
@@ -49,11 +51,23 @@ help:
 deps:
 	@$(RIG)/deps.sh
 
+# The patched tree of the pinned kernel: uapi headers, selftests, the tool.
 tree: deps
-	@$(RIG)/build-kvm.sh tree
+	@env -u KVER KERNEL_SRC= $(RIG)/build-kvm.sh tree
 
-modules: deps
+# For another kernel (KVER, or KERNEL_SRC given) only its build tree and the
+# build tools are needed, not the pinned packages of the test rig.
+OTHER_KERNEL	:= $(or $(KVER),$(filter-out file,$(origin KERNEL_SRC)))
+modules: $(if $(OTHER_KERNEL),,deps)
 	@$(RIG)/build-kvm.sh modules
+
+# vmpace-dkms and vmpace .debs in build/deb (lintian-checked).
+deb: headers
+	@tools/packaging/mkdeb.sh
+
+# The packages installed as a user would, DKMS modules in the test VM, removal.
+check-deb: deb selftests vmpace guest
+	@$(RIG)/deb-test.sh
 
 # Every Debian 12 kernel source the archives serve: series, build, ABI check.
 matrix: deps

@@ -26,6 +26,12 @@ what=${1:-modules}
 JOBS=${JOBS:-$(nproc)}
 target_kernel
 mkdir -p "$TK_OUT"
+missing=
+for t in quilt rsync pahole make gcc xz; do
+	command -v "$t" > /dev/null || missing+=" $t"
+done
+[ -z "$missing" ] ||
+	die "missing build tools:$missing (Debian: apt-get install quilt rsync dwarves make gcc xz-utils)"
 out=${MODULES_OUT:-$TK_OUT/modules}
 if [ "$what" = outdir ]; then
 	echo "$out"

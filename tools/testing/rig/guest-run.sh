@@ -24,6 +24,14 @@ loadmod() { # path [params...]
 	insmod "$@" || { echo "guest: insmod $* failed" >&2; return 1; }
 }
 
+modfile() { # name -> $MODULES/name.ko, or .ko.xz if only that exists
+	if [ ! -e "$MODULES/$1.ko" ] && [ -e "$MODULES/$1.ko.xz" ]; then
+		echo "$MODULES/$1.ko.xz"
+	else
+		echo "$MODULES/$1.ko"
+	fi
+}
+
 load_kvm() {
 	local d=/lib/modules/$krel/kernel
 	if [ "$MODULES" != distro ] && [ -e "$MODULES/irqbypass.ko" ]; then
@@ -37,8 +45,9 @@ load_kvm() {
 		loadmod $d/arch/x86/kvm/kvm.ko.xz &&
 		loadmod $d/arch/x86/kvm/kvm-amd.ko.xz $KVM_AMD_PARAMS
 	else
-		loadmod "$MODULES/kvm.ko" &&
-		loadmod "$MODULES/kvm-amd.ko" $KVM_AMD_PARAMS
+		# ours: the build's kvm.ko, or DKMS's kvm.ko.xz (make check-deb)
+		loadmod "$(modfile kvm)" &&
+		loadmod "$(modfile kvm-amd)" $KVM_AMD_PARAMS
 	fi
 }
 

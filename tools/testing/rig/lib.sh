@@ -77,14 +77,17 @@ pristine_src() {
 # Bases the patch series is written for (major.minor).
 SUPPORTED_BASES="6.12"
 
+have_pkg() { # package version: installed at that version
+	[ "$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null)" = "ii  $2" ]
+}
+
 # Debian's linux-source-X.Y tarball of package version $2 (X.Y = $1): the
 # installed one if it is that version, else fetched with apt-get download
 # into $BUILD/debs once.  Prints its path.
 debian_source_tarball() { # base version
-	local pkg=linux-source-$1 ver=$2 have t tmp
+	local pkg=linux-source-$1 ver=$2 t tmp
 	t=$BUILD/debs/$pkg-$ver.tar.xz
-	have=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
-	if [ "$have" = "$ver" ]; then
+	if have_pkg "$pkg" "$ver"; then
 		echo "/usr/src/$pkg.tar.xz"
 		return
 	fi
@@ -92,10 +95,13 @@ debian_source_tarball() { # base version
 		log "fetching $pkg $ver (the source of the target kernel)"
 		mkdir -p "$BUILD/debs"
 		tmp=$(mktemp -d "$BUILD/debs/get.XXXXXX")
-		(cd "$tmp" && apt-get download -q "$pkg=$ver" > /dev/null 2>&1) || {
+		(cd "$tmp" && apt-get download -q "$pkg=$ver" > "$tmp/apt.log" 2>&1) || {
+			sed 's/^/  apt-get: /' "$tmp/apt.log" >&2
 			rm -rf "$tmp"
-			die "$pkg version $ver is not available from the configured Debian" \
-			    "archives (apt-get update?): it is the source of the target kernel"
+			die "cannot fetch $pkg version $ver, the source of the target kernel" \
+			    "(above: apt-get download). Debian's mirrors keep only the newest" \
+			    "version: install the newest kernel, or give the source as" \
+			    "KERNEL_TARBALL (README.md, \"Kernels\")"
 		}
 		dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -xO "./usr/src/$pkg.tar.xz" > "$t.part" ||
 			{ rm -rf "$tmp" "$t.part"; die "no /usr/src/$pkg.tar.xz in $pkg $ver"; }
@@ -142,7 +148,18 @@ target_kernel() {
 	       "See README.md, \"Kernels\"." ;;
 	esac
 	TK_OUT=$BUILD
-	[ "$TK_VERSION" != "${KPKG_VERSION%%-*}" ] || [ -n "${KERNEL_TARBALL:-}" ] || return 0
+	# The pinned kernel, or one built from its source (the debug test
+	# kernel: an O= build tree whose 'source' is the pinned source).
+	if [ -z "${KERNEL_TARBALL:-}" ] && [ "$TK_VERSION" = "${KPKG_VERSION%%-*}" ] &&
+	   { [ "$TK_REL" = "$KREL" ] ||
+	     case $(realpath "$KERNEL_SRC/source" 2>/dev/null) in
+	     "$BUILD/src-$KPKG_VERSION/"*) true ;; *) false ;; esac; }; then
+		# its installed linux-source, else fetched (a DKMS build on a
+		# machine without it)
+		have_pkg "$KSRC_PKG" "$KPKG_VERSION" ||
+			KSRC_TARBALL=$(debian_source_tarball "$base" "$KPKG_VERSION")
+		return 0
+	fi
 	TK_OUT=$BUILD/kver/$TK_REL
 	if [ -n "${KERNEL_TARBALL:-}" ]; then
 		need_file "$KERNEL_TARBALL" "the source tarball of Linux $TK_VERSION (KERNEL_TARBALL)"

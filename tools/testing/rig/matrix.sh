@@ -30,9 +30,6 @@ versions_of() { # package -> its versions in the archives, newest first
 	apt-cache madison "$1" 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' |
 		sort -Vru
 }
-have_pkg() { # package version
-	[ "$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null)" = "ii  $2" ]
-}
 # Install package=version as root; 1 if not root or not possible.
 get_pkg() { # package version log
 	have_pkg "$1" "$2" && return 0
@@ -72,9 +69,20 @@ for ver in $v612; do
 	krel=$up+deb12-amd64
 	lg=$M/logs/$krel.log
 	start=$(date +%s)
-	if ! get_pkg "linux-headers-$krel" "$ver" "$lg"; then
+	if ! versions_of "linux-headers-$krel" | grep -qxF "$ver"; then
+		echo "no linux-headers-$krel $ver in the archives" > "$lg"
+		row "$ver" "$krel?" - - - "**no headers package of that name and version**"
+		result fail "matrix: $ver: linux-headers-$krel $ver exists" "$lg"
+		continue
+	fi
+	if ! have_pkg "linux-headers-$krel" "$ver" && [ "$(id -u)" -ne 0 ]; then
 		row "$ver" "$krel" - - - "skipped: linux-headers-$krel $ver not installed"
 		result skip "matrix: $krel" "linux-headers-$krel $ver not installed (run as root)"
+		continue
+	fi
+	if ! get_pkg "linux-headers-$krel" "$ver" "$lg"; then
+		row "$ver" "$krel" - - - "**cannot install linux-headers-$krel $ver**"
+		result fail "matrix: $krel: linux-headers-$krel $ver installs" "$lg"
 		continue
 	fi
 	# Build with the ABI check apart, so that the table says which step failed.

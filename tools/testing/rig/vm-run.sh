@@ -77,7 +77,8 @@ debug)
 	;;
 *) die "--kernel distro|debug" ;;
 esac
-[ "$modules" = distro ] || [ -e "$modules/kvm.ko" ] || die "no kvm.ko in $modules: run 'make modules'"
+[ "$modules" = distro ] || [ -e "$modules/kvm.ko" ] || [ -e "$modules/kvm.ko.xz" ] ||
+	die "no kvm.ko in $modules: run 'make modules'"
 [ "$modules" = distro ] || modules=$(cd "$modules" && pwd)
 name=${name:-$( [ "$shell" = 1 ] && echo shell || basename "$tests" )}
 

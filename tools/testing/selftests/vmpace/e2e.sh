@@ -7,7 +7,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:?}
-vmpace=$BUILD/vmpace/vmpace
+vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-deb)
 refsim=$BUILD/vmpace/refsim
 simclient=$BUILD/vmpace/simclient
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.

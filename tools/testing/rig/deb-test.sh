@@ -1,0 +1,146 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# 'make check-deb' (as root; CI runs it): the packages of 'make deb'
+# installed the way a user installs them, on this machine:
+#   1. apt-get install ./vmpace-dkms_*.deb ./vmpace_*.deb: DKMS builds the
+#      modules for every installed kernel with headers (this machine's own
+#      kernel is not among them: it is the host's), 6.12 ones built and
+#      installed into /lib/modules/<release>/updates/dkms, others skipped;
+#   2. the test VM boots $KREL with the modules DKMS installed, checks that
+#      they are the ones loaded, runs pace_test and the lockstep end-to-end
+#      test with the installed /usr/bin/vmpace;
+#   3. apt-get remove: the modules and the tool are gone and modprobe finds
+#      Debian's own KVM modules again.
+# Ends with "N passed, N failed, N skipped".
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions"
+. "$here/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || die "make check-deb installs packages: run it as root"
+C=$BUILD/check-deb
+rm -rf "$C"
+mkdir -p "$C"
+debs=("$BUILD"/deb/vmpace-dkms_*_all.deb "$BUILD"/deb/vmpace_*_amd64.deb)
+[ -e "${debs[0]}" ] && [ -e "${debs[1]}" ] || die "no packages in $BUILD/deb: run 'make deb'"
+upd=/lib/modules/$KREL/updates/dkms
+export DEBIAN_FRONTEND=noninteractive
+
+n=0 pass=0 fail=0
+check() { # description, command...
+	local d=$1
+	shift
+	n=$((n + 1))
+	if "$@" >> "$C/checks.log" 2>&1; then
+		pass=$((pass + 1))
+		echo "ok $n - deb: $d"
+	else
+		fail=$((fail + 1))
+		echo "not ok $n - deb: $d"
+	fi
+}
+installed() { [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]; }
+present() { # any state but not-installed: a package an interrupted run left
+	local st
+	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) || return 1
+	[ "${st:1:1}" != n ]
+}
+modpath() { modinfo -k "$KREL" -n "$1" 2>/dev/null; }
+purge() { apt-get purge -y -q vmpace-dkms vmpace >> "$C/remove.log" 2>&1; }
+
+# A previous run's packages would hide what this one installs.
+if present vmpace-dkms || present vmpace; then
+	log "removing the vmpace packages installed before"
+	purge || die "cannot remove the vmpace packages installed before: see $C/remove.log"
+fi
+distro_kvm=$(modpath kvm)
+case $distro_kvm in
+/lib/modules/$KREL/kernel/*) ;;
+*) die "modprobe's kvm for $KREL is '$distro_kvm', not Debian's: remove what installed it first" ;;
+esac
+
+# --- 1. install ------------------------------------------------------------------
+log "apt-get install ${debs[*]##*/} (DKMS builds for each kernel with headers)"
+start=$(date +%s)
+apt-get install -y -q --no-install-recommends "${debs[@]}" > "$C/install.log" 2>&1
+rc=$?
+log "installed in $(( $(date +%s) - start )) s"
+sed -n '/Building for\|Building initial module\|Done\.\|Skipped\|Error/p' "$C/install.log" |
+	sed 's/^/# /'
+check "apt-get install of the two packages succeeds (exit $rc)" test "$rc" -eq 0
+check "both packages are installed" eval 'installed vmpace-dkms && installed vmpace'
+check "dkms status: vmpace installed for $KREL" \
+	eval "dkms status -m vmpace -k '$KREL' | grep -q ': installed'"
+check "kvm, kvm-amd and kvm-intel are in $upd" \
+	eval "(for m in kvm kvm-amd kvm-intel; do ls $upd/\$m.ko* || exit 1; done)"
+check "modprobe's kvm and kvm_amd for $KREL are DKMS's" \
+	eval "modpath kvm | grep -q '^$upd/' && modpath kvm_amd | grep -q '^$upd/'"
+for k in $(ls /lib/modules); do
+	case $k in
+	6.12.*) ;;
+	*) [ -e "/lib/modules/$k/build" ] || continue
+	   check "no modules for $k (not 6.12): DKMS skipped it" \
+		eval "! ls /lib/modules/$k/updates/dkms/kvm.ko* 2>/dev/null" ;;
+	esac
+done
+# A kernel package's dkms hook: a 6.12 kernel gets the modules built, any
+# other kernel is left alone, and neither fails (that would fail the kernel
+# package's installation).
+ver=$(dpkg-query -W -f='${Version}' vmpace-dkms)
+other=$(ls /lib/modules | grep -v '^6\.12\.' | while read -r k; do
+	[ -e "/lib/modules/$k/build/include" ] && echo "$k"; done | head -n 1)
+if [ -n "$other" ]; then
+	check "the kernel hook for $other (not 6.12) succeeds and builds nothing" \
+		eval "/etc/kernel/postinst.d/dkms '$other' && ! ls /lib/modules/$other/updates/dkms/kvm.ko* 2>/dev/null"
+fi
+again=$(ls /lib/modules | grep '^6\.12\.' | grep -vxF "$KREL" | head -n 1)
+if [ -n "$again" ]; then
+	dkms remove "vmpace/$ver" -k "$again" >> "$C/checks.log" 2>&1
+	check "the kernel hook for $again (6.12) builds and installs the modules" \
+		eval "/etc/kernel/postinst.d/dkms '$again' && ls /lib/modules/$again/updates/dkms/kvm-amd.ko*"
+fi
+check "/usr/bin/vmpace and its man page are installed" \
+	eval 'test -x /usr/bin/vmpace && test -e /usr/share/man/man1/vmpace.1.gz && /usr/bin/vmpace version'
+
+# --- 2. the test VM with the DKMS modules -------------------------------------------
+# The loaded modules are DKMS's: their GNU build IDs (sysfs notes) match.
+build_id() { xz -dcf "$1" > "$C/m.ko" && readelf -n "$C/m.ko" | sed -n 's/.*Build ID: //p'; }
+sys_id='$(od -An -tx1 -v /sys/module/$m/notes/.note.gnu.build-id | tr -d " \\n" | tail -c 40)'
+{
+	printf 'deb/loaded-modules-are-dkms\t30\t'
+	for m in kvm kvm_amd; do
+		printf 'm=%s; test "%s" = "%s" && ' "$m" "$sys_id" "$(build_id "$upd/${m//_/-}".ko*)"
+	done
+	echo true
+} > "$C/vm.list"
+cat >> "$C/vm.list" <<EOF
+kvm/x86_64/pace_test	300	cd $BUILD/kselftest-kvm/x86_64 && ./pace_test
+vmpace/lockstep-1vcpu	300	VMPACE=/usr/bin/vmpace BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh lockstep-1vcpu
+EOF
+if "$here/vm-run.sh" --smp 1 --modules "$upd" --name deb "$C/vm.list" > "$C/vm.tap" 2> "$C/vm.err"; then
+	:
+fi
+while IFS= read -r l; do
+	t=$(echo "$l" | sed -E 's/^(not )?ok( [0-9]+)? - //')
+	case $l in
+	'ok '*'# SKIP'*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $t (a skip here is a failure)" ;;
+	'ok '*) n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - $t" ;;
+	'not ok '*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $t" ;;
+	'#'*) echo "$l" ;;
+	esac
+done < "$C/vm.tap"
+check "the test VM ran all 3 tests (see $C/vm.err)" test "$(grep -cE '^(not )?ok [0-9]+ ' "$C/vm.tap")" -eq 3
+
+# --- 3. remove -------------------------------------------------------------------------
+apt-get remove -y -q vmpace-dkms vmpace > "$C/remove.log" 2>&1
+rc=$?
+check "apt-get remove of the two packages succeeds (exit $rc)" test "$rc" -eq 0
+check "no vmpace modules left in $upd" eval "! ls $upd/kvm.ko* $upd/kvm-amd.ko* 2>/dev/null"
+check "dkms knows no vmpace any more" eval "! dkms status -m vmpace | grep -q ."
+check "modprobe's kvm for $KREL is Debian's again ($distro_kvm)" test "$(modpath kvm)" = "$distro_kvm"
+check "/usr/bin/vmpace is gone" test ! -e /usr/bin/vmpace
+purge || true
+
+echo "$pass passed, $fail failed, 0 skipped"
+[ "$fail" -eq 0 ]
