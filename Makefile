@@ -33,7 +33,7 @@ help:
 	@echo 'make [all]        patched KVM modules, uapi headers, selftests'
 	@echo 'make modules      kvm.ko kvm-amd.ko kvm-intel.ko into build/modules'
 	@echo '                  (KVER=<release> or KERNEL_SRC=<build tree>: another 6.12 kernel)'
-	@echo 'make deb          vmpace-dkms and vmpace Debian packages into build/deb'
+	@echo 'make deb          vmpace-dkms, vmpace, libvmpace0, libvmpace-dev .debs into build/deb'
 	@echo 'make check-deb    as root: install the .debs, DKMS modules in the test VM, remove'
 	@echo 'make matrix       build + ABI check for every Debian 6.12 kernel, table in build/matrix'
 	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
@@ -46,7 +46,7 @@ help:
 	@echo 'make vm-test T=re run the selftests whose name matches the regex in the VM'
 	@echo 'make vm-shell     shell in the test VM with our modules loaded'
 	@echo 'make patches      mailable series + checkpatch in build/patches'
-	@echo 'make install      install the modules for KERNEL_SRC (DESTDIR honoured)'
+	@echo 'make install      install the modules for KERNEL_SRC, vmpace, libvmpace (DESTDIR honoured)'
 
 deps:
 	@$(RIG)/deps.sh
@@ -61,7 +61,7 @@ OTHER_KERNEL	:= $(or $(KVER),$(filter-out file,$(origin KERNEL_SRC)))
 modules: $(if $(OTHER_KERNEL),,deps)
 	@$(RIG)/build-kvm.sh modules
 
-# vmpace-dkms and vmpace .debs in build/deb (lintian-checked).
+# vmpace-dkms, vmpace, libvmpace0 and libvmpace-dev .debs in build/deb (lintian-checked).
 deb: headers
 	@tools/packaging/mkdeb.sh
 
@@ -83,7 +83,8 @@ selftests: headers
 		LDFLAGS=-static KHDR_INCLUDES="-isystem $(UAPI)/include" \
 		OUTPUT=$(KSELFTEST_OUT)
 
-# The userspace tool, the reference simulator, and the demo/test guest.
+# The userspace tool, libvmpace with the reference simulator on it, and the
+# demo/test guest.
 vmpace: headers
 	@mkdir -p $(VMPACE_OUT)
 	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include
@@ -133,6 +134,7 @@ install: modules vmpace
 		$(DESTDIR)/lib/modules/$(KERNEL_RELEASE)/updates/vmpace/
 	[ -n "$(DESTDIR)" ] || depmod $(KERNEL_RELEASE)
 	@$(MAKE) -s -C tools/vmpace OUTPUT=$(VMPACE_OUT)/ UAPI=$(UAPI)/include install
+	@$(MAKE) -s -C tools/vmpace/lib OUTPUT=$(VMPACE_OUT)/lib/ install
 
 clean:
 	rm -rf $(BUILD)/kmod $(BUILD)/kmod-debug $(BUILD)/modules-debug $(BUILD)/modules $(BUILD)/tree $(BUILD)/hdr-obj \

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # 'make deb': the Debian packages vmpace-dkms (module sources, the series
-# and the build scripts; DKMS builds the modules on install) and vmpace (the
-# tool and its man page), into build/deb/, checked with lintian.  The
+# and the build scripts; DKMS builds the modules on install), vmpace (the
+# tool and its man page), libvmpace0 and libvmpace-dev (the simulator's
+# library), into build/deb/, checked with lintian.  The
 # version is 0.1.<commit time, YYYYMMDDhhmm>.  As root, installs the
 # packaging tools it needs (debhelper, dh-dkms, dkms, lintian, fakeroot).
 set -euo pipefail
@@ -53,7 +54,7 @@ vmpace ($ver) bookworm; urgency=medium
  -- vmpace maintainers <maintainers@vmpace.example>  $(date -u -R -d "@$when")
 EOT
 
-log "building vmpace-dkms and vmpace $ver"
+log "building vmpace-dkms, vmpace, libvmpace0 and libvmpace-dev $ver"
 (cd "$src" && dpkg-buildpackage -b -us -uc) > "$D/build.log" 2>&1 ||
 	{ tail -n 30 "$D/build.log" >&2; die "dpkg-buildpackage failed: see $D/build.log"; }
 log "lintian"

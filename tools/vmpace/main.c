@@ -129,23 +129,6 @@ static const struct opt pace_opts[] = {
 	{ NULL }
 };
 
-/* Exit codes as vmpace(1) documents them. */
-static const char *const exit_text[] = {
-	[VP_EXIT_OK] = "the simulator ended the session",
-	[VP_EXIT_ERROR] = "system error",
-	[VP_EXIT_USAGE] = "usage",
-	[VP_EXIT_NO_PROCESS] = "no such process",
-	[VP_EXIT_NOT_KVM] = "not a KVM process",
-	[VP_EXIT_PERM] = "permission denied",
-	[VP_EXIT_NO_PACING] = "kernel without KVM pacing",
-	[VP_EXIT_PROTOCOL] = "protocol error",
-	[VP_EXIT_VMM_DIED] = "the VMM exited",
-	[VP_EXIT_SIGNAL] = "SIGINT/SIGTERM/SIGHUP",
-	[VP_EXIT_BUSY] = "another controller paces the VM",
-	[VP_EXIT_PEER_LOST] = "lost the simulator's connection",
-	[VP_EXIT_UNSUPPORTED] = "KVM cannot pace this guest",
-};
-
 static void usage(FILE *f)
 {
 	const struct cmd *c;
@@ -165,8 +148,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-26s %s\n", buf, o->help);
 	}
 	fprintf(f, "\nexit status:");
-	for (i = 0; i < sizeof(exit_text) / sizeof(exit_text[0]); i++)
-		fprintf(f, "%s %zu %s", i ? "," : "", i, exit_text[i]);
+	for (i = 0; vp_exit_text(i); i++)
+		fprintf(f, "%s %zu %s", i ? "," : "", i, vp_exit_text(i));
 	fprintf(f, ".\nSee vmpace(1).\n");
 }
 

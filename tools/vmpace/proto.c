@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0 OR LGPL-2.1-or-later
 #include <errno.h>
 #include <string.h>
 
@@ -92,4 +92,28 @@ int vp_pvclock_ticks_ceil(uint64_t ns, uint32_t mul, int8_t shift,
 	}
 	*ticks = (uint64_t)t;
 	return 0;
+}
+
+/* Exit codes as vmpace(1) documents them. */
+static const char *const exit_text[] = {
+	[VP_EXIT_OK] = "the simulator ended the session",
+	[VP_EXIT_ERROR] = "system error",
+	[VP_EXIT_USAGE] = "usage",
+	[VP_EXIT_NO_PROCESS] = "no such process",
+	[VP_EXIT_NOT_KVM] = "not a KVM process",
+	[VP_EXIT_PERM] = "permission denied",
+	[VP_EXIT_NO_PACING] = "kernel without KVM pacing",
+	[VP_EXIT_PROTOCOL] = "protocol error",
+	[VP_EXIT_VMM_DIED] = "the VMM exited",
+	[VP_EXIT_SIGNAL] = "SIGINT/SIGTERM/SIGHUP",
+	[VP_EXIT_BUSY] = "another controller paces the VM",
+	[VP_EXIT_PEER_LOST] = "lost the simulator's connection",
+	[VP_EXIT_UNSUPPORTED] = "KVM cannot pace this guest",
+};
+
+const char *vp_exit_text(int code)
+{
+	if (code < 0 || code >= (int)(sizeof(exit_text) / sizeof(exit_text[0])))
+		return NULL;
+	return exit_text[code];
 }

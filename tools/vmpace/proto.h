@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0 OR LGPL-2.1-or-later */
 /*
  * The simulator protocol: the adevs / QEMU -external_sim "v2" exchange.
  *
@@ -6,6 +6,9 @@
  * vmpace answers with the time that actually elapsed.  Both are unsigned
  * big-endian integers: 32-bit microseconds in the seed protocol, 64-bit
  * nanoseconds in the ns64 variant.  A zero grant ends the session.
+ *
+ * Shared by vmpace and libvmpace (the simulator's side), hence the dual
+ * licence.
  */
 #ifndef VMPACE_PROTO_H
 #define VMPACE_PROTO_H
@@ -54,5 +57,25 @@ int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8]);
 uint64_t vp_pvclock_ns(uint64_t ticks, uint32_t mul, int8_t shift);
 int vp_pvclock_ticks_ceil(uint64_t ns, uint32_t mul, int8_t shift,
 			  uint64_t *ticks);
+
+/* Exit codes, documented in vmpace(1). */
+enum {
+	VP_EXIT_OK		= 0,	/* the simulator ended the session */
+	VP_EXIT_ERROR		= 1,	/* other system error */
+	VP_EXIT_USAGE		= 2,	/* bad command line */
+	VP_EXIT_NO_PROCESS	= 3,	/* no such process */
+	VP_EXIT_NOT_KVM		= 4,	/* the process has no KVM vCPUs */
+	VP_EXIT_PERM		= 5,	/* not allowed to borrow its fds */
+	VP_EXIT_NO_PACING	= 6,	/* the kernel has no KVM_CAP_PACE */
+	VP_EXIT_PROTOCOL	= 7,	/* the simulator broke the protocol */
+	VP_EXIT_VMM_DIED	= 8,	/* the VMM exited during the session */
+	VP_EXIT_SIGNAL		= 9,	/* SIGINT/SIGTERM/SIGHUP */
+	VP_EXIT_BUSY		= 10,	/* another controller paces the VM */
+	VP_EXIT_PEER_LOST	= 11,	/* the simulator's connection failed */
+	VP_EXIT_UNSUPPORTED	= 12,	/* KVM cannot pace this guest */
+};
+
+/* What exit code @code means, or NULL if vmpace does not use it. */
+const char *vp_exit_text(int code);
 
 #endif

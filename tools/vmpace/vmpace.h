@@ -10,23 +10,6 @@
 
 #define VMPACE_VERSION "0.2"
 
-/* Exit codes, documented in vmpace(1). */
-enum {
-	VP_EXIT_OK		= 0,	/* the simulator ended the session */
-	VP_EXIT_ERROR		= 1,	/* other system error */
-	VP_EXIT_USAGE		= 2,	/* bad command line */
-	VP_EXIT_NO_PROCESS	= 3,	/* no such process */
-	VP_EXIT_NOT_KVM		= 4,	/* the process has no KVM vCPUs */
-	VP_EXIT_PERM		= 5,	/* not allowed to borrow its fds */
-	VP_EXIT_NO_PACING	= 6,	/* the kernel has no KVM_CAP_PACE */
-	VP_EXIT_PROTOCOL	= 7,	/* the simulator broke the protocol */
-	VP_EXIT_VMM_DIED	= 8,	/* the VMM exited during the session */
-	VP_EXIT_SIGNAL		= 9,	/* SIGINT/SIGTERM/SIGHUP */
-	VP_EXIT_BUSY		= 10,	/* another controller paces the VM */
-	VP_EXIT_PEER_LOST	= 11,	/* the simulator's connection failed */
-	VP_EXIT_UNSUPPORTED	= 12,	/* KVM cannot pace this guest */
-};
-
 /* Prints "vmpace: <message>" to stderr. */
 void vp_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern int vp_verbose;

@@ -3,14 +3,16 @@
 #
 # 'make check-deb' (as root; CI runs it): the packages of 'make deb'
 # installed the way a user installs them, on this machine:
-#   1. apt-get install ./vmpace-dkms_*.deb ./vmpace_*.deb: DKMS builds the
+#   1. apt-get install ./vmpace-dkms_*.deb ./vmpace_*.deb ./libvmpace0_*.deb
+#      ./libvmpace-dev_*.deb: DKMS builds the
 #      modules for every installed kernel with headers (this machine's own
 #      kernel is not among them: it is the host's), 6.12 ones built and
 #      installed into /lib/modules/<release>/updates/dkms, others skipped;
 #   2. the test VM boots $KREL with the modules DKMS installed, checks that
 #      they are the ones loaded, runs pace_test and the lockstep end-to-end
-#      test with the installed /usr/bin/vmpace;
-#   3. apt-get remove: the modules and the tool are gone and modprobe finds
+#      test with the installed /usr/bin/vmpace and a refsim built against the
+#      installed libvmpace with pkg-config (linked to libvmpace.so.0);
+#   3. apt-get remove: the modules, the tool and the library are gone and modprobe finds
 #      Debian's own KVM modules again.
 # Ends with "N passed, N failed, N skipped".
 set -uo pipefail
@@ -22,8 +24,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 C=$BUILD/check-deb
 rm -rf "$C"
 mkdir -p "$C"
-debs=("$BUILD"/deb/vmpace-dkms_*_all.deb "$BUILD"/deb/vmpace_*_amd64.deb)
-[ -e "${debs[0]}" ] && [ -e "${debs[1]}" ] || die "no packages in $BUILD/deb: run 'make deb'"
+pkgs=(vmpace-dkms vmpace libvmpace0 libvmpace-dev)
+debs=("$BUILD"/deb/vmpace-dkms_*_all.deb "$BUILD"/deb/vmpace_*_amd64.deb
+      "$BUILD"/deb/libvmpace0_*_amd64.deb "$BUILD"/deb/libvmpace-dev_*_amd64.deb)
+for d in "${debs[@]}"; do
+	[ -e "$d" ] || die "$d: no such package in $BUILD/deb: run 'make deb'"
+done
 upd=/lib/modules/$KREL/updates/dkms
 export DEBIAN_FRONTEND=noninteractive
 
@@ -47,10 +53,10 @@ present() { # any state but not-installed: a package an interrupted run left
 	[ "${st:1:1}" != n ]
 }
 modpath() { modinfo -k "$KREL" -n "$1" 2>/dev/null; }
-purge() { apt-get purge -y -q vmpace-dkms vmpace >> "$C/remove.log" 2>&1; }
+purge() { apt-get purge -y -q "${pkgs[@]}" >> "$C/remove.log" 2>&1; }
 
 # A previous run's packages would hide what this one installs.
-if present vmpace-dkms || present vmpace; then
+if present vmpace-dkms || present vmpace || present libvmpace0 || present libvmpace-dev; then
 	log "removing the vmpace packages installed before"
 	purge || die "cannot remove the vmpace packages installed before: see $C/remove.log"
 fi
@@ -68,8 +74,8 @@ rc=$?
 log "installed in $(( $(date +%s) - start )) s"
 sed -n '/Building for\|Building initial module\|Done\.\|Skipped\|Error/p' "$C/install.log" |
 	sed 's/^/# /'
-check "apt-get install of the two packages succeeds (exit $rc)" test "$rc" -eq 0
-check "both packages are installed" eval 'installed vmpace-dkms && installed vmpace'
+check "apt-get install of the four packages succeeds (exit $rc)" test "$rc" -eq 0
+check "all four are installed" eval 'installed vmpace-dkms && installed vmpace && installed libvmpace0 && installed libvmpace-dev'
 check "dkms status: vmpace installed for $KREL" \
 	eval "dkms status -m vmpace -k '$KREL' | grep -q ': installed'"
 check "kvm, kvm-amd and kvm-intel are in $upd" \
@@ -103,6 +109,12 @@ fi
 check "/usr/bin/vmpace and its man page are installed" \
 	eval 'test -x /usr/bin/vmpace && test -e /usr/share/man/man1/vmpace.1.gz && /usr/bin/vmpace version'
 
+# A simulator built as a user builds one against the installed library.
+check "refsim builds against the installed libvmpace-dev (pkg-config) and links /usr/lib's libvmpace.so.0" \
+	eval 'gcc -O2 -Wall -Werror -I$repo/tools/vmpace/refsim -o $C/refsim $repo/tools/vmpace/refsim/refsim.c \
+		$(pkg-config --cflags --libs libvmpace) &&
+	      ldd $C/refsim | grep -q "libvmpace.so.0 => /usr/lib/x86_64-linux-gnu/libvmpace.so.0"'
+
 # --- 2. the test VM with the DKMS modules -------------------------------------------
 # The loaded modules are DKMS's: their GNU build IDs (sysfs notes) match.
 build_id() { xz -dcf "$1" > "$C/m.ko" && readelf -n "$C/m.ko" | sed -n 's/.*Build ID: //p'; }
@@ -116,7 +128,7 @@ sys_id='$(od -An -tx1 -v /sys/module/$m/notes/.note.gnu.build-id | tr -d " \\n" 
 } > "$C/vm.list"
 cat >> "$C/vm.list" <<EOF
 kvm/x86_64/pace_test	300	cd $BUILD/kselftest-kvm/x86_64 && ./pace_test
-vmpace/lockstep-1vcpu	300	VMPACE=/usr/bin/vmpace BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh lockstep-1vcpu
+vmpace/lockstep-1vcpu	300	VMPACE=/usr/bin/vmpace REFSIM=$C/refsim BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh lockstep-1vcpu
 EOF
 if "$here/vm-run.sh" --smp 1 --modules "$upd" --name deb "$C/vm.list" > "$C/vm.tap" 2> "$C/vm.err"; then
 	:
@@ -133,13 +145,15 @@ done < "$C/vm.tap"
 check "the test VM ran all 3 tests (see $C/vm.err)" test "$(grep -cE '^(not )?ok [0-9]+ ' "$C/vm.tap")" -eq 3
 
 # --- 3. remove -------------------------------------------------------------------------
-apt-get remove -y -q vmpace-dkms vmpace > "$C/remove.log" 2>&1
+apt-get remove -y -q "${pkgs[@]}" > "$C/remove.log" 2>&1
 rc=$?
-check "apt-get remove of the two packages succeeds (exit $rc)" test "$rc" -eq 0
+check "apt-get remove of the four packages succeeds (exit $rc)" test "$rc" -eq 0
 check "no vmpace modules left in $upd" eval "! ls $upd/kvm.ko* $upd/kvm-amd.ko* 2>/dev/null"
 check "dkms knows no vmpace any more" eval "! dkms status -m vmpace | grep -q ."
 check "modprobe's kvm for $KREL is Debian's again ($distro_kvm)" test "$(modpath kvm)" = "$distro_kvm"
-check "/usr/bin/vmpace is gone" test ! -e /usr/bin/vmpace
+check "/usr/bin/vmpace and libvmpace are gone" \
+	eval 'test ! -e /usr/bin/vmpace && ! ls /usr/lib/x86_64-linux-gnu/libvmpace* 2>/dev/null &&
+	      test ! -e /usr/include/libvmpace.h'
 purge || true
 
 echo "$pass passed, $fail failed, 0 skipped"

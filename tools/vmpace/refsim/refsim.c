@@ -4,13 +4,15 @@
  * authors.
  *
  * It does what the adevs library does with a QEMU patched for -external_sim,
- * but with a stock QEMU: it creates a socketpair, forks the VMM, here
- * "vmpace run --sync-fd 3 -- qemu ...", with one end on fd 3, and then
- * drives the guest's time in quanta:
+ * but with a stock QEMU, through libvmpace(3): vmp_spawn() starts the VMM,
+ * here "vmpace run --sync-fd 3 -- qemu ...", with its end of a socketpair on
+ * fd 3, and then it drives the guest's time in quanta:
  *
- *   write(fd, htonl(grant_us))   the guest may advance grant_us
- *   read(fd, &elapsed)           ntohl(elapsed) us actually elapsed (>= grant)
+ *   vmp_grant(v, grant_us)       the guest may advance grant_us
+ *   vmp_await(v, &elapsed, ...)  elapsed us actually elapsed (>= grant)
  *
+ * which on the wire is the seed protocol: htonl(grant_us) written,
+ * htonl(elapsed) read.
  * Between quanta it "simulates" for --stall-us of host time, so host time and
  * simulated time run at very different rates.  The guest prints its own
  * CLOCK_MONOTONIC on QEMU's debug console (vmpace-guest-clock lines), which
@@ -46,7 +48,8 @@
  *   --vmpace-qemu PATH   start the guest as adevs does with a QEMU patched for
  *                        -external_sim: a socketpair without close-on-exec,
  *                        both ends inherited, and "PATH QEMU-ARGS...
- *                        -external_sim sock=N" (PATH: vmpace-qemu)
+ *                        -external_sim sock=N" (PATH: vmpace-qemu); libvmpace
+ *                        then only speaks the protocol (vmp_from_fd)
  * Exit status: 0 if the guest's clock followed simulated time, 1 if not,
  * 2 on errors.
  */
@@ -70,6 +73,7 @@
 #include <unistd.h>
 
 #include "clock-bounds.h"
+#include "libvmpace.h"
 
 static struct {
 	const char *vmpace;
@@ -89,7 +93,8 @@ static struct {
 	.table_every = 10,
 };
 
-static int sock = -1, console = -1, clockfd = -1;
+static struct vmp *vm;
+static int console = -1, clockfd = -1;
 static pid_t child;
 static uint64_t sim_us;			/* simulated time: sum of reports */
 static struct timespec host0;
@@ -124,6 +129,15 @@ static uint64_t host_us(void)
 static void die(const char *what)
 {
 	fprintf(stderr, "refsim: %s: %s\n", what, strerror(errno));
+	if (child > 0)
+		kill(child, SIGTERM);
+	exit(2);
+}
+
+/* A libvmpace call failed: its message says what happened. */
+static void die_vmp(const char *what)
+{
+	fprintf(stderr, "refsim: %s: %s\n", what, vmp_errmsg(vm));
 	if (child > 0)
 		kill(child, SIGTERM);
 	exit(2);
@@ -214,34 +228,32 @@ static struct lines console_lines = { .fd = -1, .fn = on_console_line };
 static struct lines clock_lines = { .fd = -1, .fn = on_clock_line };
 
 /* One quantum: grant, then wait for the report while reading the console. */
-static uint32_t quantum(uint32_t grant_us)
+static uint64_t quantum(uint32_t grant_us)
 {
-	uint32_t msg = htonl(grant_us);
 	struct pollfd p[2] = {
-		{ .fd = sock, .events = POLLIN },
+		{ .fd = vmp_fd(vm), .events = POLLIN },
 		{ .fd = console, .events = POLLIN },
 	};
-	size_t got = 0;
-	ssize_t n;
+	uint64_t elapsed;
+	int r;
 
-	if (write(sock, &msg, sizeof(msg)) != sizeof(msg))
-		die("write grant");
-	while (got < sizeof(msg)) {
+	if (vmp_grant(vm, grant_us))
+		die_vmp("grant");
+	for (;;) {
 		/* a console file is always readable: read it after the report */
 		if (poll(p, opt.console_file ? 1 : 2, -1) < 0 && errno != EINTR)
 			die("poll");
 		if (!opt.console_file && p[1].revents)
 			drain(&console_lines);
 		if (p[0].revents) {
-			n = read(sock, (char *)&msg + got, sizeof(msg) - got);
-			if (n <= 0) {
-				errno = n ? errno : EPIPE;
-				die("read report (did vmpace or the VMM exit?)");
-			}
-			got += n;
+			/* what is there: a report, or part of one (-ETIMEDOUT) */
+			r = vmp_await(vm, &elapsed, 0);
+			if (!r)
+				return elapsed;
+			if (r != -ETIMEDOUT)
+				die_vmp("report (did vmpace or the VMM exit?)");
 		}
 	}
-	return ntohl(msg);
 }
 
 static void stall(void)
@@ -271,11 +283,14 @@ int main(int argc, char **argv)
 		{ NULL }
 	};
 	uint64_t quanta = 0, elapsed, end_sim, boot_limit_us = 120000000;
-	int sv[2], pipefd[2], c, status;
+	int sv[2], pipefd[2], c, status, i = 0;
+	static char chardev[256];
+	char **args;
 	double guest_s, sim_s, host_s;
 	bool ok;
 
 	clock_bounds_init(&bounds);
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* progress, also into a file */
 
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		switch (c) {
@@ -323,44 +338,54 @@ int main(int argc, char **argv)
 		die(opt.clock_fifo);
 	clock_lines.fd = clockfd;
 
-	/* adevs' way: no close-on-exec, and the child inherits both ends */
-	if (socketpair(AF_UNIX, SOCK_STREAM | (opt.qemu_wrapper ? 0 : SOCK_CLOEXEC), 0, sv) ||
-	    pipe2(pipefd, O_CLOEXEC))
-		die("socketpair");
+	if (pipe2(pipefd, O_CLOEXEC))
+		die("pipe2");
+	snprintf(chardev, sizeof(chardev), "file,id=vmpace-clock,path=%s", opt.clock_fifo);
+	args = calloc(argc - optind + 10 + opt.nr_vmpace_opts, sizeof(char *));
+	if (!args)
+		die("calloc");
 	clock_gettime(CLOCK_MONOTONIC, &host0);
 
-	child = fork();
-	if (child < 0)
-		die("fork");
-	if (!child) {
-		/* As adevs forks QEMU: the socket on fd 3, the console to us. */
-		char **args = calloc(argc - optind + 10 + opt.nr_vmpace_opts, sizeof(char *));
-		static char chardev[256];
-		int i = 0;
+	if (opt.qemu_wrapper) {
+		/*
+		 * adevs' way with a QEMU patched for -external_sim: a
+		 * socketpair without close-on-exec, fork, both ends inherited
+		 * (adevs keeps the child's end open too: vmpace must not care).
+		 */
+		static char sock_opt[32];
 
-		if (!opt.attach)
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+			die("socketpair");
+		args[i++] = (char *)opt.qemu_wrapper;
+		memcpy(&args[i], &argv[optind + 1], (argc - optind - 1) * sizeof(char *));
+		i += argc - optind - 1;
+		args[i++] = "-chardev";
+		args[i++] = chardev;
+		args[i++] = "-device";
+		args[i++] = "isa-debugcon,iobase=0xe9,chardev=vmpace-clock";
+		snprintf(sock_opt, sizeof(sock_opt), "sock=%d", sv[1]);
+		args[i++] = "-external_sim";
+		args[i++] = sock_opt;
+		child = fork();
+		if (child < 0)
+			die("fork");
+		if (!child) {
 			dup2(pipefd[1], 1);
-		snprintf(chardev, sizeof(chardev), "file,id=vmpace-clock,path=%s",
-			 opt.clock_fifo);
-		if (opt.qemu_wrapper) {
-			static char sock_opt[32];
-
-			args[i++] = (char *)opt.qemu_wrapper;
-			memcpy(&args[i], &argv[optind + 1], (argc - optind - 1) * sizeof(char *));
-			i += argc - optind - 1;
-			args[i++] = "-chardev";
-			args[i++] = chardev;
-			args[i++] = "-device";
-			args[i++] = "isa-debugcon,iobase=0xe9,chardev=vmpace-clock";
-			snprintf(sock_opt, sizeof(sock_opt), "sock=%d", sv[1]);
-			args[i++] = "-external_sim";
-			args[i++] = sock_opt;
 			execvp(opt.qemu_wrapper, args);
 			fprintf(stderr, "refsim: cannot run %s: %s\n", opt.qemu_wrapper,
 				strerror(errno));
 			_exit(127);
 		}
-		dup2(sv[1], 3);
+		if (vmp_from_fd(&vm, VMP_PROTO_US32, sv[0]))
+			die_vmp("socket");
+	} else {
+		/* vmpace with its end of a socketpair on fd 3, the console to us */
+		struct vmp_spawn_attr attr = {
+			.sync_fd = 3,
+			.flags = opt.attach ? 0 : VMP_SPAWN_STDOUT,
+			.stdout_fd = pipefd[1],
+		};
+
 		args[i++] = (char *)opt.vmpace;
 		if (opt.attach) {
 			args[i++] = "--pid";
@@ -381,15 +406,11 @@ int main(int argc, char **argv)
 			args[i++] = "-device";
 			args[i++] = "isa-debugcon,iobase=0xe9,chardev=vmpace-clock";
 		}
-		execvp(opt.vmpace, args);
-		fprintf(stderr, "refsim: cannot run %s: %s\n", opt.vmpace, strerror(errno));
-		_exit(127);
+		if (vmp_spawn(&vm, VMP_PROTO_US32, (const char *const *)args, &attr))
+			die_vmp("vmpace");
+		child = vmp_pid(vm);
 	}
-	/* adevs keeps the child's end open as well: vmpace must not care */
-	if (!opt.qemu_wrapper)
-		close(sv[1]);
 	close(pipefd[1]);
-	sock = sv[0];
 	console = pipefd[0];
 	if (opt.console_file) {
 		close(console);
@@ -399,7 +420,6 @@ int main(int argc, char **argv)
 	}
 	fcntl(console, F_SETFL, O_NONBLOCK);
 	console_lines.fd = console;
-	signal(SIGPIPE, SIG_IGN);
 
 	/* Boot in large quanta until the guest says it is up. */
 	while (!ready) {
@@ -436,16 +456,17 @@ int main(int argc, char **argv)
 		stall();
 	}
 
-	if (opt.close_mid_quantum) {
-		uint32_t msg = htonl(opt.quantum_us);
-
-		if (write(sock, &msg, sizeof(msg)) != sizeof(msg))
-			die("write grant");
-	}
+	if (opt.close_mid_quantum && vmp_grant(vm, opt.quantum_us))
+		die_vmp("grant");
 	/* Closing the socket ends the session: vmpace terminates the VMM. */
-	close(sock);
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
+	if (opt.qemu_wrapper) {
+		vmp_close(vm, 0, NULL);
+		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+			;
+	} else if (vmp_close(vm, -1, &status)) {
+		die_vmp("end of the session");
+	}
+	vmp_free(vm);
 	drain(&console_lines);
 	if (unlink(opt.clock_fifo) == 0 && !opt.attach)
 		rmdir(dirname((char *)opt.clock_fifo));

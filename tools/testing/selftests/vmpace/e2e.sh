@@ -8,7 +8,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:?}
 vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-deb)
-refsim=$BUILD/vmpace/refsim
+refsim=${REFSIM:-$BUILD/vmpace/refsim}	# REFSIM: one built against the installed libvmpace
 simclient=$BUILD/vmpace/simclient
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
@@ -157,6 +157,33 @@ wrapper_lockstep() {
 	check "vmpace ended the session cleanly" grep -q 'vmpace_status=0' "$out"
 }
 
+# libvmpace with the real vmpace: the VMM dies in the middle of a session;
+# refsim (vmp_await) must end with libvmpace's account of it: vmpace's exit
+# status and what it means.
+refsim_vmm_dies() {
+	local out=/tmp/refsim-dies.out qp rc i
+	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1)
+	"$refsim" --vmpace "$vmpace" --quantum-us 10000 --sim-ms 600000 --stall-us 1000 \
+		-- "${qemu[@]}" > "$out" 2>&1 &
+	local sim_pid=$!
+	# the guest is up (refsim said so) before QEMU is killed
+	for ((i = 0; i < 1200; i++)); do
+		grep -q 'refsim: guest up' "$out" && break
+		kill -0 "$sim_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	check "the guest came up under refsim" grep -q 'refsim: guest up' "$out"
+	# refsim -> vmpace run -> QEMU
+	qp=$(pgrep -P "$(pgrep -P "$sim_pid" | head -n 1)" | head -n 1)
+	check "QEMU found (pid $qp, $(cat /proc/"$qp"/comm 2>/dev/null)) and killed" \
+		kill -KILL "$qp"
+	wait "$sim_pid"; rc=$?
+	tail -n 3 "$out"
+	check "refsim ended with status 2 (error) (got $rc)" test "$rc" = 2
+	check "libvmpace named vmpace's exit status and its meaning" \
+		grep -qE 'refsim: (grant|report).*vmpace \(pid [0-9]+\) exited with status 8 \(the VMM exited\)' "$out"
+}
+
 sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log
 	local sc=$1; shift
 	local log=/tmp/vmpace-$sc.log
@@ -211,6 +238,7 @@ stopcont)
 		-chardev file,id=clk,path=/tmp/stopcont.clock \
 		-device isa-debugcon,iobase=0xe9,chardev=clk || fail=1 ;;
 lockstep-1vcpu) lockstep 1 ;;
+refsim-vmm-dies) refsim_vmm_dies ;;
 lockstep-2vcpu) lockstep 2 ;;
 proto-adevs|proto-partial|proto-huge-close|proto-truncated|proto-release)
 	"$simclient" --vmpace "$vmpace" "${1#proto-}" -- "${bios_vmm[@]}" || fail=1 ;;

@@ -1,12 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Host-side tests of vmpace (no KVM needed): protocol unit tests, and the
-# protocol decoder under libFuzzer for a bounded time (FUZZ_SECONDS, 20).
+# Host-side tests of vmpace (no KVM needed): protocol unit tests, the
+# protocol decoder under libFuzzer for a bounded time (FUZZ_SECONDS, 20),
+# libvmpace's unit tests, and libvmpace as a user gets it (installed, its
+# man page's example built with pkg-config, only vmp_* exported).
 # Prints TAP.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../../vmpace" && pwd)
+doc=$(cd "$here/../../../../Documentation" && pwd)
 out=${BUILD:?}/vmpace-host
 mkdir -p "$out"
 n=0
@@ -34,5 +37,48 @@ if clang -g -O1 -fsanitize=fuzzer,address,undefined -I"$src" -o "$out/proto_fuzz
 	fi
 else
 	sed 's/^/# /' "$out/fuzz-build.log"; tap "not ok" "vmpace protocol fuzzer build (clang)"
+fi
+# libvmpace against a scripted peer (itself, spawned by the library)
+if gcc -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -I"$src/lib" -I"$src" \
+	-o "$out/libvmpace_test" "$here/host/libvmpace_test.c" "$src/lib/libvmpace.c" \
+	"$src/proto.c" 2>"$out/lib-build.log"; then
+	"$out/libvmpace_test" > "$out/libvmpace_test.tap" 2>&1
+	rc=$?
+	sed 's/^/# /' "$out/libvmpace_test.tap"
+	[ $rc -eq 0 ] && tap ok "libvmpace unit tests (ASan+UBSan)" ||
+		tap "not ok" "libvmpace unit tests (ASan+UBSan)"
+else
+	sed 's/^/# /' "$out/lib-build.log"; tap "not ok" "libvmpace unit tests build"
+fi
+
+# Installed as a package would: the man page's example, built with pkg-config
+# against the shared and the static library; the ABI is the vmp_* calls.
+stage=$out/stage
+rm -rf "$stage" "$out/lib"
+mkdir -p "$out/lib"
+if make -s -C "$src/lib" OUTPUT="$out/lib/" DESTDIR="$stage" prefix=/usr \
+	libdir=/usr/lib/x86_64-linux-gnu install > "$out/lib-install.log" 2>&1; then
+	sed -n '/^\.SH EXAMPLE/,/^\.SH NOTES/p' "$doc/libvmpace.3" |
+		sed -n '/^#include/,/^}/p' | sed 's/\\-/-/g; s/\\e/\\/g' > "$out/example.c"
+	export PKG_CONFIG_SYSROOT_DIR=$stage PKG_CONFIG_LIBDIR=$stage/usr/lib/x86_64-linux-gnu/pkgconfig
+	cf=$(pkg-config --cflags libvmpace) && lf=$(pkg-config --libs libvmpace) &&
+	gcc -Wall -Wextra -Werror $cf -o "$out/example" "$out/example.c" $lf \
+		> "$out/example.log" 2>&1 &&
+	gcc -Wall -Wextra -Werror $cf -o "$out/example-static" "$out/example.c" \
+		$(echo "$lf" | sed 's/-lvmpace/-Wl,-Bstatic -lvmpace -Wl,-Bdynamic/') \
+		>> "$out/example.log" 2>&1 &&
+	LD_LIBRARY_PATH=$stage/usr/lib/x86_64-linux-gnu ldd "$out/example" | grep -q 'libvmpace.so.0 => /' &&
+	! ldd "$out/example-static" | grep -q libvmpace &&
+	! nm "$out/example-static" | grep -q ' T vp_decode$' &&
+	[ -z "$(nm -D --defined-only "$stage/usr/lib/x86_64-linux-gnu/libvmpace.so.0" |
+		awk '$2 == "T" && $3 !~ /^vmp_/')" ] &&
+	[ -f "$stage/usr/share/man/man3/libvmpace.3" ] && [ -f "$stage/usr/include/libvmpace.h" ]
+	rc=$?
+	unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
+	[ $rc -eq 0 ] || sed 's/^/# /' "$out/example.log"
+	[ $rc -eq 0 ] && tap ok "libvmpace installed: the man page example builds (pkg-config, shared and static), only vmp_* exported" ||
+		tap "not ok" "libvmpace installed: the man page example builds (pkg-config, shared and static), only vmp_* exported"
+else
+	sed 's/^/# /' "$out/lib-install.log"; tap "not ok" "libvmpace install"
 fi
 echo "1..$n"

@@ -20,6 +20,7 @@ for t in first adevs-fork adevs-kill wrapper zero-step half-close half-close-ear
 line wrapper-lockstep 300
 line stopcont 300
 line lockstep-1vcpu 300
+line refsim-vmm-dies 180
 line lockstep-2vcpu 300
 line monitor 300
 # Unloads and reloads KVM: keep it last.

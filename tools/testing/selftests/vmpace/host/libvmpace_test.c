@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Host tests of libvmpace (no KVM needed), built with ASan and UBSan.
+ *
+ * The library talks to vmpace; vmpace needs a kernel with KVM pacing, so
+ * here the other end is this program run again as a scripted peer
+ * ("libvmpace_test peer MODE"), spawned by vmp_spawn() itself: it reads
+ * grants on its sync fd and answers, misbehaves or dies as MODE says.  The
+ * real vmpace is the peer in the end-to-end tests (refsim, in the test VM).
+ * Prints TAP.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libvmpace.h"
+
+static int nr, failed;
+static char self[4096];
+
+static void ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s %d - ", cond ? "ok" : "not ok", ++nr);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	failed += !cond;
+}
+
+static void fatal(const char *what)
+{
+	ok(false, "%s: %s", what, strerror(errno));
+}
+
+/* ---- the scripted peer ---- */
+
+static volatile sig_atomic_t poked;
+
+static void on_usr1(int sig __attribute__((unused)))
+{
+	poked = 1;
+}
+
+static void wait_poke(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	while (!poked)
+		sigsuspend(&none);
+	poked = 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += n;
+	}
+	return 1;
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(20);
+		done += n;
+	}
+}
+
+/* Only fds 0-2 and @fd may be sockets the library left open in the child. */
+static bool no_leaked_sockets(int fd)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	bool clean = true;
+
+	if (!d)
+		return false;
+	while ((e = readdir(d))) {
+		int n = atoi(e->d_name);
+		struct stat st;
+
+		if (e->d_name[0] == '.' || n == dirfd(d) || n == fd || n < 3)
+			continue;
+		if (!fstat(n, &st) && S_ISSOCK(st.st_mode))
+			clean = false;
+	}
+	closedir(d);
+	return clean;
+}
+
+/*
+ * Modes: echo32/echo64 (answer grant + 1 unit), bytewise (one byte per
+ * write), exit8 (die with vmpace's "VMM exited" status at the first grant),
+ * half (two bytes of a report, then exit 7), short (report grant - 1),
+ * poke (wait for SIGUSR1 before answering), halfpoke (two bytes, SIGUSR1,
+ * the rest), twice (two reports for one grant), linger (ignore EOF and
+ * SIGTERM, never exit), exit0 (exit at once), hello (a line on stdout).
+ */
+static int peer(const char *mode, int fd)
+{
+	uint8_t g[8], r[8];
+	size_t size = strcmp(mode, "echo64") ? 4 : 8;
+	uint64_t v;
+	size_t i;
+	int rc;
+
+	signal(SIGUSR1, on_usr1);
+	if (!no_leaked_sockets(fd))
+		return 30;
+	if (!strcmp(mode, "exit0"))
+		return 0;
+	if (!strcmp(mode, "hello")) {
+		printf("hello from fd %d\n", fd);
+		return 0;
+	}
+	if (!strcmp(mode, "linger")) {
+		signal(SIGTERM, SIG_IGN);
+		for (;;)
+			pause();
+	}
+	for (;;) {
+		rc = read_all(fd, g, size);
+		if (rc == 0)
+			return 0;	/* the simulator closed: session over */
+		if (rc < 0)
+			return 21;
+		if (!strcmp(mode, "exit8"))
+			return 8;
+		for (v = 0, i = 0; i < size; i++)
+			v = v << 8 | g[i];
+		v = !strcmp(mode, "short") ? v - 1 : v + 1;
+		for (i = 0; i < size; i++)
+			r[i] = v >> (8 * (size - 1 - i));
+		if (!strcmp(mode, "half")) {
+			write_all(fd, r, 2);
+			return 7;
+		}
+		if (!strcmp(mode, "poke"))
+			wait_poke();
+		if (!strcmp(mode, "twice")) {
+			/* one write: the duplicate is there with the report */
+			uint8_t rr[16];
+
+			memcpy(rr, r, size);
+			memcpy(rr + size, r, size);
+			write_all(fd, rr, 2 * size);
+		} else if (!strcmp(mode, "halfpoke")) {
+			write_all(fd, r, 2);
+			wait_poke();
+			write_all(fd, r + 2, size - 2);
+		} else if (!strcmp(mode, "bytewise")) {
+			for (i = 0; i < size; i++)
+				write_all(fd, r + i, 1);
+		} else {
+			write_all(fd, r, size);
+		}
+	}
+}
+
+/* ---- the tests ---- */
+
+static struct vmp *spawn(const char *mode, enum vmp_proto proto, int fd)
+{
+	char fdarg[16];
+	const char *argv[] = { self, "peer", mode, fdarg, NULL };
+	struct vmp *v;
+	int r;
+
+	snprintf(fdarg, sizeof(fdarg), "%d", fd);
+	struct vmp_spawn_attr attr = { .sync_fd = fd == 3 ? 0 : fd };
+
+	r = vmp_spawn(&v, proto, argv, &attr);
+	if (r)
+		ok(false, "spawn peer %s: %s", mode, vmp_errmsg(v));
+	return v;
+}
+
+static void test_echo(void)
+{
+	struct vmp *v = spawn("echo32", VMP_PROTO_US32, 3);
+	uint64_t e = 0, sum = 0;
+	int r = 0, st, i;
+
+	for (i = 0; i < 100 && !r; i++) {
+		r = vmp_quantum(v, 1000 + i, &e, 5000);
+		sum += e;
+	}
+	ok(!r && sum == 100 * 1000 + 99 * 100 / 2 + 100,
+	   "us32: 100 quanta, every report as the peer sent it (sum %llu) %s",
+	   (unsigned long long)sum, r ? vmp_errmsg(v) : "");
+	ok(vmp_unit_ns(v) == 1000 && vmp_pid(v) > 0 && vmp_fd(v) >= 0,
+	   "us32: unit 1000 ns, a child pid and a fd");
+	r = vmp_grant(v, 1ull << 32);
+	ok(r == -ERANGE && strstr(vmp_errmsg(v), "32 bits"),
+	   "us32: a grant of 2^32 us is -ERANGE (%s)", vmp_errmsg(v));
+	r = vmp_quantum(v, UINT32_MAX - 1, &e, 5000);
+	ok(!r && e == UINT32_MAX, "us32: the session goes on after -ERANGE; grant 2^32-2 -> %llu",
+	   (unsigned long long)e);
+	r = vmp_await(v, &e, 0);
+	ok(r == -EALREADY, "vmp_await without a grant is -EALREADY");
+	r = vmp_grant(v, 5);
+	ok(!r && vmp_grant(v, 5) == -EBUSY, "a second grant before the report is -EBUSY");
+	r = vmp_await(v, &e, 5000);
+	ok(!r && e == 6, "the first grant's report is still read (%llu)", (unsigned long long)e);
+	r = vmp_close(v, 5000, &st);
+	ok(!r && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	   strstr(vmp_errmsg(v), "exited with status 0"),
+	   "close: the peer sees end of file and exits 0 (%s)", vmp_errmsg(v));
+	ok(!vmp_close(v, 0, &st) && vmp_grant(v, 1) == -EBADF && vmp_fd(v) == -1,
+	   "close is idempotent; a closed session refuses grants (-EBADF)");
+	vmp_free(v);
+}
+
+static void test_stdout(void)
+{
+	const char *argv[] = { self, "peer", "hello", "9", NULL };
+	struct vmp_spawn_attr attr = { .sync_fd = 9, .flags = VMP_SPAWN_STDOUT };
+	char buf[64] = "";
+	struct vmp *v;
+	int p[2], r, st;
+	ssize_t n = 0;
+
+	if (pipe2(p, O_CLOEXEC))
+		return fatal("pipe2");
+	attr.stdout_fd = p[1];
+	r = vmp_spawn(&v, VMP_PROTO_US32, argv, &attr);
+	close(p[1]);
+	if (!r)
+		n = read_all(p[0], buf, 16);
+	close(p[0]);
+	r = r ? r : vmp_close(v, 5000, &st);
+	ok(!r && n == 1 && !strncmp(buf, "hello from fd 9\n", 16) && WIFEXITED(st) &&
+	   !WEXITSTATUS(st), "VMP_SPAWN_STDOUT: the child's stdout is our pipe, sync fd 9 (%s)",
+	   vmp_errmsg(v));
+	vmp_free(v);
+}
+
+static void test_ns64_bytewise(void)
+{
+	struct vmp *v = spawn("echo64", VMP_PROTO_NS64, 7);
+	uint64_t e = 0;
+	int r;
+
+	r = vmp_quantum(v, 5000000000ull, &e, 5000);
+	ok(!r && e == 5000000001ull && vmp_unit_ns(v) == 1,
+	   "ns64 on child fd 7: a grant of 5 s in ns -> %llu", (unsigned long long)e);
+	r = vmp_quantum(v, UINT64_MAX - 1, &e, 5000);
+	ok(!r && e == UINT64_MAX, "ns64: grant 2^64-2 -> 2^64-1");
+	vmp_free(v);
+
+	v = spawn("bytewise", VMP_PROTO_US32, 3);
+	r = vmp_quantum(v, 0x01020304, &e, 5000);
+	ok(!r && e == 0x01020305, "a report arriving one byte per write is assembled (%#llx)",
+	   (unsigned long long)e);
+	vmp_free(v);
+}
+
+static void test_dead_peers(void)
+{
+	struct vmp *v = spawn("exit8", VMP_PROTO_US32, 3);
+	uint64_t e;
+	int r, st;
+
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "status 8 (the VMM exited)"),
+	   "peer exits 8 at a grant: -EPIPE, the message names its status (%s)",
+	   vmp_errmsg(v));
+	ok(vmp_grant(v, 1000) == -EPIPE, "a session that ended refuses further grants (-EPIPE)");
+	r = vmp_close(v, 5000, &st);
+	ok(!r && WIFEXITED(st) && WEXITSTATUS(st) == 8, "close returns its wait status");
+	vmp_free(v);
+
+	v = spawn("half", VMP_PROTO_US32, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "middle of a report") &&
+	   strstr(vmp_errmsg(v), "status 7"),
+	   "peer dies after half a report: -EPIPE (%s)", vmp_errmsg(v));
+	vmp_free(v);
+
+	/* SIGPIPE keeps its default action here: the library must not raise it */
+	signal(SIGPIPE, SIG_DFL);
+	v = spawn("exit0", VMP_PROTO_US32, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	if (!r)
+		r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPIPE, "peer gone before the grant: -EPIPE, no SIGPIPE (%s)", vmp_errmsg(v));
+	vmp_free(v);
+}
+
+static void test_bad_reports(void)
+{
+	struct vmp *v = spawn("short", VMP_PROTO_US32, 3);
+	uint64_t e;
+	int r;
+
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "reported 999 for a grant of 1000"),
+	   "a report smaller than its grant: -EPROTO (%s)", vmp_errmsg(v));
+	vmp_free(v);
+
+	v = spawn("twice", VMP_PROTO_US32, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(!r && e == 1001, "twice: the first report is read");
+	r = vmp_grant(v, 1000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "without a grant"),
+	   "bytes without a grant are a protocol error at the next grant (%s)",
+	   vmp_errmsg(v));
+	vmp_free(v);
+}
+
+static struct vmp *alarm_target;
+
+static void on_alarm(int sig __attribute__((unused)))
+{
+	kill(vmp_pid(alarm_target), SIGUSR1);
+}
+
+static void test_timeouts_and_signals(void)
+{
+	struct vmp *v = spawn("halfpoke", VMP_PROTO_US32, 3);
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct itimerval it = { .it_value = { 0, 50000 } };
+	uint64_t e = 0;
+	int r, st;
+
+	r = vmp_quantum(v, 0x11223344, &e, 100);
+	ok(r == -ETIMEDOUT, "half a report within the timeout: -ETIMEDOUT (%s)", vmp_errmsg(v));
+	kill(vmp_pid(v), SIGUSR1);
+	r = vmp_await(v, &e, 5000);
+	ok(!r && e == 0x11223345, "after -ETIMEDOUT the rest of the report completes it (%#llx)",
+	   (unsigned long long)e);
+	vmp_free(v);
+
+	/* a signal handler runs while vmp_await waits: EINTR is not an error */
+	v = spawn("poke", VMP_PROTO_US32, 3);
+	alarm_target = v;
+	sigaction(SIGALRM, &sa, NULL);
+	r = vmp_grant(v, 42);
+	setitimer(ITIMER_REAL, &it, NULL);
+	if (!r)
+		r = vmp_await(v, &e, -1);
+	ok(!r && e == 43, "SIGALRM (no SA_RESTART) during vmp_await: report read (%s)",
+	   r ? vmp_errmsg(v) : "ok");
+	vmp_free(v);
+
+	v = spawn("linger", VMP_PROTO_US32, 3);
+	r = vmp_close(v, 200, &st);
+	ok(r == -ETIMEDOUT && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+	   strstr(vmp_errmsg(v), "did not exit within 200 ms"),
+	   "a child that does not exit after close: killed after the timeout (%s)",
+	   vmp_errmsg(v));
+	vmp_free(v);
+}
+
+static void test_bad_arguments(void)
+{
+	const char *argv[] = { "/nonexistent/vmpace", "run", NULL };
+	const char *none[] = { NULL };
+	struct vmp *v;
+	int fds[2], r;
+
+	r = vmp_spawn(&v, VMP_PROTO_US32, argv, NULL);
+	ok(r == -ENOENT && strstr(vmp_errmsg(v), "cannot run /nonexistent/vmpace"),
+	   "spawn of a missing program: -ENOENT (%s)", vmp_errmsg(v));
+	ok(vmp_grant(v, 1) == -EBADF, "a session that never started refuses grants");
+	vmp_free(v);
+	r = vmp_spawn(&v, VMP_PROTO_US32, none, NULL);
+	ok(r == -EINVAL, "spawn with an empty argv: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_spawn(&v, VMP_PROTO_US32, argv, &(struct vmp_spawn_attr){ .sync_fd = 2 });
+	ok(r == -EINVAL && strstr(vmp_errmsg(v), "3 or more"),
+	   "spawn onto fd 2: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_spawn(&v, (enum vmp_proto)7, argv, NULL);
+	ok(r == -EINVAL, "an unknown protocol: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_spawn(&v, VMP_PROTO_US32, argv, &(struct vmp_spawn_attr){ .flags = 0x80 });
+	ok(r == -EINVAL && strstr(vmp_errmsg(v), "unknown flags"),
+	   "spawn with unknown flags: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+
+	if (pipe(fds))
+		return;
+	r = vmp_from_fd(&v, VMP_PROTO_US32, fds[0]);
+	ok(r == -ENOTSOCK, "from_fd of a pipe: -ENOTSOCK (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	close(fds[0]);
+	close(fds[1]);
+	r = vmp_from_fd(&v, VMP_PROTO_US32, 1000);
+	ok(r == -EBADF, "from_fd of a closed fd: -EBADF (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds))
+		return;
+	r = vmp_from_fd(&v, VMP_PROTO_US32, fds[0]);
+	ok(r == -EPROTOTYPE, "from_fd of a datagram socket: -EPROTOTYPE (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	close(fds[0]);
+	close(fds[1]);
+
+	r = vmp_connect(&v, VMP_PROTO_US32, "vsock:1:2", 0);
+	ok(r == -EINVAL, "connect to an unknown address kind: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_connect(&v, VMP_PROTO_US32, "tcp:localhost", 0);
+	ok(r == -EINVAL, "tcp without a port: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+}
+
+/* A one-connection "vmpace --listen" of our own: accept, echo one quantum. */
+static void serve_one(int lfd)
+{
+	uint8_t g[4];
+	uint32_t x;
+	int c = accept(lfd, NULL, NULL);
+
+	if (c < 0 || read_all(c, g, 4) != 1)
+		_exit(1);
+	memcpy(&x, g, 4);
+	x = htonl(ntohl(x) + 1);
+	write_all(c, &x, 4);
+	_exit(read_all(c, g, 4) == 0 ? 0 : 2);
+}
+
+static void test_connect(void)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(in);
+	char addr[160];
+	struct timespec t0, t1;
+	struct vmp *v;
+	uint64_t e = 0;
+	pid_t pid;
+	int lfd, r, st;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/libvmpace_test.%d", (int)getpid());
+	snprintf(addr, sizeof(addr), "unix:%s", a.sun_path);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = vmp_connect(&v, VMP_PROTO_US32, addr, 150);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ok(r == -ENOENT && (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 150,
+	   "connect to a socket nobody listens on: retried for the timeout, then -ENOENT (%s)",
+	   vmp_errmsg(v));
+	vmp_free(v);
+
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1))
+		return fatal("unix listener");
+	pid = fork();
+	if (!pid)
+		serve_one(lfd);
+	close(lfd);
+	r = vmp_connect(&v, VMP_PROTO_US32, addr, 5000);
+	if (!r)
+		r = vmp_quantum(v, 77, &e, 5000);
+	vmp_close(v, 0, NULL);
+	waitpid(pid, &st, 0);
+	ok(!r && e == 78 && WIFEXITED(st) && !WEXITSTATUS(st),
+	   "unix: connect, a quantum, close (the listener saw end of file) %s",
+	   r ? vmp_errmsg(v) : "");
+	vmp_free(v);
+	unlink(a.sun_path);
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&in, sizeof(in)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&in, &len))
+		return fatal("tcp listener");
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", ntohs(in.sin_port));
+	pid = fork();
+	if (!pid)
+		serve_one(lfd);
+	close(lfd);
+	r = vmp_connect(&v, VMP_PROTO_US32, addr, 5000);
+	if (!r)
+		r = vmp_quantum(v, 99, &e, 5000);
+	vmp_close(v, 0, NULL);
+	waitpid(pid, &st, 0);
+	ok(!r && e == 100 && WIFEXITED(st) && !WEXITSTATUS(st),
+	   "tcp: connect, a quantum, close %s", r ? vmp_errmsg(v) : "");
+	vmp_free(v);
+}
+
+int main(int argc, char **argv)
+{
+	ssize_t n;
+
+	if (argc == 4 && !strcmp(argv[1], "peer"))
+		return peer(argv[2], atoi(argv[3]));
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return 2;
+	self[n] = '\0';
+	ok(!strcmp(vmp_exit_text(8), "the VMM exited") &&
+	   !strcmp(vmp_exit_text(99), "not an exit status of vmpace"),
+	   "vmp_exit_text names vmpace's exit codes");
+	test_echo();
+	test_ns64_bytewise();
+	test_stdout();
+	test_dead_peers();
+	test_bad_reports();
+	test_timeouts_and_signals();
+	test_bad_arguments();
+	test_connect();
+	printf("1..%d\n", nr);
+	return failed ? 1 : 0;
+}

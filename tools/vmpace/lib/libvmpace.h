@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libvmpace: the simulator's side of vmpace, in C.
+ *
+ * A simulator paces a KVM guest through vmpace(1) over a stream socket: it
+ * grants guest time, vmpace runs the guest for exactly that much guest time
+ * and reports the time that elapsed.  This library starts vmpace the way the
+ * adevs simulator starts a QEMU patched for -external_sim (fork, the socket
+ * on an inherited fd), or connects to a vmpace that listens, and speaks the
+ * protocol: partial transfers, EINTR and SIGPIPE are handled, every error is
+ * a negative errno with a message, and nothing here exits or aborts.
+ *
+ * See libvmpace(3).
+ */
+#ifndef LIBVMPACE_H
+#define LIBVMPACE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The wire format, as vmpace's --proto option names it. */
+enum vmp_proto {
+	VMP_PROTO_US32 = 0,	/* uint32 big-endian microseconds (the seed's) */
+	VMP_PROTO_NS64 = 1,	/* uint64 big-endian nanoseconds */
+};
+
+struct vmp;
+
+/*
+ * Constructors.  Each one stores a new session in *vp, also when it fails
+ * (then vmp_errmsg() says why; NULL only if memory ran out), and returns 0 or
+ * a negative errno.  Release it with vmp_free().
+ *
+ * vmp_spawn() starts argv[0] (searched in PATH) with argv, with the other
+ * end of a new socketpair on the child's file descriptor attr->sync_fd (3
+ * without attr), and nothing else of ours inherited.  The command line must
+ * tell vmpace that fd, for example
+ *   { "vmpace", "run", "--sync-fd", "3", "--", "qemu-system-x86_64", ..., NULL }
+ *   { "vmpace", "--pid", "1234", "--sync-fd", "3", NULL }
+ * attr may also give the child's standard output and error (for instance a
+ * pipe to read the guest's console from).
+ *
+ * vmp_connect() connects to a vmpace started with --listen:
+ * "unix:PATH" or "tcp:HOST:PORT".  vmpace may not listen yet: a refused
+ * connection is retried for up to @timeout_ms (-1: for ever, 0: once).
+ *
+ * vmp_from_fd() takes over @fd, a connected stream socket (for instance one
+ * the simulator accepted from a vmpace that connects to it, or one end of a
+ * socketpair whose other end the simulator gave a child itself); if it
+ * fails, @fd stays the caller's.
+ */
+struct vmp_spawn_attr {
+	int sync_fd;		/* the child's fd for the socket (>= 3); 0: 3 */
+	unsigned int flags;	/* VMP_SPAWN_* */
+	int stdout_fd;		/* with VMP_SPAWN_STDOUT: the child's stdout */
+	int stderr_fd;		/* with VMP_SPAWN_STDERR: the child's stderr */
+};
+#define VMP_SPAWN_STDOUT	0x1
+#define VMP_SPAWN_STDERR	0x2
+
+int vmp_spawn(struct vmp **vp, enum vmp_proto proto, const char *const argv[],
+	      const struct vmp_spawn_attr *attr);
+int vmp_connect(struct vmp **vp, enum vmp_proto proto, const char *addr,
+		int timeout_ms);
+int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd);
+
+/*
+ * One quantum: vmp_grant() sends a grant of @grant protocol units (us or ns)
+ * and returns once it is sent; vmp_await() waits up to @timeout_ms (-1: for
+ * ever) for the report and stores the guest time that elapsed, in the same
+ * units, in *elapsed.  vmp_quantum() does both.
+ *
+ * Errors: -EBUSY (a grant is outstanding: await it first), -ERANGE (the
+ * grant does not fit the protocol), -EALREADY (vmp_await without a grant),
+ * -ETIMEDOUT (no report yet: call vmp_await again, nothing is lost),
+ * -EPIPE (vmpace ended the session or died: the message says how, with its
+ * exit status if it is our child), -EPROTO (a report smaller than its
+ * grant), other errno values of the socket.  After an error other than
+ * -EBUSY, -ERANGE, -EALREADY and -ETIMEDOUT the session is over.
+ *
+ * A grant of 0 ends the session (vmpace's default, --zero-grant=end) or is a
+ * step of no guest time (--zero-grant=step).
+ */
+int vmp_grant(struct vmp *v, uint64_t grant);
+int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms);
+int vmp_quantum(struct vmp *v, uint64_t grant, uint64_t *elapsed, int timeout_ms);
+
+/*
+ * Ends the session: closes the socket (vmpace then ends its session, and by
+ * default the VMM), and for a spawned vmpace waits up to @timeout_ms (-1: for
+ * ever) for it to exit.  *status (may be NULL) receives its wait status, or
+ * -1 if it is not our child.  If it has not exited in time it is killed
+ * (SIGKILL) and reaped, and -ETIMEDOUT is returned.  Idempotent.
+ */
+int vmp_close(struct vmp *v, int timeout_ms, int *status);
+/*
+ * Frees the session; if it is still open, vmp_close() with a timeout of 15 s
+ * first (vmpace gives the VMM 10 s to end after SIGTERM, by default).
+ */
+void vmp_free(struct vmp *v);
+
+int vmp_fd(const struct vmp *v);		/* for poll(); -1 once closed */
+pid_t vmp_pid(const struct vmp *v);		/* the spawned child, or 0 */
+uint64_t vmp_unit_ns(const struct vmp *v);	/* 1000 or 1 */
+/* The last error, after vmp_close() how vmpace ended, or "". */
+const char *vmp_errmsg(const struct vmp *v);
+/* What vmpace's exit code @code means (vmpace(1) EXIT STATUS). */
+const char *vmp_exit_text(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
