@@ -5,12 +5,14 @@
  * Every call returns 0 or a negative errno and leaves a message in the
  * session; nothing here exits, aborts, or changes the process's signal
  * dispositions: SIGPIPE is avoided with MSG_NOSIGNAL, EINTR is retried with
- * the remaining timeout, and partial transfers are completed (a report cut by
- * a timeout is kept for the next vmp_await()).
+ * the time left, partial transfers are completed (a report cut by a timeout
+ * is kept for the next vmp_await()), and no call waits longer than its
+ * timeout.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,24 +36,21 @@
 
 #define API __attribute__((visibility("default")))
 
-/* how long to wait for a vmpace that closed the connection to exit */
-#define EXIT_GRACE_MS	2000
-/* vmp_free() of an open session: vmpace's own --kill-timeout is 10 s */
+/* vmp_free() of an open session: vmpace's --kill-timeout is 10 s */
 #define FREE_CLOSE_MS	15000
 /* pause between connection attempts while vmpace does not listen yet */
 #define RETRY_MS	20
 
 struct vmp {
 	int fd;
-	enum vmp_proto proto;
 	struct vp_decoder dec;
 	bool pending;		/* a grant was sent, its report not read */
 	bool over;		/* the session ended or broke */
 	uint64_t grant;
-	pid_t pid;		/* spawned child, 0 if none or reaped */
-	int pidfd;
-	int status;		/* its wait status once reaped */
+	pid_t pid;		/* spawned child, 0 if none */
+	int pidfd;		/* -1 if none or not supported */
 	bool reaped;
+	int status;		/* its wait status once reaped */
 	char err[512];
 };
 
@@ -67,26 +66,35 @@ static int fail(struct vmp *v, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->err, sizeof(v->err), fmt, ap);
 	va_end(ap);
-	return -err;
+	return err > 0 ? -err : -EIO;
 }
 
-static int64_t now_ms(void)
+static int64_t now_ns(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* What is left of @timeout_ms started at @start (-1: for ever). */
-static int remaining(int timeout_ms, int64_t start)
+/* The deadline of @timeout_ms from now; -1: none. */
+static int64_t deadline_of(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+/* Milliseconds to @deadline, rounded up (-1: no deadline, 0: past). */
+static int left_ms(int64_t deadline)
 {
 	int64_t left;
 
-	if (timeout_ms < 0)
+	if (deadline < 0)
 		return -1;
-	left = timeout_ms - (now_ms() - start);
-	return left > 0 ? (int)left : 0;
+	left = deadline - now_ns();
+	if (left <= 0)
+		return 0;
+	left = (left + 999999) / 1000000;
+	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
 static void pause_ms(int ms)
@@ -105,18 +113,16 @@ static struct vmp *vmp_new(enum vmp_proto proto)
 		return NULL;
 	v->fd = -1;
 	v->pidfd = -1;
-	v->proto = proto;
+	v->over = true;		/* until a constructor succeeds */
 	vp_decoder_init(&v->dec, proto == VMP_PROTO_NS64 ? VP_PROTO_NS64 : VP_PROTO_US32);
 	return v;
 }
 
 static int check_proto(struct vmp *v, enum vmp_proto proto)
 {
-	if (proto != VMP_PROTO_US32 && proto != VMP_PROTO_NS64) {
-		v->over = true;
+	if (proto != VMP_PROTO_US32 && proto != VMP_PROTO_NS64)
 		return fail(v, EINVAL, "unknown protocol %d (VMP_PROTO_US32 or VMP_PROTO_NS64)",
 			    (int)proto);
-	}
 	return 0;
 }
 
@@ -138,13 +144,14 @@ static void describe_status(int status, char *buf, size_t size)
 }
 
 /*
- * Reap the child within @timeout_ms (-1: for ever): 1 if it was reaped (or
- * had been), 0 if it is still running, negative errno on errors.
+ * Reap the child by @deadline: 1 if it was reaped (now or before), 0 if it
+ * is still running, negative errno on errors (-ECHILD: somebody else reaped
+ * it, or SIGCHLD is ignored).
  */
-static int reap(struct vmp *v, int timeout_ms)
+static int reap(struct vmp *v, int64_t deadline)
 {
-	int64_t start = now_ms();
 	pid_t r;
+	int left;
 
 	if (v->reaped)
 		return 1;
@@ -156,20 +163,19 @@ static int reap(struct vmp *v, int timeout_ms)
 			break;
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (r == 0) {
-			int left = remaining(timeout_ms, start);
+		if (r < 0)
+			continue;
+		left = left_ms(deadline);
+		if (!left)
+			return 0;
+		if (v->pidfd >= 0) {
+			struct pollfd p = { .fd = v->pidfd, .events = POLLIN };
 
-			if (!left)
-				return 0;
-			if (v->pidfd >= 0) {
-				struct pollfd p = { .fd = v->pidfd, .events = POLLIN };
-
-				if (poll(&p, 1, left) < 0 && errno != EINTR)
-					return -errno;
-			} else {
-				/* no pidfd (kernel < 5.3): look again shortly */
-				pause_ms(left < 0 || left > 10 ? 10 : left);
-			}
+			if (poll(&p, 1, left) < 0 && errno != EINTR)
+				return -errno;
+		} else {
+			/* no pidfd (kernel < 5.3): look again shortly */
+			pause_ms(left < 0 || left > 10 ? 10 : left);
 		}
 	}
 	v->reaped = true;
@@ -180,44 +186,83 @@ static int reap(struct vmp *v, int timeout_ms)
 	return 1;
 }
 
-/* The session is over because the connection is: say how, as far as known. */
-static int lost(struct vmp *v, int err, const char *what)
+/* SIGKILL the child, through its pidfd if there is one (no pid reuse). */
+static void kill_child(struct vmp *v)
+{
+	if (v->reaped || !v->pid)
+		return;
+	if (v->pidfd < 0 || syscall(SYS_pidfd_send_signal, v->pidfd, SIGKILL, NULL, 0))
+		kill(v->pid, SIGKILL);
+}
+
+/* What is known of how the child ended, for a message. */
+static void child_account(struct vmp *v, char *buf, size_t size)
 {
 	char how[128];
+	int r;
+
+	buf[0] = '\0';
+	if (!v->pid)
+		return;
+	r = reap(v, 0);
+	if (r == 1) {
+		describe_status(v->status, how, sizeof(how));
+		snprintf(buf, size, ": vmpace (pid %d) %s", (int)v->pid, how);
+	} else if (r == -ECHILD) {
+		snprintf(buf, size, " (vmpace, pid %d: its exit status was collected "
+			 "elsewhere: SIGCHLD ignored or another waitpid())", (int)v->pid);
+	} else {
+		snprintf(buf, size, " (vmpace, pid %d, has not exited yet: vmp_close() "
+			 "gives its exit status)", (int)v->pid);
+	}
+}
+
+/*
+ * The session is over because the connection is: say how, as far as known
+ * now (no waiting: vmp_close() waits for the child).
+ */
+static int lost(struct vmp *v, int err, const char *what)
+{
+	char acc[256];
 
 	v->over = true;
 	v->pending = false;
-	if (v->pid && reap(v, EXIT_GRACE_MS) == 1) {
-		describe_status(v->status, how, sizeof(how));
-		return fail(v, err, "%s: vmpace (pid %d) %s", what, (int)v->pid, how);
-	}
-	if (v->pid)
-		return fail(v, err, "%s (vmpace, pid %d, has not exited yet)", what, (int)v->pid);
-	return fail(v, err, "%s", what);
+	child_account(v, acc, sizeof(acc));
+	return fail(v, err, "%s%s", what, acc);
 }
 
-/* Move @fd to a number above @min, close-on-exec; -errno on errors. */
-static int fd_above(int fd, int min)
+/* A copy of @fd above @min, close-on-exec; -errno on errors. */
+static int dup_above(int fd, int min)
 {
-	int n;
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, min + 1);
 
-	if (fd > min)
-		return fd;
-	n = fcntl(fd, F_DUPFD_CLOEXEC, min + 1);
-	close(fd);
 	return n < 0 ? -errno : n;
+}
+
+static void close_all(int *fds, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
 }
 
 API int vmp_spawn(struct vmp **vp, enum vmp_proto proto, const char *const argv[],
 		  const struct vmp_spawn_attr *attr)
 {
-	int child_fd = attr && attr->sync_fd ? attr->sync_fd : 3;
-	unsigned int flags = attr ? attr->flags : 0;
+	static const struct vmp_spawn_attr none_attr;
+	const struct vmp_spawn_attr *a = attr ? attr : &none_attr;
+	int child_fd = a->sync_fd ? a->sync_fd : 3;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t sa;
 	struct vmp *v = vmp_new(proto);
-	sigset_t none, dfl;
-	int sv[2], r;
+	/* our end, the child's end, copies of the child's stdout and stderr */
+	int fds[4] = { -1, -1, -1, -1 }, sv[2], r;
+	sigset_t empty, all;
+	unsigned int i;
 	pid_t pid;
 
 	*vp = v;
@@ -225,74 +270,95 @@ API int vmp_spawn(struct vmp **vp, enum vmp_proto proto, const char *const argv[
 		return -ENOMEM;
 	if ((r = check_proto(v, proto)))
 		return r;
-	v->over = true;		/* until it started */
 	if (!argv || !argv[0])
 		return fail(v, EINVAL, "vmp_spawn: no command to run");
 	if (child_fd < 3)
 		return fail(v, EINVAL, "vmp_spawn: sync fd %d: it must be 3 or more "
 			    "(0 to 2 are the child's standard streams)", child_fd);
-	if (flags & ~(VMP_SPAWN_STDOUT | VMP_SPAWN_STDERR))
+	if (a->flags & ~(VMP_SPAWN_STDOUT | VMP_SPAWN_STDERR))
 		return fail(v, EINVAL, "vmp_spawn: unknown flags %#x",
-			    flags & ~(VMP_SPAWN_STDOUT | VMP_SPAWN_STDERR));
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return fail(v, errno, "socketpair: %s", strerror(errno));
-	/* neither end may sit on child_fd: dup2 to itself keeps close-on-exec */
-	sv[0] = fd_above(sv[0], child_fd);
-	sv[1] = fd_above(sv[1], child_fd);
-	if (sv[0] < 0 || sv[1] < 0) {
-		r = sv[0] < 0 ? sv[0] : sv[1];
-		if (sv[0] >= 0)
-			close(sv[0]);
-		if (sv[1] >= 0)
-			close(sv[1]);
-		return fail(v, -r, "fcntl(F_DUPFD_CLOEXEC): %s", strerror(-r));
+			    a->flags & ~(VMP_SPAWN_STDOUT | VMP_SPAWN_STDERR));
+	for (i = 0; i < sizeof(a->reserved) / sizeof(a->reserved[0]); i++)
+		if (a->reserved[i])
+			return fail(v, EINVAL, "vmp_spawn: reserved fields must be zero");
+
+	/*
+	 * The child's end and its stdio sources go above child_fd first, so
+	 * that no dup2() of the child overwrites another's source.
+	 */
+	if ((a->flags & VMP_SPAWN_STDOUT) && (fds[2] = dup_above(a->stdout_fd, child_fd)) < 0)
+		return fail(v, -fds[2], "vmp_spawn: stdout_fd %d: %s", a->stdout_fd,
+			    strerror(-fds[2]));
+	if ((a->flags & VMP_SPAWN_STDERR) && (fds[3] = dup_above(a->stderr_fd, child_fd)) < 0) {
+		r = -fds[3];
+		close_all(fds, 4);
+		return fail(v, r, "vmp_spawn: stderr_fd %d: %s", a->stderr_fd, strerror(r));
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		r = errno;
+		close_all(fds, 4);
+		return fail(v, r, "socketpair: %s", strerror(r));
+	}
+	fds[0] = sv[0];
+	if (sv[1] > child_fd) {
+		fds[1] = sv[1];
+	} else {
+		fds[1] = dup_above(sv[1], child_fd);
+		close(sv[1]);
+		if (fds[1] < 0) {
+			r = -fds[1];
+			close_all(fds, 4);
+			return fail(v, r, "vmp_spawn: sync fd %d: %s", child_fd, strerror(r));
+		}
 	}
 
-	/* the child's end on child_fd, our end not at all; default SIGPIPE */
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
+	/* the child: every signal at its default action, none blocked */
+	sigemptyset(&empty);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
 	if ((r = posix_spawn_file_actions_init(&fa)))
 		goto out_close;
 	if ((r = posix_spawnattr_init(&sa))) {
 		posix_spawn_file_actions_destroy(&fa);
 		goto out_close;
 	}
-	r = posix_spawn_file_actions_adddup2(&fa, sv[1], child_fd);
-	if (!r && (flags & VMP_SPAWN_STDOUT))
-		r = posix_spawn_file_actions_adddup2(&fa, attr->stdout_fd, 1);
-	if (!r && (flags & VMP_SPAWN_STDERR))
-		r = posix_spawn_file_actions_adddup2(&fa, attr->stderr_fd, 2);
+	r = posix_spawn_file_actions_adddup2(&fa, fds[1], child_fd);
+	if (!r && fds[2] >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, fds[2], 1);
+	if (!r && fds[3] >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, fds[3], 2);
 	if (!r)
 		r = posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	if (!r)
-		r = posix_spawnattr_setsigmask(&sa, &none);
+		r = posix_spawnattr_setsigmask(&sa, &empty);
 	if (!r)
-		r = posix_spawnattr_setsigdefault(&sa, &dfl);
+		r = posix_spawnattr_setsigdefault(&sa, &all);
 	if (!r)
 		r = posix_spawnp(&pid, argv[0], &fa, &sa, (char *const *)argv, environ);
 	posix_spawnattr_destroy(&sa);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r)
 		goto out_close;
-	close(sv[1]);
-	v->fd = sv[0];
+	v->fd = fds[0];
+	fds[0] = -1;
+	close_all(fds, 4);
 	v->pid = pid;
 	v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	v->over = false;
 	return 0;
 
 out_close:
-	close(sv[0]);
-	close(sv[1]);
+	close_all(fds, 4);
 	return fail(v, r, "cannot run %s: %s", argv[0], strerror(r));
 }
 
 API int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd)
 {
 	struct vmp *v = vmp_new(proto);
+	struct sockaddr_storage ss;
 	socklen_t len = sizeof(int);
-	int type, r;
+	int type, r, one = 1;
 
 	*vp = v;
 	if (!v)
@@ -300,61 +366,89 @@ API int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd)
 	if ((r = check_proto(v, proto)))
 		return r;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) {
-		v->over = true;
-		return fail(v, errno, "fd %d: %s (a connected stream socket is needed)",
-			    fd, strerror(errno));
+		r = errno;
+		return fail(v, r, "fd %d: %s (a connected stream socket is needed)",
+			    fd, strerror(r));
 	}
-	if (type != SOCK_STREAM) {
-		v->over = true;
+	if (type != SOCK_STREAM)
 		return fail(v, EPROTOTYPE, "fd %d is not a stream socket", fd);
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len)) {
+		r = errno;
+		return fail(v, r, "fd %d: %s (a connected stream socket is needed)",
+			    fd, strerror(r));
 	}
+	/* a grant is 4 or 8 bytes: never wait for more */
+	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	v->fd = fd;
+	v->over = false;
 	return 0;
 }
 
+/* Retry later: nobody listens yet, or the listener's backlog is full. */
+static bool not_yet(int err)
+{
+	return err == ECONNREFUSED || err == ENOENT || err == EAGAIN;
+}
+
 /* One attempt at "unix:PATH": a socket fd, or -errno with the message set. */
-static int connect_unix(struct vmp *v, const char *path)
+static int connect_unix(struct vmp *v, const char *addr, const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd, e;
 
+	if (!path[0])
+		return fail(v, EINVAL, "%s: no path", addr);
 	if (strlen(path) >= sizeof(a.sun_path))
-		return fail(v, ENAMETOOLONG, "unix:%s: the path is too long", path);
+		return fail(v, ENAMETOOLONG, "%s: the path is too long", addr);
 	strcpy(a.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return fail(v, errno, "socket: %s", strerror(errno));
-	if (!connect(fd, (struct sockaddr *)&a, sizeof(a)))
-		return fd;
-	e = errno;
-	close(fd);
-	return fail(v, e, "connect to unix:%s: %s", path, strerror(e));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		e = errno;
+		return fail(v, e, "socket: %s", strerror(e));
+	}
+	/* non-blocking: a full backlog is EAGAIN, not a wait without end */
+	while (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		if (errno == EINTR)
+			continue;
+		e = errno;
+		close(fd);
+		return fail(v, e, "connect to %s: %s", addr, strerror(e));
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
 }
 
-/* One attempt at "tcp:HOST:PORT", each address in turn, bounded by @left ms. */
-static int connect_tcp(struct vmp *v, const char *hostport, int left)
+/* One attempt at "tcp:HOST:PORT", each address in turn, by @deadline. */
+static int connect_tcp(struct vmp *v, const char *addr, int64_t deadline)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	const char *hostport = addr + 4, *colon = strrchr(hostport, ':');
 	char host[256];
-	const char *colon = strrchr(hostport, ':');
 	size_t hl;
 	int fd = -1, e = ECONNREFUSED, r, one = 1;
 
 	if (!colon || !colon[1])
-		return fail(v, EINVAL, "tcp:%s: HOST:PORT expected", hostport);
+		return fail(v, EINVAL, "%s: HOST:PORT expected", addr);
 	hl = colon - hostport;
 	if (hl >= 2 && hostport[0] == '[' && hostport[hl - 1] == ']') {
 		hostport++;
 		hl -= 2;
 	}
 	if (hl >= sizeof(host))
-		return fail(v, ENAMETOOLONG, "tcp:%s: the host name is too long", hostport);
+		return fail(v, ENAMETOOLONG, "%s: the host name is too long", addr);
 	memcpy(host, hostport, hl);
 	host[hl] = '\0';
+	/* name resolution is not bounded by the timeout (see libvmpace(3)) */
 	r = getaddrinfo(hl ? host : NULL, colon + 1, &hints, &res);
+	if (r == EAI_SYSTEM) {
+		e = errno;
+		return fail(v, e ? e : EIO, "%s: %s", addr, strerror(e));
+	}
 	if (r)
-		return fail(v, r == EAI_SYSTEM ? errno : EHOSTUNREACH, "tcp:%s: %s",
-			    hostport, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		return fail(v, r == EAI_AGAIN ? EAGAIN : r == EAI_MEMORY ? ENOMEM : EINVAL,
+			    "%s: %s", addr, gai_strerror(r));
 	for (ai = res; ai; ai = ai->ai_next) {
 		struct pollfd p;
 		socklen_t len = sizeof(e);
@@ -370,7 +464,7 @@ static int connect_tcp(struct vmp *v, const char *hostport, int left)
 			goto next;
 		}
 		p = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		while ((r = poll(&p, 1, left)) < 0 && errno == EINTR)
+		while ((r = poll(&p, 1, left_ms(deadline))) < 0 && errno == EINTR)
 			;
 		if (r <= 0) {
 			e = r ? errno : ETIMEDOUT;
@@ -388,14 +482,14 @@ next:
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	return fail(v, e, "connect to tcp:%s: %s", hostport, strerror(e));
+	return fail(v, e, "connect to %s: %s", addr, strerror(e));
 }
 
 API int vmp_connect(struct vmp **vp, enum vmp_proto proto, const char *addr,
 		    int timeout_ms)
 {
 	struct vmp *v = vmp_new(proto);
-	int64_t start = now_ms();
+	int64_t deadline = deadline_of(timeout_ms);
 	int fd, left, r;
 
 	*vp = v;
@@ -403,20 +497,18 @@ API int vmp_connect(struct vmp **vp, enum vmp_proto proto, const char *addr,
 		return -ENOMEM;
 	if ((r = check_proto(v, proto)))
 		return r;
-	v->over = true;
 	if (!addr || (strncmp(addr, "unix:", 5) && strncmp(addr, "tcp:", 4)))
 		return fail(v, EINVAL, "address \"%s\": unix:PATH or tcp:HOST:PORT expected",
 			    addr ? addr : "(null)");
 	for (;;) {
-		left = remaining(timeout_ms, start);
 		if (!strncmp(addr, "unix:", 5))
-			fd = connect_unix(v, addr + 5);
+			fd = connect_unix(v, addr, addr + 5);
 		else
-			fd = connect_tcp(v, addr + 4, left);
+			fd = connect_tcp(v, addr, deadline);
 		if (fd >= 0)
 			break;
 		/* not listening yet: retry until the timeout */
-		if ((fd != -ECONNREFUSED && fd != -ENOENT) || !(left = remaining(timeout_ms, start)))
+		if (!not_yet(-fd) || !(left = left_ms(deadline)))
 			return fd;
 		pause_ms(left < 0 || left > RETRY_MS ? RETRY_MS : left);
 	}
@@ -443,6 +535,7 @@ static int nothing_unsolicited(struct vmp *v)
 	struct pollfd p = { .fd = v->fd, .events = POLLIN };
 	uint8_t b;
 	ssize_t n;
+	int e;
 
 	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR)))
 		return 0;
@@ -453,42 +546,46 @@ static int nothing_unsolicited(struct vmp *v)
 	}
 	if (n == 0)
 		return lost(v, EPIPE, "vmpace closed the connection");
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+	e = errno;
+	if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
 		return 0;
-	return lost(v, errno == ECONNRESET ? EPIPE : errno, "vmpace's connection failed");
+	return lost(v, e == ECONNRESET ? EPIPE : e, "vmpace's connection failed");
 }
 
 API int vmp_grant(struct vmp *v, uint64_t grant)
 {
 	uint8_t msg[8];
 	size_t done = 0;
-	int size, r;
+	int size, r, e;
 
 	if ((r = usable(v)))
 		return r;
 	if (v->pending)
 		return fail(v, EBUSY, "a grant is outstanding: vmp_await() its report first");
-	if ((r = nothing_unsolicited(v)))
-		return r;
 	size = vp_encode(v->dec.proto, grant, msg);
 	if (size < 0)
 		return fail(v, ERANGE, "grant %llu does not fit 32 bits of microseconds",
 			    (unsigned long long)grant);
+	if ((r = nothing_unsolicited(v)))
+		return r;
 	while (done < (size_t)size) {
 		ssize_t n = send(v->fd, msg + done, size - done, MSG_NOSIGNAL);
 
+		e = errno;
 		if (n >= 0) {
 			done += n;
-		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		} else if (e == EAGAIN || e == EWOULDBLOCK) {
 			struct pollfd p = { .fd = v->fd, .events = POLLOUT };
 
-			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				return lost(v, errno, "poll");
-		} else if (errno != EINTR) {
+			if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+				e = errno;
+				return lost(v, e, "poll");
+			}
+		} else if (e != EINTR) {
 			char what[96];
 
-			snprintf(what, sizeof(what), "sending a grant: %s", strerror(errno));
-			return lost(v, errno == ECONNRESET ? EPIPE : errno, what);
+			snprintf(what, sizeof(what), "sending a grant: %s", strerror(e));
+			return lost(v, e == ECONNRESET ? EPIPE : e, what);
 		}
 	}
 	v->grant = grant;
@@ -498,11 +595,11 @@ API int vmp_grant(struct vmp *v, uint64_t grant)
 
 API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
 {
-	int64_t start = now_ms();
+	int64_t deadline = deadline_of(timeout_ms);
 	uint8_t buf[8];
 	bool complete = false;
 	uint64_t value = 0;
-	int r;
+	int r, e;
 
 	if ((r = usable(v)))
 		return r;
@@ -513,14 +610,16 @@ API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
 		size_t want = vp_msg_size(v->dec.proto) - v->dec.len;
 		ssize_t n;
 
-		r = poll(&p, 1, remaining(timeout_ms, start));
-		if (r < 0 && errno != EINTR)
-			return lost(v, errno, "poll");
+		r = poll(&p, 1, left_ms(deadline));
+		if (r < 0 && errno != EINTR) {
+			e = errno;
+			return lost(v, e, "poll");
+		}
+		if (r < 0)
+			continue;
 		if (r == 0)
 			return fail(v, ETIMEDOUT, "no report within %d ms (still waiting for it)",
 				    timeout_ms);
-		if (r < 0)
-			continue;
 		n = recv(v->fd, buf, want, MSG_DONTWAIT);
 		if (n == 0)
 			return lost(v, EPIPE, vp_decoder_partial(&v->dec) ?
@@ -529,10 +628,11 @@ API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
 		if (n < 0) {
 			char what[96];
 
-			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+			e = errno;
+			if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK)
 				continue;
-			snprintf(what, sizeof(what), "reading a report: %s", strerror(errno));
-			return lost(v, errno == ECONNRESET ? EPIPE : errno, what);
+			snprintf(what, sizeof(what), "reading a report: %s", strerror(e));
+			return lost(v, e == ECONNRESET ? EPIPE : e, what);
 		}
 		vp_decode(&v->dec, buf, n, &complete, &value);
 	}
@@ -569,11 +669,14 @@ API int vmp_close(struct vmp *v, int timeout_ms, int *status)
 	v->pending = false;
 	if (!v->pid)
 		return 0;
-	r = reap(v, timeout_ms);
+	r = reap(v, deadline_of(timeout_ms));
+	if (r == -ECHILD)
+		return fail(v, ECHILD, "vmpace (pid %d): its exit status was collected "
+			    "elsewhere (SIGCHLD ignored or another waitpid())", (int)v->pid);
 	if (r < 0)
 		return fail(v, -r, "waiting for vmpace (pid %d): %s", (int)v->pid, strerror(-r));
 	if (r == 0) {
-		kill(v->pid, SIGKILL);
+		kill_child(v);
 		if (reap(v, -1) != 1)
 			return fail(v, ECHILD, "vmpace (pid %d) could not be reaped", (int)v->pid);
 		if (status)
@@ -606,7 +709,7 @@ API int vmp_fd(const struct vmp *v)
 
 API pid_t vmp_pid(const struct vmp *v)
 {
-	return v->pid;
+	return v->reaped ? 0 : v->pid;
 }
 
 API uint64_t vmp_unit_ns(const struct vmp *v)

@@ -37,7 +37,9 @@ struct vmp;
  *
  * vmp_spawn() starts argv[0] (searched in PATH) with argv, with the other
  * end of a new socketpair on the child's file descriptor attr->sync_fd (3
- * without attr), and nothing else of ours inherited.  The command line must
+ * without attr), nothing else of ours inherited, every signal at its
+ * default action.  The library reaps the child (vmp_close()): the
+ * application must not (no SIGCHLD SIG_IGN, no waitpid(-1)).  The command line must
  * tell vmpace that fd, for example
  *   { "vmpace", "run", "--sync-fd", "3", "--", "qemu-system-x86_64", ..., NULL }
  *   { "vmpace", "--pid", "1234", "--sync-fd", "3", NULL }
@@ -46,7 +48,8 @@ struct vmp;
  *
  * vmp_connect() connects to a vmpace started with --listen:
  * "unix:PATH" or "tcp:HOST:PORT".  vmpace may not listen yet: a refused
- * connection is retried for up to @timeout_ms (-1: for ever, 0: once).
+ * connection is retried for up to @timeout_ms (-1: for ever, 0: one
+ * attempt that must succeed at once); resolving HOST is not bounded by it.
  *
  * vmp_from_fd() takes over @fd, a connected stream socket (for instance one
  * the simulator accepted from a vmpace that connects to it, or one end of a
@@ -58,6 +61,7 @@ struct vmp_spawn_attr {
 	unsigned int flags;	/* VMP_SPAWN_* */
 	int stdout_fd;		/* with VMP_SPAWN_STDOUT: the child's stdout */
 	int stderr_fd;		/* with VMP_SPAWN_STDERR: the child's stderr */
+	unsigned int reserved[6];	/* zero (for later fields) */
 };
 #define VMP_SPAWN_STDOUT	0x1
 #define VMP_SPAWN_STDERR	0x2
@@ -78,12 +82,14 @@ int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd);
  * grant does not fit the protocol), -EALREADY (vmp_await without a grant),
  * -ETIMEDOUT (no report yet: call vmp_await again, nothing is lost),
  * -EPIPE (vmpace ended the session or died: the message says how, with its
- * exit status if it is our child), -EPROTO (a report smaller than its
- * grant), other errno values of the socket.  After an error other than
+ * exit status if our child has already exited; vmp_close() waits for it),
+ * -EPROTO (a report smaller than its grant, bytes without a grant), other
+ * errno values of the socket.  No call waits longer than its timeout.  After an error other than
  * -EBUSY, -ERANGE, -EALREADY and -ETIMEDOUT the session is over.
  *
- * A grant of 0 ends the session (vmpace's default, --zero-grant=end) or is a
- * step of no guest time (--zero-grant=step).
+ * A grant of 0 ends the session (vmpace's default, --zero-grant=end: the
+ * report never comes, vmp_await() returns -EPIPE) or is a step of no guest
+ * time (--zero-grant=step).
  */
 int vmp_grant(struct vmp *v, uint64_t grant);
 int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms);
@@ -104,7 +110,7 @@ int vmp_close(struct vmp *v, int timeout_ms, int *status);
 void vmp_free(struct vmp *v);
 
 int vmp_fd(const struct vmp *v);		/* for poll(); -1 once closed */
-pid_t vmp_pid(const struct vmp *v);		/* the spawned child, or 0 */
+pid_t vmp_pid(const struct vmp *v);		/* the spawned child; 0 if none or reaped */
 uint64_t vmp_unit_ns(const struct vmp *v);	/* 1000 or 1 */
 /* The last error, after vmp_close() how vmpace ended, or "". */
 const char *vmp_errmsg(const struct vmp *v);

@@ -134,12 +134,21 @@ static void die(const char *what)
 	exit(2);
 }
 
-/* A libvmpace call failed: its message says what happened. */
+/*
+ * A libvmpace call failed: its message says what happened; ending the
+ * session tells how vmpace ended (it is our child unless --vmpace-qemu).
+ */
 static void die_vmp(const char *what)
 {
+	int status;
+
 	fprintf(stderr, "refsim: %s: %s\n", what, vmp_errmsg(vm));
-	if (child > 0)
+	if (vm && vmp_pid(vm)) {
+		vmp_close(vm, 15000, &status);
+		fprintf(stderr, "refsim: %s\n", vmp_errmsg(vm));
+	} else if (child > 0) {
 		kill(child, SIGTERM);
+	}
 	exit(2);
 }
 
@@ -251,7 +260,7 @@ static uint64_t quantum(uint32_t grant_us)
 			if (!r)
 				return elapsed;
 			if (r != -ETIMEDOUT)
-				die_vmp("report (did vmpace or the VMM exit?)");
+				die_vmp("report");
 		}
 	}
 }
@@ -408,7 +417,6 @@ int main(int argc, char **argv)
 		}
 		if (vmp_spawn(&vm, VMP_PROTO_US32, (const char *const *)args, &attr))
 			die_vmp("vmpace");
-		child = vmp_pid(vm);
 	}
 	close(pipefd[1]);
 	console = pipefd[0];
@@ -420,6 +428,7 @@ int main(int argc, char **argv)
 	}
 	fcntl(console, F_SETFL, O_NONBLOCK);
 	console_lines.fd = console;
+	signal(SIGPIPE, SIG_IGN);	/* our stdout into a closed pipe */
 
 	/* Boot in large quanta until the guest says it is up. */
 	while (!ready) {
@@ -430,7 +439,9 @@ int main(int argc, char **argv)
 		if (sim_us > boot_limit_us) {
 			fprintf(stderr, "refsim: the guest did not come up in %.0f s of simulated time\n",
 				boot_limit_us / 1e6);
-			kill(child, SIGTERM);
+			if (child > 0)
+				kill(child, SIGTERM);
+			vmp_free(vm);
 			return 2;
 		}
 	}
@@ -439,13 +450,8 @@ int main(int argc, char **argv)
 	drain(&console_lines);
 	drain(&clock_lines);
 	while (sim_us < end_sim) {
+		/* at least the grant: libvmpace checks it (EPROTO) */
 		elapsed = quantum(opt.quantum_us);
-		if (elapsed < opt.quantum_us) {
-			fprintf(stderr, "refsim: quantum %llu: %llu us elapsed for a grant of %u\n",
-				(unsigned long long)quanta, (unsigned long long)elapsed,
-				opt.quantum_us);
-			return 2;
-		}
 		prev_sim_us = sim_us;
 		sim_us += elapsed;
 		quanta++;

@@ -158,8 +158,9 @@ wrapper_lockstep() {
 }
 
 # libvmpace with the real vmpace: the VMM dies in the middle of a session;
-# refsim (vmp_await) must end with libvmpace's account of it: vmpace's exit
-# status and what it means.
+# refsim must end with libvmpace's account of it: the connection closed
+# (vmp_await or vmp_grant), then vmpace's exit status and what it means
+# (vmp_close).
 refsim_vmm_dies() {
 	local out=/tmp/refsim-dies.out qp rc i
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1)
@@ -175,13 +176,21 @@ refsim_vmm_dies() {
 	check "the guest came up under refsim" grep -q 'refsim: guest up' "$out"
 	# refsim -> vmpace run -> QEMU
 	qp=$(pgrep -P "$(pgrep -P "$sim_pid" | head -n 1)" | head -n 1)
-	check "QEMU found (pid $qp, $(cat /proc/"$qp"/comm 2>/dev/null)) and killed" \
-		kill -KILL "$qp"
+	local comm
+	comm=$(cat /proc/"$qp"/comm 2>/dev/null)
+	if [ -n "$qp" ] && kill -KILL "$qp"; then
+		check "QEMU found (pid $qp, $comm) and killed" true
+	else
+		check "QEMU found and killed (refsim's grandchild: '$qp')" false
+		kill -KILL "$sim_pid"
+	fi
 	wait "$sim_pid"; rc=$?
 	tail -n 3 "$out"
 	check "refsim ended with status 2 (error) (got $rc)" test "$rc" = 2
-	check "libvmpace named vmpace's exit status and its meaning" \
-		grep -qE 'refsim: (grant|report).*vmpace \(pid [0-9]+\) exited with status 8 \(the VMM exited\)' "$out"
+	check "libvmpace said the connection closed" \
+		grep -qE '^refsim: (grant|report): vmpace closed the connection' "$out"
+	check "and named vmpace's exit status and its meaning" \
+		grep -qE '^refsim: vmpace \(pid [0-9]+\) exited with status 8 \(the VMM exited\)' "$out"
 }
 
 sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log

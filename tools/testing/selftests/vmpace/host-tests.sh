@@ -42,7 +42,7 @@ fi
 if gcc -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -I"$src/lib" -I"$src" \
 	-o "$out/libvmpace_test" "$here/host/libvmpace_test.c" "$src/lib/libvmpace.c" \
 	"$src/proto.c" 2>"$out/lib-build.log"; then
-	"$out/libvmpace_test" > "$out/libvmpace_test.tap" 2>&1
+	timeout 120 "$out/libvmpace_test" > "$out/libvmpace_test.tap" 2>&1
 	rc=$?
 	sed 's/^/# /' "$out/libvmpace_test.tap"
 	[ $rc -eq 0 ] && tap ok "libvmpace unit tests (ASan+UBSan)" ||
@@ -54,30 +54,41 @@ fi
 # Installed as a package would: the man page's example, built with pkg-config
 # against the shared and the static library; the ABI is the vmp_* calls.
 stage=$out/stage
+ma=$(gcc -print-multiarch)
+libdir=/usr/lib/$ma
 rm -rf "$stage" "$out/lib"
 mkdir -p "$out/lib"
-if make -s -C "$src/lib" OUTPUT="$out/lib/" DESTDIR="$stage" prefix=/usr \
-	libdir=/usr/lib/x86_64-linux-gnu install > "$out/lib-install.log" 2>&1; then
+# built with the default paths first, installed with others: the .pc must
+# say the installed ones
+if make -s -C "$src/lib" OUTPUT="$out/lib/" > "$out/lib-install.log" 2>&1 &&
+   make -s -C "$src/lib" OUTPUT="$out/lib/" DESTDIR="$stage" prefix=/usr \
+	libdir="$libdir" install >> "$out/lib-install.log" 2>&1; then
 	sed -n '/^\.SH EXAMPLE/,/^\.SH NOTES/p' "$doc/libvmpace.3" |
 		sed -n '/^#include/,/^}/p' | sed 's/\\-/-/g; s/\\e/\\/g' > "$out/example.c"
-	export PKG_CONFIG_SYSROOT_DIR=$stage PKG_CONFIG_LIBDIR=$stage/usr/lib/x86_64-linux-gnu/pkgconfig
+	export PKG_CONFIG_SYSROOT_DIR=$stage PKG_CONFIG_LIBDIR=$stage$libdir/pkgconfig
 	cf=$(pkg-config --cflags libvmpace) && lf=$(pkg-config --libs libvmpace) &&
 	gcc -Wall -Wextra -Werror $cf -o "$out/example" "$out/example.c" $lf \
 		> "$out/example.log" 2>&1 &&
 	gcc -Wall -Wextra -Werror $cf -o "$out/example-static" "$out/example.c" \
 		$(echo "$lf" | sed 's/-lvmpace/-Wl,-Bstatic -lvmpace -Wl,-Bdynamic/') \
 		>> "$out/example.log" 2>&1 &&
-	LD_LIBRARY_PATH=$stage/usr/lib/x86_64-linux-gnu ldd "$out/example" | grep -q 'libvmpace.so.0 => /' &&
+	grep -qx "libdir=$libdir" "$stage$libdir/pkgconfig/libvmpace.pc" &&
+	LD_LIBRARY_PATH=$stage$libdir ldd "$out/example" | grep -q 'libvmpace.so.0 => /' &&
+	syms_static=$(nm "$out/example-static") && syms_so=$(nm -D --defined-only "$stage$libdir/libvmpace.so.0") &&
 	! ldd "$out/example-static" | grep -q libvmpace &&
-	! nm "$out/example-static" | grep -q ' T vp_decode$' &&
-	[ -z "$(nm -D --defined-only "$stage/usr/lib/x86_64-linux-gnu/libvmpace.so.0" |
-		awk '$2 == "T" && $3 !~ /^vmp_/')" ] &&
-	[ -f "$stage/usr/share/man/man3/libvmpace.3" ] && [ -f "$stage/usr/include/libvmpace.h" ]
+	! grep -q ' T vp_decode$' <<<"$syms_static" &&
+	[ -z "$(awk '$2 == "T" && $3 !~ /^vmp_/' <<<"$syms_so")" ] &&
+	[ "$(awk '$2 == "T"' <<<"$syms_so" | wc -l)" -eq 13 ] &&
+	grep -q ' T vmp_grant@@LIBVMPACE_0$' <<<"$syms_so" &&
+	[ -f "$stage/usr/share/man/man3/libvmpace.3" ] && [ -f "$stage/usr/include/libvmpace.h" ] &&
+	# the Debian symbols file lists exactly what the library exports
+	[ "$(awk '$2 == "T" { print $3 }' <<<"$syms_so" | sed 's/@@/@/' | sort)" = \
+	  "$(sed -n 's/^ \(vmp_[a-z_]*@LIBVMPACE_0\) .*/\1/p' "$here/../../../packaging/debian/libvmpace0.symbols" | sort)" ]
 	rc=$?
 	unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 	[ $rc -eq 0 ] || sed 's/^/# /' "$out/example.log"
-	[ $rc -eq 0 ] && tap ok "libvmpace installed: the man page example builds (pkg-config, shared and static), only vmp_* exported" ||
-		tap "not ok" "libvmpace installed: the man page example builds (pkg-config, shared and static), only vmp_* exported"
+	[ $rc -eq 0 ] && tap ok "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 13 vmp_* calls exported (LIBVMPACE_0, as debian/libvmpace0.symbols)" ||
+		tap "not ok" "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 13 vmp_* calls exported (LIBVMPACE_0, as debian/libvmpace0.symbols)"
 else
 	sed 's/^/# /' "$out/lib-install.log"; tap "not ok" "libvmpace install"
 fi

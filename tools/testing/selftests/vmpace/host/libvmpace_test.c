@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -145,15 +146,21 @@ static int peer(const char *mode, int fd)
 	size_t i;
 	int rc;
 
+	struct stat st;
+
 	signal(SIGUSR1, on_usr1);
 	if (!no_leaked_sockets(fd))
 		return 30;
-	if (!strcmp(mode, "exit0"))
-		return 0;
 	if (!strcmp(mode, "hello")) {
-		printf("hello from fd %d\n", fd);
+		printf("hello from fd %d, %s\n", fd,
+		       !fstat(fd, &st) && S_ISSOCK(st.st_mode) ? "a socket" : "not a socket");
 		return 0;
 	}
+	/* ready for SIGUSR1: the test waits for this line */
+	printf("ready\n");
+	fflush(stdout);
+	if (!strcmp(mode, "exit0"))
+		return 0;
 	if (!strcmp(mode, "linger")) {
 		signal(SIGTERM, SIG_IGN);
 		for (;;)
@@ -200,19 +207,29 @@ static int peer(const char *mode, int fd)
 
 /* ---- the tests ---- */
 
+/* Spawn the peer on child fd @fd and wait until it said it is ready. */
 static struct vmp *spawn(const char *mode, enum vmp_proto proto, int fd)
 {
-	char fdarg[16];
+	char fdarg[16], line[16] = "";
 	const char *argv[] = { self, "peer", mode, fdarg, NULL };
+	struct vmp_spawn_attr attr = { .sync_fd = fd == 3 ? 0 : fd, .flags = VMP_SPAWN_STDOUT };
+	struct pollfd pf;
 	struct vmp *v;
-	int r;
+	int p[2], r;
 
 	snprintf(fdarg, sizeof(fdarg), "%d", fd);
-	struct vmp_spawn_attr attr = { .sync_fd = fd == 3 ? 0 : fd };
-
+	if (pipe2(p, O_CLOEXEC)) {
+		fatal("pipe2");
+		exit(1);
+	}
+	attr.stdout_fd = p[1];
 	r = vmp_spawn(&v, proto, argv, &attr);
-	if (r)
-		ok(false, "spawn peer %s: %s", mode, vmp_errmsg(v));
+	close(p[1]);
+	pf = (struct pollfd){ .fd = p[0], .events = POLLIN };
+	if (r || poll(&pf, 1, 10000) != 1 || read(p[0], line, sizeof(line) - 1) != 6 ||
+	    strcmp(line, "ready\n"))
+		ok(false, "spawn peer %s: %s (said \"%s\")", mode, vmp_errmsg(v), line);
+	close(p[0]);
 	return v;
 }
 
@@ -252,27 +269,43 @@ static void test_echo(void)
 	vmp_free(v);
 }
 
-static void test_stdout(void)
+/*
+ * The child's stdout is our pipe, whatever the fd numbers: also when the
+ * pipe's end has the number the child's sync fd is to have.
+ */
+static void test_stdout(int sync_fd)
 {
-	const char *argv[] = { self, "peer", "hello", "9", NULL };
-	struct vmp_spawn_attr attr = { .sync_fd = 9, .flags = VMP_SPAWN_STDOUT };
-	char buf[64] = "";
+	const char *expect_fmt = "hello from fd %d, a socket\n";
+	char fdarg[16], buf[64] = "", expect[64];
+	const char *argv[] = { self, "peer", "hello", fdarg, NULL };
+	struct vmp_spawn_attr attr = { .sync_fd = sync_fd, .flags = VMP_SPAWN_STDOUT };
 	struct vmp *v;
-	int p[2], r, st;
+	int p[2], r, st = -1, wr;
 	ssize_t n = 0;
+	bool good;
 
 	if (pipe2(p, O_CLOEXEC))
 		return fatal("pipe2");
-	attr.stdout_fd = p[1];
+	wr = p[1];
+	if (!sync_fd) {
+		/* the write end on the fd the child's socket will have */
+		wr = sync_fd = p[1];
+		attr.sync_fd = sync_fd;
+	}
+	snprintf(fdarg, sizeof(fdarg), "%d", sync_fd);
+	snprintf(expect, sizeof(expect), expect_fmt, sync_fd);
+	attr.stdout_fd = wr;
 	r = vmp_spawn(&v, VMP_PROTO_US32, argv, &attr);
 	close(p[1]);
 	if (!r)
-		n = read_all(p[0], buf, 16);
+		n = read(p[0], buf, sizeof(buf) - 1);
 	close(p[0]);
 	r = r ? r : vmp_close(v, 5000, &st);
-	ok(!r && n == 1 && !strncmp(buf, "hello from fd 9\n", 16) && WIFEXITED(st) &&
-	   !WEXITSTATUS(st), "VMP_SPAWN_STDOUT: the child's stdout is our pipe, sync fd 9 (%s)",
-	   vmp_errmsg(v));
+	good = !r && n == (ssize_t)strlen(expect) && !strcmp(buf, expect) && WIFEXITED(st) &&
+	       !WEXITSTATUS(st);
+	ok(good, "VMP_SPAWN_STDOUT with sync fd %d%s: the child's stdout is our "
+	   "pipe, fd %d its socket (%s)", sync_fd, sync_fd == wr ? ", the pipe's own number" : "",
+	   sync_fd, r ? vmp_errmsg(v) : strtok(buf, "\n"));
 	vmp_free(v);
 }
 
@@ -300,32 +333,49 @@ static void test_dead_peers(void)
 {
 	struct vmp *v = spawn("exit8", VMP_PROTO_US32, 3);
 	uint64_t e;
-	int r, st;
+	int r, st, sp[2];
 
 	r = vmp_quantum(v, 1000, &e, 5000);
-	ok(r == -EPIPE && strstr(vmp_errmsg(v), "status 8 (the VMM exited)"),
-	   "peer exits 8 at a grant: -EPIPE, the message names its status (%s)",
-	   vmp_errmsg(v));
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "vmpace closed the connection"),
+	   "peer exits 8 at a grant: -EPIPE (%s)", vmp_errmsg(v));
 	ok(vmp_grant(v, 1000) == -EPIPE, "a session that ended refuses further grants (-EPIPE)");
 	r = vmp_close(v, 5000, &st);
-	ok(!r && WIFEXITED(st) && WEXITSTATUS(st) == 8, "close returns its wait status");
+	ok(!r && WIFEXITED(st) && WEXITSTATUS(st) == 8 &&
+	   strstr(vmp_errmsg(v), "exited with status 8 (the VMM exited)") && !vmp_pid(v),
+	   "close: its wait status, named (%s); vmp_pid 0 once reaped", vmp_errmsg(v));
 	vmp_free(v);
 
 	v = spawn("half", VMP_PROTO_US32, 3);
 	r = vmp_quantum(v, 1000, &e, 5000);
-	ok(r == -EPIPE && strstr(vmp_errmsg(v), "middle of a report") &&
-	   strstr(vmp_errmsg(v), "status 7"),
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "middle of a report"),
 	   "peer dies after half a report: -EPIPE (%s)", vmp_errmsg(v));
+	r = vmp_close(v, 5000, &st);
+	ok(!r && WIFEXITED(st) && WEXITSTATUS(st) == 7, "and its status 7 (%s)", vmp_errmsg(v));
 	vmp_free(v);
 
-	/* SIGPIPE keeps its default action here: the library must not raise it */
+	/*
+	 * SIGPIPE keeps its default action here: a send to a peer that shut
+	 * down reading fails with EPIPE, and the library must not raise it.
+	 */
 	signal(SIGPIPE, SIG_DFL);
-	v = spawn("exit0", VMP_PROTO_US32, 3);
-	r = vmp_quantum(v, 1000, &e, 5000);
-	if (!r)
-		r = vmp_quantum(v, 1000, &e, 5000);
-	ok(r == -EPIPE, "peer gone before the grant: -EPIPE, no SIGPIPE (%s)", vmp_errmsg(v));
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+		return fatal("socketpair");
+	shutdown(sp[1], SHUT_RD);
+	r = vmp_from_fd(&v, VMP_PROTO_US32, sp[0]);
+	r = r ? r : vmp_grant(v, 1000);
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "Broken pipe"),
+	   "grant to a peer that stopped reading: -EPIPE, no SIGPIPE (%s)", vmp_errmsg(v));
 	vmp_free(v);
+	close(sp[1]);
+
+	/* The application took the child's exit status: said so. */
+	signal(SIGCHLD, SIG_IGN);
+	v = spawn("exit0", VMP_PROTO_US32, 3);
+	r = vmp_close(v, 5000, &st);
+	ok(r == -ECHILD && strstr(vmp_errmsg(v), "collected elsewhere"),
+	   "SIGCHLD ignored: close says the status is gone (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	signal(SIGCHLD, SIG_DFL);
 }
 
 static void test_bad_reports(void)
@@ -419,6 +469,15 @@ static void test_bad_arguments(void)
 	ok(r == -EINVAL && strstr(vmp_errmsg(v), "unknown flags"),
 	   "spawn with unknown flags: -EINVAL (%s)", vmp_errmsg(v));
 	vmp_free(v);
+	r = vmp_spawn(&v, VMP_PROTO_US32, argv, &(struct vmp_spawn_attr){ .reserved[5] = 1 });
+	ok(r == -EINVAL && strstr(vmp_errmsg(v), "reserved"),
+	   "spawn with a reserved field set: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_spawn(&v, VMP_PROTO_US32, argv,
+		      &(struct vmp_spawn_attr){ .flags = VMP_SPAWN_STDOUT, .stdout_fd = 999 });
+	ok(r == -EBADF && strstr(vmp_errmsg(v), "stdout_fd 999"),
+	   "spawn with a closed stdout_fd: -EBADF, named (%s)", vmp_errmsg(v));
+	vmp_free(v);
 
 	if (pipe(fds))
 		return;
@@ -430,6 +489,12 @@ static void test_bad_arguments(void)
 	r = vmp_from_fd(&v, VMP_PROTO_US32, 1000);
 	ok(r == -EBADF, "from_fd of a closed fd: -EBADF (%s)", vmp_errmsg(v));
 	vmp_free(v);
+	fds[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+	r = vmp_from_fd(&v, VMP_PROTO_US32, fds[0]);
+	ok(r == -ENOTCONN, "from_fd of a socket that is not connected: -ENOTCONN (%s)",
+	   vmp_errmsg(v));
+	vmp_free(v);
+	close(fds[0]);
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds))
 		return;
 	r = vmp_from_fd(&v, VMP_PROTO_US32, fds[0]);
@@ -443,6 +508,13 @@ static void test_bad_arguments(void)
 	vmp_free(v);
 	r = vmp_connect(&v, VMP_PROTO_US32, "tcp:localhost", 0);
 	ok(r == -EINVAL, "tcp without a port: -EINVAL (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_connect(&v, VMP_PROTO_US32, "tcp:127.0.0.1:notaport", 0);
+	ok(r == -EINVAL && strstr(vmp_errmsg(v), "tcp:127.0.0.1:notaport"),
+	   "tcp with a bad port: -EINVAL, the address in the message (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	r = vmp_connect(&v, VMP_PROTO_US32, "unix:", -1);
+	ok(r == -EINVAL, "unix without a path: -EINVAL at once (%s)", vmp_errmsg(v));
 	vmp_free(v);
 }
 
@@ -461,6 +533,31 @@ static void serve_one(int lfd)
 	_exit(read_all(c, g, 4) == 0 ? 0 : 2);
 }
 
+/* Our listener on @lfd serves one quantum to vmp_connect(@addr). */
+static void one_session(int lfd, const char *addr, const char *kind)
+{
+	struct vmp *v;
+	uint64_t e = 0;
+	pid_t pid;
+	int r, st;
+
+	pid = fork();
+	if (!pid)
+		serve_one(lfd);
+	close(lfd);
+	r = vmp_connect(&v, VMP_PROTO_US32, addr, 5000);
+	if (!r)
+		r = vmp_quantum(v, 77, &e, 5000);
+	vmp_close(v, 0, NULL);
+	if (r)
+		kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	ok(!r && e == 78 && WIFEXITED(st) && !WEXITSTATUS(st),
+	   "%s: connect, a quantum, close (the listener saw end of file) %s", kind,
+	   r ? vmp_errmsg(v) : "");
+	vmp_free(v);
+}
+
 static void test_connect(void)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -469,9 +566,7 @@ static void test_connect(void)
 	char addr[160];
 	struct timespec t0, t1;
 	struct vmp *v;
-	uint64_t e = 0;
-	pid_t pid;
-	int lfd, r, st;
+	int lfd, r;
 
 	snprintf(a.sun_path, sizeof(a.sun_path), "/tmp/libvmpace_test.%d", (int)getpid());
 	snprintf(addr, sizeof(addr), "unix:%s", a.sun_path);
@@ -486,19 +581,7 @@ static void test_connect(void)
 	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1))
 		return fatal("unix listener");
-	pid = fork();
-	if (!pid)
-		serve_one(lfd);
-	close(lfd);
-	r = vmp_connect(&v, VMP_PROTO_US32, addr, 5000);
-	if (!r)
-		r = vmp_quantum(v, 77, &e, 5000);
-	vmp_close(v, 0, NULL);
-	waitpid(pid, &st, 0);
-	ok(!r && e == 78 && WIFEXITED(st) && !WEXITSTATUS(st),
-	   "unix: connect, a quantum, close (the listener saw end of file) %s",
-	   r ? vmp_errmsg(v) : "");
-	vmp_free(v);
+	one_session(lfd, addr, "unix");
 	unlink(a.sun_path);
 
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -506,18 +589,7 @@ static void test_connect(void)
 	    getsockname(lfd, (struct sockaddr *)&in, &len))
 		return fatal("tcp listener");
 	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", ntohs(in.sin_port));
-	pid = fork();
-	if (!pid)
-		serve_one(lfd);
-	close(lfd);
-	r = vmp_connect(&v, VMP_PROTO_US32, addr, 5000);
-	if (!r)
-		r = vmp_quantum(v, 99, &e, 5000);
-	vmp_close(v, 0, NULL);
-	waitpid(pid, &st, 0);
-	ok(!r && e == 100 && WIFEXITED(st) && !WEXITSTATUS(st),
-	   "tcp: connect, a quantum, close %s", r ? vmp_errmsg(v) : "");
-	vmp_free(v);
+	one_session(lfd, addr, "tcp");
 }
 
 int main(int argc, char **argv)
@@ -535,7 +607,8 @@ int main(int argc, char **argv)
 	   "vmp_exit_text names vmpace's exit codes");
 	test_echo();
 	test_ns64_bytewise();
-	test_stdout();
+	test_stdout(9);
+	test_stdout(0);
 	test_dead_peers();
 	test_bad_reports();
 	test_timeouts_and_signals();
