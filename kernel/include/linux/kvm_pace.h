@@ -6,6 +6,7 @@
 #ifndef __LINUX_KVM_PACE_H
 #define __LINUX_KVM_PACE_H
 
+#include <linux/atomic.h>
 #include <linux/hrtimer.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
@@ -73,6 +74,7 @@ struct kvm_pace_vcpu {
 	u64 held_tsc;			/* guest TSC when the deadline was reached */
 	u64 held_since;			/* ktime_get_ns() when held */
 	struct kvm_pace_stats stats;
+	atomic64_t irqs;		/* interrupts accepted, any thread */
 	struct kvm_pace_vcpu_arch arch;
 };
 
@@ -101,6 +103,7 @@ void kvm_arch_pace_thaw(struct kvm *kvm, struct kvm_vcpu *vcpu);
 void kvm_arch_pace_vcpu_hold(struct kvm_vcpu *vcpu,
 			     const struct kvm_pace_clock *c);
 void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu);
+bool kvm_arch_pace_irq_pending(struct kvm_vcpu *vcpu);
 
 int kvm_pace_vcpu_run(struct kvm_vcpu *vcpu);
 

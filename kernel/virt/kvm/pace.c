@@ -481,6 +481,16 @@ void kvm_pace_fill_state(struct kvm_vcpu *vcpu, struct kvm_pace_state *st)
 		st->state |= KVM_PACE_STATE_FROZEN;
 	if (READ_ONCE(vcpu->wants_to_run))
 		st->state |= KVM_PACE_STATE_IN_RUN;
+	/*
+	 * The count before the pending state: a count that includes an
+	 * interrupt comes with that interrupt pending, or already taken
+	 * (pairs with kvm_pace_irq_accepted()).
+	 */
+	st->irqs = atomic64_read(&pv->irqs);
+	smp_rmb();	/* pairs with smp_mb__before_atomic() in the count */
+	st->state |= KVM_PACE_STATE_IRQ_INFO;
+	if (kvm_arch_pace_irq_pending(vcpu))
+		st->state |= KVM_PACE_STATE_IRQ_PENDING;
 	st->vm_id = pvm->id;
 	st->nr_vcpus = atomic_read(&vcpu->kvm->online_vcpus);
 	st->holds = pv->stats.holds;
@@ -520,6 +530,10 @@ static int pace_get_state(struct kvm_vcpu *vcpu, void __user *argp)
 		st.tsc_khz = kvm_arch_pace_tsc_khz(vcpu);
 		if (READ_ONCE(vcpu->wants_to_run))
 			st.state |= KVM_PACE_STATE_IN_RUN;
+		/* irqs: counted from the vCPU's first deadline on */
+		st.state |= KVM_PACE_STATE_IRQ_INFO;
+		if (kvm_arch_pace_irq_pending(vcpu))
+			st.state |= KVM_PACE_STATE_IRQ_PENDING;
 		st.vm_id = pvm->id;
 		st.nr_vcpus = atomic_read(&vcpu->kvm->online_vcpus);
 	}
@@ -676,8 +690,8 @@ void kvm_pace_vcpu_destroy(struct kvm_vcpu *vcpu)
 		return;
 
 	hrtimer_cancel(&pv->timer);
+	WRITE_ONCE(vcpu->pace, NULL);
 	kfree(pv);
-	vcpu->pace = NULL;
 }
 
 void kvm_pace_vm_destroy(struct kvm *kvm)

@@ -24,6 +24,7 @@
 #include "cpuid.h"
 #include "hyperv.h"
 #include "i8254.h"
+#include "irq.h"
 #include "lapic.h"
 #include "pace.h"
 #include "x86.h"
@@ -475,6 +476,44 @@ void kvm_arch_pace_thaw(struct kvm *kvm, struct kvm_vcpu *vcpu)
 		kvm_pace_end_clock_update(kvm);
 	}
 	pace_pit_thaw(kvm, a->freeze_ktime, kt);
+}
+
+/*
+ * Whether an interrupt waits for the vCPU (KVM_PACE_STATE_IRQ_PENDING): one
+ * being injected, an NMI (also one pending in the VMCB with vNMI), a LAPIC
+ * timer interrupt not yet injected, a vector in the IRR of an enabled local
+ * APIC or posted in the PIR (read also while APICv is inhibited: assigned
+ * devices go on posting), the PIC's output, a Xen event channel.  SMIs,
+ * INIT and SIPI are not interrupts here.  Read from another thread without
+ * vcpu->mutex: a snapshot, exact while the vCPU is held.  Not
+ * kvm_cpu_has_interrupt() nor kvm_cpu_has_extint(): syncing the PIR writes
+ * RVI into the VMCS, which must be loaded on this CPU, and Xen's
+ * vcpu_info may need a refresh that sleeps; all read here is plain memory.
+ */
+bool kvm_arch_pace_irq_pending(struct kvm_vcpu *vcpu)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct kvm_lapic *apic = vcpu->arch.apic;
+
+	if (READ_ONCE(vcpu->arch.interrupt.injected) ||
+	    READ_ONCE(vcpu->arch.nmi_injected) ||
+	    READ_ONCE(vcpu->arch.nmi_pending) ||
+	    atomic_read(&vcpu->arch.nmi_queued) ||
+	    kvm_x86_call(is_vnmi_pending)(vcpu) ||
+	    kvm_xen_has_pending_events(vcpu))
+		return true;
+	if (!lapic_in_kernel(vcpu))
+		return false;
+	if (atomic_read(&apic->lapic_timer.pending) > 0 ||
+	    kvm_x86_call(dy_apicv_has_pending_interrupt)(vcpu))
+		return true;
+	if (kvm_apic_hw_enabled(apic) && kvm_lapic_find_highest_irr(vcpu) >= 0)
+		return true;
+	if (!kvm_apic_accept_pic_intr(vcpu))
+		return false;
+	if (irqchip_split(kvm))
+		return READ_ONCE(vcpu->arch.pending_external_vector) != -1;
+	return irqchip_kernel(kvm) && READ_ONCE(kvm->arch.vpic->output);
 }
 
 /* The vCPU reached its deadline at @c; its LAPIC timer stops. */

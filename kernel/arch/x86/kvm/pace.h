@@ -116,6 +116,28 @@ static inline bool kvm_pace_defer_lapic_timer(struct kvm_vcpu *vcpu,
 	       __kvm_pace_defer_lapic_timer(vcpu, count_reg, count);
 }
 
+/*
+ * lapic.c: the local APIC accepted a fixed or lowest-priority interrupt for
+ * the vCPU (KVM_GET_PACE_STATE's irqs).  Any thread, no lock; vcpu->pace
+ * is published with smp_store_release() and freed after the arch's
+ * interrupt sources of the vCPU are gone (kvm_vcpu_destroy()).
+ */
+static inline void kvm_pace_irq_accepted(struct kvm_vcpu *vcpu)
+{
+	/* pairs with the smp_store_release() in pace_vcpu_get() */
+	struct kvm_pace_vcpu *pv = smp_load_acquire(&vcpu->pace);
+
+	if (unlikely(pv)) {
+		/*
+		 * The vector is in the IRR (or PIR) before the count moves:
+		 * pairs with the smp_rmb() in kvm_pace_fill_state(), which
+		 * reads the count first.
+		 */
+		smp_mb__before_atomic();
+		atomic64_inc(&pv->irqs);
+	}
+}
+
 /* The in-kernel PIT's timer, started while the VM is frozen, waits. */
 static inline bool kvm_pace_pit_hold(struct kvm *kvm, s64 interval)
 {

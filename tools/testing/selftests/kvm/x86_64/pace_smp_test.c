@@ -65,7 +65,7 @@ static void check_vm_state(struct kvm_vm *vm, struct kvm_vcpu **v, int nr, bool 
 			    "vCPU %d: state 0x%x, a thread is%s in KVM_RUN", i, st.state,
 			    in_run ? "" : " not");
 		TEST_ASSERT(!st.pad[0] && !st.pad[1] && !st.pad[2], "pad not zero");
-		for (k = 0; k < 3; k++)
+		for (k = 0; k < ARRAY_SIZE(st.reserved); k++)
 			TEST_ASSERT_EQ(st.reserved[k], 0);
 	}
 	pace_state(ov, &ost);
