@@ -77,4 +77,15 @@ log "building qemu-system-x86_64 (several minutes)"
 	{ tail -n 30 "$out/build/ninja.log" >&2; die "build failed, see $out/build/ninja.log"; }
 # keep the binary and the cache small: sources are not needed any more
 rm -rf "$out/src"
+# what would hang the simulator for ever is refused, before any guest runs
+for o in "-daemonize" "-incoming defer"; do
+	# shellcheck disable=SC2086
+	if timeout 20 "$bin" -external_sim sock=0 $o -machine none -nodefaults -display none \
+		< /dev/null > "$out/refuse.log" 2>&1 ||
+	   ! grep -q 'cannot be combined with -incoming or -daemonize' "$out/refuse.log"; then
+		cat "$out/refuse.log" >&2
+		rm -rf "$out"
+		die "the seed QEMU did not refuse -external_sim with $o"
+	fi
+done
 echo "$bin"
