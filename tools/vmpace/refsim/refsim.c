@@ -12,7 +12,7 @@
  *   vmp_await(v, &elapsed, ...)  elapsed us actually elapsed (>= grant)
  *
  * which on the wire is the seed protocol: htonl(grant_us) written,
- * htonl(elapsed) read.
+ * ntohl(elapsed) read.
  * Between quanta it "simulates" for --stall-us of host time, so host time and
  * simulated time run at very different rates.  The guest prints its own
  * CLOCK_MONOTONIC on QEMU's debug console (vmpace-guest-clock lines), which
