@@ -95,7 +95,7 @@ static const struct cmd cmds[] = {
 
 enum { OPT_SYNC_FD = 256, OPT_SYNC_UNIX, OPT_SYNC_TCP, OPT_LISTEN, OPT_PROTO,
        OPT_ON_CLOSE, OPT_KILL_TIMEOUT, OPT_TRACE, OPT_ZERO_GRANT, OPT_STALL_WARN,
-       OPT_PEER_TIMEOUT, OPT_VM };
+       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_IO_TIMEOUT };
 
 struct opt {
 	const char *name;
@@ -114,8 +114,9 @@ static const struct opt pace_opts[] = {
 	{ "listen", 0, OPT_LISTEN, NULL, "wait for the simulator to connect" },
 	{ "pid", 1, 'p', "PID", "the VMM to attach to" },
 	{ "vm", 1, OPT_VM, "ID", "the VM to pace, if the VMM has several (vmpace status)" },
-	{ "proto", 1, OPT_PROTO, "us32|ns64",
-	  "grants and reports in uint32 us (default, adevs/-external_sim) or uint64 ns" },
+	{ "proto", 1, OPT_PROTO, "us32|ns64|framed",
+	  "grants and reports in uint32 us (default, adevs/-external_sim), uint64 ns, "
+	  "or typed messages in absolute guest ns (vmpace-proto(7))" },
 	{ "zero-grant", 1, OPT_ZERO_GRANT, "end|step",
 	  "a zero grant ends the session (default) or is a step of no time" },
 	{ "on-close", 1, OPT_ON_CLOSE, "terminate|release",
@@ -124,6 +125,9 @@ static const struct opt pace_opts[] = {
 	{ "stall-warn", 1, OPT_STALL_WARN, "S", "say why a quantum waits longer than this (5, 0: never)" },
 	{ "peer-timeout", 1, OPT_PEER_TIMEOUT, "S", "TCP: give up on an unreachable simulator (30)" },
 	{ "trace", 1, OPT_TRACE, "FILE", "one CSV row per quantum" },
+	{ "net", 1, OPT_NET, "ID",
+	  "run, framed: network port for QEMU's -device ...,netdev=ID (repeatable)" },
+	{ "io-timeout", 1, OPT_IO_TIMEOUT, "MS", "framed: wait this long for QEMU to take a frame (1000)" },
 	{ "verbose", 0, 'v', NULL, "say what happens (also: VMPACE_VERBOSE=1)" },
 	{ "help", 0, 'h', NULL, "this text" },
 	{ NULL }
@@ -211,7 +215,7 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 	lo[i] = (struct option){ NULL };
 
 	*o = (struct vp_opts){ .sync_fd = -1, .kill_timeout_ms = 10000, .stall_warn_s = 5,
-			       .peer_timeout_s = 30 };
+			       .peer_timeout_s = 30, .io_timeout_ms = 1000 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+p:vh", lo, NULL)) != -1) {
 		switch (c) {
@@ -243,9 +247,9 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 			o->listen = true;
 			break;
 		case OPT_PROTO:
-			if ((v = pick(optarg, "proto", "us32|ns64")) < 0)
+			if ((v = pick(optarg, "proto", "us32|ns64|framed")) < 0)
 				return VP_EXIT_USAGE;
-			o->proto = v ? VP_PROTO_NS64 : VP_PROTO_US32;
+			o->proto = v == 2 ? VP_PROTO_FRAMED : v ? VP_PROTO_NS64 : VP_PROTO_US32;
 			break;
 		case OPT_ZERO_GRANT:
 			if ((v = pick(optarg, "zero-grant", "end|step")) < 0)
@@ -279,6 +283,34 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 		case OPT_TRACE:
 			o->trace = optarg;
 			break;
+		case OPT_NET:
+			if (o->nr_net == VP_MAX_NET) {
+				vp_err("at most %d --net ports", VP_MAX_NET);
+				return VP_EXIT_USAGE;
+			}
+			if (!*optarg || strpbrk(optarg, ", =")) {
+				vp_err("--net '%s': a QEMU netdev id (no comma, blank or '=')",
+				       optarg);
+				return VP_EXIT_USAGE;
+			}
+			for (i = 0; i < o->nr_net; i++) {
+				if (!strcmp(o->net_id[i], optarg)) {
+					vp_err("--net %s is named twice", optarg);
+					return VP_EXIT_USAGE;
+				}
+			}
+			o->net_id[o->nr_net] = optarg;
+			o->net_fd[o->nr_net++] = -1;
+			break;
+		case OPT_IO_TIMEOUT:
+			if (parse_num(optarg, "--io-timeout", 3600000, &v))
+				return VP_EXIT_USAGE;
+			if (!v) {
+				vp_err("invalid --io-timeout '0': at least 1 ms");
+				return VP_EXIT_USAGE;
+			}
+			o->io_timeout_ms = v;
+			break;
 		case 'v':
 			vp_verbose = 1;
 			break;
@@ -308,6 +340,15 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 	}
 	if (!want_pid && o->vm_id) {
 		vp_err("'vmpace run' starts a QEMU, which has one VM: no --vm");
+		return VP_EXIT_USAGE;
+	}
+	if (o->nr_net && want_pid) {
+		vp_err("--net needs 'vmpace run': QEMU gets the port's socket on its "
+		       "command line");
+		return VP_EXIT_USAGE;
+	}
+	if (o->nr_net && o->proto != VP_PROTO_FRAMED) {
+		vp_err("--net carries frames in the framed protocol: add --proto framed");
 		return VP_EXIT_USAGE;
 	}
 	/* Only the simulator's socket survives: no inherited copy of its end. */

@@ -20,6 +20,7 @@
 enum vp_proto {
 	VP_PROTO_US32,		/* seed: uint32 microseconds */
 	VP_PROTO_NS64,		/* uint64 nanoseconds */
+	VP_PROTO_FRAMED,	/* typed messages, absolute guest ns: below */
 };
 
 struct vp_decoder {
@@ -28,6 +29,7 @@ struct vp_decoder {
 	size_t len;		/* bytes of the next message received so far */
 };
 
+/* The seed protocols' message size (4 or 8); not for VP_PROTO_FRAMED. */
 size_t vp_msg_size(enum vp_proto proto);
 uint64_t vp_unit_ns(enum vp_proto proto);
 
@@ -46,6 +48,96 @@ bool vp_decoder_partial(const struct vp_decoder *d);
 
 /* Encode a report; -ERANGE if it does not fit the protocol's width. */
 int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8]);
+
+/*
+ * The framed protocol, version 1 (vmpace-proto(7)).  The simulator opens
+ * with 16 zero bytes (a seed vmpace reads them as a zero grant, which ends
+ * its session before the guest runs) and a HELLO.  Every message is a
+ * 16-byte big-endian header, then @len bytes of payload:
+ *
+ *   u16 type, u16 flags (0 in version 1), u32 len, u64 t
+ *
+ * t is guest time in ns since the session started (the guest frozen).
+ */
+#define VP_FR_HDR		16
+#define VP_FR_VERSION		1
+#define VP_FR_MAX_TEXT		1024	/* of an ERROR's text */
+#define VP_FR_MAX_FRAME		65535	/* bytes of a network frame */
+#define VP_FR_FRAME_HDR		8	/* u32 id, u16 port, u16 reserved */
+#define VP_FR_MAX_PAYLOAD	(VP_FR_FRAME_HDR + VP_FR_MAX_FRAME)
+
+enum vp_fr_type {
+	/* simulator -> vmpace */
+	VP_FR_HELLO		= 0x0001,	/* u32 version_min, version_max, features */
+	VP_FR_GRANT		= 0x0010,	/* run until guest time t */
+	VP_FR_BYE		= 0x0011,	/* end of session */
+	VP_FR_FRAME_TO_GUEST	= 0x0020,	/* u32 id, u16 port, u16 0, frame; at t */
+	/* vmpace -> simulator */
+	VP_FR_HELLO_REPLY	= 0x8001,	/* u32 version, features, u16 net ports, u16 0 */
+	VP_FR_REPORT		= 0x8010,	/* frozen at guest time t */
+	VP_FR_FRAME_FROM_GUEST	= 0x8020,	/* u32 seq, u16 port, u16 0, frame; at t */
+	VP_FR_DELIVERED		= 0x8021,	/* u32 id, u16 status, u16 flags; at t */
+	VP_FR_ERROR		= 0x80ff,	/* u32 exit code or 0, u32 frame id, text */
+};
+#define VP_FR_HELLO_LEN		12
+#define VP_FR_DELIVERED_LEN	8
+#define VP_FR_ERROR_FATAL	0x1		/* flags of an ERROR: vmpace exits */
+
+/* DELIVERED: status */
+enum {
+	VP_FR_DELIVERED_OK	= 0,	/* handed to QEMU at t, the first stop at or after T */
+	VP_FR_DELIVERED_LATE	= 1,	/* T had passed when it came: handed over at t */
+	VP_FR_DELIVERED_DEFERRED = 2,	/* QEMU did not take it in time: later, unknown when */
+};
+/* DELIVERED: flags */
+#define VP_FR_DELIVERED_IRQ	0x1	/* a vCPU accepted an interrupt after QEMU took it */
+
+/* Who sent the bytes a decoder reads. */
+enum vp_fr_from { VP_FR_FROM_SIM, VP_FR_FROM_VMPACE };
+
+struct vp_fr_msg {
+	uint16_t type, flags;
+	uint32_t len;
+	uint64_t t;
+	const uint8_t *payload;		/* @len bytes, in the decoder */
+};
+
+struct vp_fr_decoder {
+	enum vp_fr_from from;
+	size_t opening;			/* zero bytes of the opening still due */
+	size_t have;			/* bytes of the current message */
+	struct vp_fr_msg m;		/* its header, once complete */
+	uint8_t buf[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	char err[160];			/* why vp_fr_decode() failed */
+};
+
+/* @from VP_FR_FROM_SIM expects the 16-byte opening first. */
+void vp_fr_decoder_init(struct vp_fr_decoder *d, enum vp_fr_from from);
+/* Bytes that complete the opening, header or message under way (>= 1). */
+size_t vp_fr_want(const struct vp_fr_decoder *d);
+/*
+ * Feed received bytes: consumes at most up to the end of one message,
+ * which then is in *m (valid until the next call) with *complete set.
+ * Returns the bytes consumed, or -EPROTO with d->err saying why: a non-zero
+ * byte in the opening, a type the sender may not send, flags, a length
+ * that the type does not allow.  After an error the decoder is unusable.
+ */
+long vp_fr_decode(struct vp_fr_decoder *d, const uint8_t *in, size_t len,
+		  bool *complete, struct vp_fr_msg *m);
+bool vp_fr_partial(const struct vp_fr_decoder *d);
+/*
+ * Writes a message (header and @len bytes of @payload) to @out, which has
+ * room for VP_FR_HDR + @len bytes; returns its size.
+ */
+size_t vp_fr_encode(uint8_t *out, uint16_t type, uint16_t flags, uint64_t t,
+		    const void *payload, uint32_t len);
+/* The name of a message type ("GRANT"), "unknown" if none. */
+const char *vp_fr_type_name(uint16_t type);
+/* Big-endian fields of payloads. */
+uint16_t vp_get_be16(const uint8_t *p);
+void vp_put_be16(uint8_t *p, uint16_t v);
+uint32_t vp_get_be32(const uint8_t *p);
+void vp_put_be32(uint8_t *p, uint32_t v);
 
 /*
  * Guest time as the guest's kvmclock counts it while the VM is paced: @ticks

@@ -42,10 +42,11 @@ static bool has_arg(char **argv, const char *a)
  * If vmpace is to terminate QEMU at the end, its death (even SIGKILL) does.
  */
 static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_fd,
-					       bool die_with_parent, pid_t parent)
+					       bool die_with_parent, pid_t parent,
+					       const int *net_fd, int nr_net)
 {
 	sigset_t none;
-	int e;
+	int e, i;
 
 	if (die_with_parent &&
 	    (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
@@ -54,6 +55,8 @@ static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	fcntl(qmp_fd, F_SETFD, 0);
+	for (i = 0; i < nr_net; i++)
+		fcntl(net_fd[i], F_SETFD, 0);
 	execvp(argv[0], argv);
 	e = errno;
 	if (write(err_fd, &e, sizeof(e)) < 0)
@@ -64,9 +67,10 @@ static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_
 int vp_run_qemu(struct vp_opts *o, char **argv)
 {
 	bool user_paused = has_arg(argv, "-S");
-	int argc, i, j, sv[2], ep[2], fd, r, status = 0, pidfd, e, sigfd;
+	int argc, i, j, sv[2], ep[2], fd, r, status = 0, pidfd, e, sigfd, k;
+	int qemu_net[VP_MAX_NET], nv[2];
 	struct vp_qmp qmp = { .fd = -1 };
-	char chardev[64], **av;
+	char chardev[64], netdev[VP_MAX_NET][160], **av;
 	struct vp_vm vm = { .pidfd = -1 };
 	sigset_t mask, old;
 	pid_t pid, self = getpid();
@@ -92,6 +96,20 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		return VP_EXIT_ERROR;
 	}
 	/*
+	 * A network port: a datagram socketpair, one frame per datagram, QEMU's
+	 * end as "-netdev dgram,local.type=fd" (QEMU 7.2 and later).
+	 */
+	for (k = 0; k < o->nr_net; k++) {
+		if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, nv)) {
+			vp_err("socketpair: %s", strerror(errno));
+			return VP_EXIT_ERROR;
+		}
+		o->net_fd[k] = nv[0];
+		qemu_net[k] = nv[1];
+		snprintf(netdev[k], sizeof(netdev[k]), "dgram,id=%s,local.type=fd,local.str=%d",
+			 o->net_id[k], nv[1]);
+	}
+	/*
 	 * From here on a SIGINT, SIGTERM or SIGHUP ends the start-up in order
 	 * (QEMU killed, exit 9) instead of leaving QEMU behind; the session
 	 * takes them over.
@@ -109,7 +127,7 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	}
 	for (argc = 0; argv[argc]; argc++)
 		;
-	av = calloc(argc + 8, sizeof(*av));
+	av = calloc(argc + 8 + 2 * o->nr_net, sizeof(*av));
 	if (!av)
 		return VP_EXIT_ERROR;
 	snprintf(chardev, sizeof(chardev), "socket,id=vmpace-qmp,fd=%d", sv[1]);
@@ -121,6 +139,10 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	av[j++] = chardev;
 	av[j++] = "-mon";
 	av[j++] = "chardev=vmpace-qmp,mode=control";
+	for (k = 0; k < o->nr_net; k++) {
+		av[j++] = "-netdev";
+		av[j++] = netdev[k];
+	}
 	while (i < argc)
 		av[j++] = argv[i++];
 
@@ -131,8 +153,11 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		goto restore;
 	}
 	if (!pid)
-		exec_vmm(av, sv[1], ep[1], o->on_close == VP_CLOSE_TERMINATE, self);
+		exec_vmm(av, sv[1], ep[1], o->on_close == VP_CLOSE_TERMINATE, self, qemu_net,
+			 o->nr_net);
 	close(sv[1]);
+	for (k = 0; k < o->nr_net; k++)
+		close(qemu_net[k]);
 	close(ep[1]);
 	free(av);
 	r = read(ep[0], &e, sizeof(e));

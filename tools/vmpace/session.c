@@ -17,12 +17,20 @@
  * carried, never lost.  A report is sent only when KVM says the VM is
  * frozen.
  *
+ * The framed protocol (--proto framed) carries the same exchange as typed
+ * messages: its GRANT names the guest time at which the quantum ends and its
+ * REPORT the exact guest time at which the VM froze, both in ns since the
+ * guest was frozen at attach; what vmpace ends a session for is sent as an
+ * ERROR before it closes.
+ *
  * Error convention: event handlers return nothing; a handler that ends the
  * session calls finish() (or fail(), which says why) with the exit code.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,7 +49,23 @@
 #include "qmp.h"
 #include "vmpace.h"
 
-enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP = -5 };
+enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP = -5,
+       TAG_NET0 = -1000 /* network port i: TAG_NET0 - i */ };
+
+/* Limits of the framed protocol's network frames (vmpace-proto(7)). */
+#define TXQ_MAX_FRAMES	1024		/* queued for the guest */
+#define TXQ_MAX_BYTES	(4u << 20)
+#define OQ_LIMIT	(16u << 20)	/* unsent to the simulator: stop reading QEMU */
+
+/* A frame from the simulator, waiting for guest time t. */
+struct tx_frame {
+	struct tx_frame *next;
+	uint64_t t;		/* ns since the session started */
+	uint32_t id, len;
+	uint16_t port;
+	bool late;		/* t had passed when it came */
+	uint8_t data[];
+};
 
 enum state {
 	ST_FREEZING,		/* waiting for every vCPU to hold at attach */
@@ -74,8 +98,23 @@ struct session {
 	bool mask_saved;
 
 	struct vp_decoder dec;
-	uint8_t out[8];
-	size_t out_len, out_off;
+	struct vp_fr_decoder *fdec;	/* --proto framed */
+	bool framed, hello_done;
+	/* bytes for the simulator, oq[oq_off..oq_len) not sent yet */
+	uint8_t *oq;
+	size_t oq_len, oq_off, oq_cap;
+	bool reply_queued;	/* a report (or HELLO reply) is in oq */
+
+	/* framed: network ports (vmpace run --net) */
+	int nr_ports;
+	bool ports_watched;
+	uint64_t last_stamp;	/* of the last frame from the guest */
+	uint32_t from_seq;
+	uint64_t *port_last_t;	/* of the last frame queued for each port */
+	struct tx_frame *txq;	/* frames for the guest, by time */
+	unsigned int txq_n;
+	size_t txq_bytes;
+	uint64_t stop_ns;	/* kvmclock of the next stop (<= target_ns) */
 
 	uint64_t unit_ns;
 	uint64_t base_ns;	/* frozen guest kvmclock at attach */
@@ -109,18 +148,111 @@ static void finish(struct session *s, int code)
 	s->exit_code = code;
 }
 
+/* Room for @n more bytes at the end of the output queue; NULL if none. */
+static uint8_t *oq_put(struct session *s, size_t n)
+{
+	uint8_t *p;
+
+	if (s->oq_off == s->oq_len)
+		s->oq_off = s->oq_len = 0;
+	if (s->oq_len + n > s->oq_cap) {
+		size_t cap = s->oq_cap ? s->oq_cap : 4096;
+
+		if (s->oq_off) {
+			memmove(s->oq, s->oq + s->oq_off, s->oq_len - s->oq_off);
+			s->oq_len -= s->oq_off;
+			s->oq_off = 0;
+		}
+		while (cap < s->oq_len + n)
+			cap *= 2;
+		if (cap > s->oq_cap) {
+			p = realloc(s->oq, cap);
+			if (!p)
+				return NULL;
+			s->oq = p;
+			s->oq_cap = cap;
+		}
+	}
+	p = s->oq + s->oq_len;
+	s->oq_len += n;
+	return p;
+}
+
+static size_t oq_pending(const struct session *s)
+{
+	return s->oq_len - s->oq_off;
+}
+
+/* Queues a framed message; false if memory ran out. */
+static bool queue_msg(struct session *s, uint16_t type, uint16_t flags, uint64_t t,
+		      const void *prefix, uint32_t plen, const void *data, uint32_t dlen)
+{
+	uint8_t *p = oq_put(s, VP_FR_HDR + plen + dlen);
+
+	if (!p)
+		return false;
+	vp_fr_encode(p, type, flags, t, prefix, plen);
+	vp_put_be32(p + 4, plen + dlen);
+	if (dlen)
+		memcpy(p + VP_FR_HDR + plen, data, dlen);
+	return true;
+}
+
+/* Guest time now, in ns since the session started, as reports count it. */
+static uint64_t reported_ns(const struct session *s)
+{
+	return s->last_ns - s->base_ns;
+}
+
+static void queue_error(struct session *s, uint16_t flags, int code, uint32_t ref,
+			const char *text)
+{
+	uint8_t pl[8];
+	size_t len = strlen(text);
+
+	if (len > VP_FR_MAX_TEXT)
+		len = VP_FR_MAX_TEXT;
+	vp_put_be32(pl, code);
+	vp_put_be32(pl + 4, ref);
+	queue_msg(s, VP_FR_ERROR, flags, reported_ns(s), pl, 8, text, len);
+}
+
+/*
+ * Framed protocol: why the session ends, as a fatal ERROR after what is
+ * queued; one attempt to send it all, never waiting.
+ */
+static void tell_peer(struct session *s, int code, const char *text)
+{
+	ssize_t n;
+
+	if (!s->framed || !s->hello_done || s->o->sync_fd < 0)
+		return;
+	queue_error(s, VP_FR_ERROR_FATAL, code, 0, text);
+	while (oq_pending(s)) {
+		n = send(s->o->sync_fd, s->oq + s->oq_off, oq_pending(s),
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n <= 0) {
+			vp_info("could not tell the simulator why: %s",
+				n < 0 ? strerror(errno) : "nothing sent");
+			return;
+		}
+		s->oq_off += n;
+	}
+}
+
 static void __attribute__((format(printf, 3, 4))) fail(struct session *s, int code,
 						       const char *fmt, ...)
 {
+	char text[VP_FR_MAX_TEXT + 1];
 	va_list ap;
 
 	if (s->state == ST_DONE)
 		return;
-	fputs("vmpace: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "vmpace: %s\n", text);
+	tell_peer(s, code, text);
 	finish(s, code);
 }
 
@@ -153,7 +285,7 @@ static void watch_sync(struct session *s)
 
 	if (s->state == ST_WAIT_GRANT)
 		ev |= EPOLLIN;
-	else if (s->state == ST_REPORTING)
+	if (oq_pending(s))
 		ev |= EPOLLOUT;
 	if (ep_set(s, EPOLL_CTL_MOD, s->o->sync_fd, ev, TAG_SYNC))
 		fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
@@ -167,6 +299,279 @@ static int vcpu_state(struct session *s, int i, struct kvm_pace_state *st)
 		fail(s, r == -EIO ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR,
 		     "KVM_GET_PACE_STATE on vCPU %d: %s", s->vm->vcpu_id[i], strerror(-r));
 	return r;
+}
+
+/* ----- network frames (framed protocol, vmpace run --net) ------------- */
+
+static void send_report(struct session *s);
+
+/*
+ * The guest time at which a frame from the guest is received: the frozen
+ * time if the VM is frozen, else the most advanced vCPU's kvmclock (KVM
+ * reports a running vCPU's live guest time); never before the last report
+ * or the last stamp.  In ns since the session started.
+ */
+static uint64_t guest_stamp(struct session *s)
+{
+	struct kvm_pace_state st;
+	uint64_t t = s->last_ns;
+	int i;
+
+	if (s->state == ST_RUNNING) {
+		for (i = 0; i < s->vm->nr_vcpus; i++)
+			if (!ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, &st) &&
+			    st.guest_ns > t)
+				t = st.guest_ns;
+	}
+	t = t > s->base_ns ? t - s->base_ns : 0;
+	if (t < reported_ns(s))
+		t = reported_ns(s);
+	if (t < s->last_stamp)
+		t = s->last_stamp;
+	s->last_stamp = t;
+	return t;
+}
+
+static void watch_ports(struct session *s, bool on)
+{
+	int i;
+
+	if (s->ports_watched == on)
+		return;
+	s->ports_watched = on;
+	for (i = 0; i < s->nr_ports; i++)
+		if (ep_set(s, EPOLL_CTL_MOD, s->o->net_fd[i], on ? EPOLLIN : 0, TAG_NET0 - i))
+			fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
+}
+
+/* QEMU is read again once the simulator has taken most of what waits. */
+static void resume_ports(struct session *s)
+{
+	if (s->hello_done && s->state != ST_DONE && oq_pending(s) < OQ_LIMIT / 2)
+		watch_ports(s, true);
+}
+
+/*
+ * Frames the guest sent on port @i: each goes to the simulator stamped with
+ * the guest time it was received at.  Past OQ_LIMIT bytes that the
+ * simulator has not read, vmpace stops reading QEMU (whose queue then
+ * fills, and the guest's NIC waits): nothing is dropped.
+ */
+static void on_port(struct session *s, int i)
+{
+	static uint8_t buf[VP_FR_MAX_FRAME + 1];
+	uint8_t pl[VP_FR_FRAME_HDR] = { 0 };
+	char text[160];
+	ssize_t n;
+
+	while (s->state != ST_DONE) {
+		if (oq_pending(s) >= OQ_LIMIT) {
+			watch_ports(s, false);
+			break;
+		}
+		n = recv(s->o->net_fd[i], buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			fail(s, VP_EXIT_VMM_DIED, "network port %d (%s): %s", i,
+			     s->o->net_id[i], strerror(errno));
+			return;
+		}
+		if (n == 0)
+			continue;
+		if (n > VP_FR_MAX_FRAME) {
+			snprintf(text, sizeof(text), "network port %d: the guest sent a frame "
+				 "of %zd bytes, more than the protocol's %d: not forwarded",
+				 i, n, VP_FR_MAX_FRAME);
+			vp_err("%s", text);
+			queue_error(s, 0, 0, 0, text);
+			continue;
+		}
+		vp_put_be32(pl, ++s->from_seq);
+		vp_put_be16(pl + 4, i);
+		if (!queue_msg(s, VP_FR_FRAME_FROM_GUEST, 0, guest_stamp(s), pl, sizeof(pl),
+			       buf, n)) {
+			fail(s, VP_EXIT_ERROR, "out of memory");
+			return;
+		}
+	}
+	if (s->state != ST_DONE && oq_pending(s) && s->state != ST_REPORTING)
+		send_report(s);
+}
+
+/* Before a report: what QEMU has relayed so far goes first. */
+static void drain_ports(struct session *s)
+{
+	int i;
+
+	for (i = 0; s->ports_watched && i < s->nr_ports && s->state != ST_DONE; i++)
+		on_port(s, i);
+}
+
+/* Interrupts accepted by the VM's vCPUs so far. */
+static uint64_t irq_sum(struct session *s)
+{
+	struct kvm_pace_state st;
+	uint64_t sum = 0;
+	int i;
+
+	for (i = 0; i < s->vm->nr_vcpus; i++)
+		if (!ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, &st))
+			sum += st.irqs;
+	return sum;
+}
+
+static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A frame for the guest that vmpace does not take: a non-fatal ERROR. */
+static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	vp_err("%s", text);
+	queue_error(s, 0, 0, id, text);
+}
+
+static int64_t ms_since(const struct timespec *t0)
+{
+	return (int64_t)(ns_since(t0) / 1000000);
+}
+
+/*
+ * Hands frame @f to QEMU while the VM is frozen at guest time @now, and
+ * makes sure that QEMU has taken it before the guest runs on: the socket's
+ * unread bytes (SIOCOUTQ: AF_UNIX charges them to the sender until the
+ * receiver has read them) drop to 0 once QEMU's network backend has read
+ * the frame, and a QMP command answered after that was dispatched by QEMU's
+ * main loop after the callback that read it returned, which passed the frame
+ * to the NIC and raised its interrupt (KVM_SIGNAL_MSI, synchronous).  The
+ * interrupt count of KVM_GET_PACE_STATE then says whether a vCPU accepted
+ * one.  Waits at most --io-timeout.
+ */
+static void deliver_one(struct session *s, struct tx_frame *f, uint64_t now)
+{
+	uint16_t status = f->late ? VP_FR_DELIVERED_LATE : VP_FR_DELIVERED_OK, flags = 0;
+	int fd = s->o->net_fd[f->port], outq = 1, r;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	uint8_t pl[VP_FR_DELIVERED_LEN];
+	struct timespec t0;
+	uint64_t irqs0 = irq_sum(s);
+	ssize_t n;
+	int e;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		n = send(fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		e = errno;
+		if (n >= 0 || (e != EAGAIN && e != EINTR))
+			break;
+		r = (int)(s->o->io_timeout_ms - ms_since(&t0));
+		if (r <= 0 || (poll(&p, 1, r) < 0 && errno != EINTR))
+			break;
+	}
+	if (n < 0) {
+		reject_frame(s, f->id, "FRAME_TO_GUEST %u: QEMU does not read network port %u "
+			     "(%s): %s", f->id, f->port, s->o->net_id[f->port],
+			     e == EAGAIN ? "its queue stayed full for --io-timeout (the guest's "
+			     "NIC does not receive)" : strerror(e));
+		return;
+	}
+	while (!ioctl(fd, SIOCOUTQ, &outq) && outq > 0 &&
+	       ms_since(&t0) < s->o->io_timeout_ms) {
+		struct timespec d = { 0, 20000 };
+
+		nanosleep(&d, NULL);
+	}
+	if (outq) {
+		status = VP_FR_DELIVERED_DEFERRED;
+		vp_info("FRAME_TO_GUEST %u: QEMU has not read it within %d ms (the guest's "
+			"NIC has no receive buffers?)", f->id, s->o->io_timeout_ms);
+	} else if (s->qmp) {
+		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
+				   s->o->io_timeout_ms);
+		if (r) {
+			status = VP_FR_DELIVERED_DEFERRED;
+			vp_info("FRAME_TO_GUEST %u: QEMU's monitor did not answer: %s", f->id,
+				strerror(-r));
+		}
+	}
+	if (status != VP_FR_DELIVERED_DEFERRED && irq_sum(s) != irqs0)
+		flags |= VP_FR_DELIVERED_IRQ;
+	vp_put_be32(pl, f->id);
+	vp_put_be16(pl + 4, status);
+	vp_put_be16(pl + 6, flags);
+	if (!queue_msg(s, VP_FR_DELIVERED, 0, now, pl, sizeof(pl), NULL, 0))
+		fail(s, VP_EXIT_ERROR, "out of memory");
+}
+
+/* The VM is frozen at s->last_ns: every frame due by then goes to QEMU. */
+static void deliver_due(struct session *s)
+{
+	uint64_t now = reported_ns(s);
+	struct tx_frame *f;
+
+	while ((f = s->txq) && f->t <= now && s->state != ST_DONE) {
+		s->txq = f->next;
+		s->txq_n--;
+		s->txq_bytes -= f->len;
+		deliver_one(s, f, now);
+		free(f);
+	}
+}
+
+/* FRAME_TO_GUEST: queued by time, after the frames for the same time. */
+static void queue_tx(struct session *s, const struct vp_fr_msg *m)
+{
+	uint32_t id = vp_get_be32(m->payload), len = m->len - VP_FR_FRAME_HDR;
+	uint16_t port = vp_get_be16(m->payload + 4);
+	struct tx_frame *f, **pp;
+
+	if (vp_get_be16(m->payload + 6)) {
+		fail(s, VP_EXIT_PROTOCOL, "FRAME_TO_GUEST %u: reserved field not 0", id);
+		return;
+	}
+	if (port >= s->nr_ports) {
+		reject_frame(s, id, "FRAME_TO_GUEST %u: no network port %u (vmpace has %d: "
+			     "--net)", id, port, s->nr_ports);
+		return;
+	}
+	if (m->t < s->port_last_t[port]) {
+		fail(s, VP_EXIT_PROTOCOL, "FRAME_TO_GUEST %u for port %u at %llu ns, before "
+		     "the frame sent before it (%llu ns): a port delivers in order", id, port,
+		     (unsigned long long)m->t, (unsigned long long)s->port_last_t[port]);
+		return;
+	}
+	if (s->txq_n >= TXQ_MAX_FRAMES || s->txq_bytes + len > TXQ_MAX_BYTES) {
+		reject_frame(s, id, "FRAME_TO_GUEST %u: %u frames (%zu bytes) wait for the "
+			     "guest already, the most vmpace queues is %u (%u bytes)", id,
+			     s->txq_n, s->txq_bytes, TXQ_MAX_FRAMES, TXQ_MAX_BYTES);
+		return;
+	}
+	f = malloc(sizeof(*f) + len);
+	if (!f) {
+		fail(s, VP_EXIT_ERROR, "out of memory");
+		return;
+	}
+	f->t = m->t;
+	f->id = id;
+	f->len = len;
+	f->port = port;
+	f->late = m->t < reported_ns(s);
+	memcpy(f->data, m->payload + VP_FR_FRAME_HDR, len);
+	for (pp = &s->txq; *pp && (*pp)->t <= f->t; pp = &(*pp)->next)
+		;
+	f->next = *pp;
+	*pp = f;
+	s->txq_n++;
+	s->txq_bytes += len;
+	s->port_last_t[port] = m->t;
 }
 
 /* Arm vCPU @i at s->deadline and watch for its hold. */
@@ -202,6 +607,27 @@ static void start_quantum(struct session *s, uint64_t deadline, enum state st)
 		arm(s, i);
 	if (s->state != ST_DONE)
 		s->controlling = true;
+}
+
+/*
+ * The VM is frozen at s->last_tsc/last_ns: run it to the next stop, the end
+ * of the quantum or, if earlier, the time of the next frame for the guest.
+ */
+static void run_to_next_stop(struct session *s)
+{
+	uint64_t stop = s->target_ns, ticks, ns;
+
+	if (s->txq && s->txq->t < s->target_ns - s->base_ns)
+		stop = s->base_ns + s->txq->t;
+	s->stop_ns = stop;
+	/* 2 ns cover the rounding of kvmclock's scale at another base */
+	ns = stop > s->last_ns ? stop - s->last_ns : 0;
+	if (vp_pvclock_ticks_ceil(ns + 2, s->mul, s->shift, &ticks) ||
+	    ticks > UINT64_MAX - s->last_tsc) {
+		fail(s, VP_EXIT_PROTOCOL, "grant %llu is out of range", (unsigned long long)s->grant);
+		return;
+	}
+	start_quantum(s, s->last_tsc + ticks, ST_RUNNING);
 }
 
 /* The VM has vCPUs vmpace does not pace yet (hot-added): pace them too. */
@@ -243,10 +669,19 @@ static void send_report(struct session *s);
 static void report(struct session *s, uint64_t frozen, uint64_t frozen_ns)
 {
 	uint64_t total = (frozen_ns - s->base_ns) / s->unit_ns, value;
+	uint8_t buf[8], *p = NULL;
 	int r;
 
 	value = total - s->reported;
-	r = vp_encode(s->o->proto, value, s->out);
+	if (s->framed)
+		r = queue_msg(s, VP_FR_REPORT, 0, frozen_ns - s->base_ns, NULL, 0, NULL, 0) ?
+			0 : -ENOMEM;
+	else
+		r = vp_encode(s->o->proto, value, buf);
+	if (r == -ENOMEM) {
+		fail(s, VP_EXIT_ERROR, "out of memory");
+		return;
+	}
 	if (r < 0) {
 		fail(s, VP_EXIT_PROTOCOL, "quantum %llu: elapsed time %llu does not fit the "
 		     "protocol", (unsigned long long)s->seq, (unsigned long long)value);
@@ -261,11 +696,16 @@ static void report(struct session *s, uint64_t frozen, uint64_t frozen_ns)
 			(unsigned long long)ns_since(&s->t_grant),
 			(unsigned long long)vp_pvclock_ns(ov, s->mul, s->shift));
 	}
+	if (r > 0 && !(p = oq_put(s, r))) {
+		fail(s, VP_EXIT_ERROR, "out of memory");
+		return;
+	}
+	if (r > 0)
+		memcpy(p, buf, r);
 	s->reported = total;
 	s->last_tsc = frozen;
 	s->last_ns = frozen_ns;
-	s->out_len = r;
-	s->out_off = 0;
+	s->reply_queued = true;
 	send_report(s);
 }
 
@@ -313,41 +753,58 @@ static void all_held(struct session *s)
 		watch_sync(s);
 		return;
 	}
-	if (frozen_ns < s->target_ns) {
+	if (frozen_ns < s->stop_ns) {
 		/* kvmclock was set back (QEMU's stop/cont): the quantum goes on */
-		if (vp_pvclock_ticks_ceil(s->target_ns - frozen_ns + 2, s->mul, s->shift,
+		if (vp_pvclock_ticks_ceil(s->stop_ns - frozen_ns + 2, s->mul, s->shift,
 					  &ticks) || ticks > UINT64_MAX - frozen) {
 			fail(s, VP_EXIT_ERROR, "cannot reach kvmclock %llu ns from guest TSC %llu",
-			     (unsigned long long)s->target_ns, (unsigned long long)frozen);
+			     (unsigned long long)s->stop_ns, (unsigned long long)frozen);
 			return;
 		}
-		vp_info("quantum %llu: kvmclock at %llu ns, %llu ns short of its end: going on",
+		vp_info("quantum %llu: kvmclock at %llu ns, %llu ns short of its stop: going on",
 			(unsigned long long)s->seq, (unsigned long long)frozen_ns,
-			(unsigned long long)(s->target_ns - frozen_ns));
+			(unsigned long long)(s->stop_ns - frozen_ns));
 		start_quantum(s, frozen + ticks, ST_RUNNING);
 		return;
 	}
-	report(s, frozen, frozen_ns);
+	/* a stop: frames due by now go to the guest, while it is frozen */
+	s->last_tsc = frozen;
+	s->last_ns = frozen_ns;
+	deliver_due(s);
+	if (s->state == ST_DONE)
+		return;
+	if (frozen_ns < s->target_ns) {
+		run_to_next_stop(s);
+		return;
+	}
+	drain_ports(s);
+	if (s->state != ST_DONE)
+		report(s, frozen, frozen_ns);
 }
 
+/*
+ * Sends what is queued for the simulator.  Once a report (or the reply to a
+ * HELLO) is out, vmpace waits for the next grant; until then it reads
+ * nothing from the simulator.
+ */
 static void send_report(struct session *s)
 {
 	ssize_t n;
 
-	while (s->out_off < s->out_len) {
-		n = send(s->o->sync_fd, s->out + s->out_off, s->out_len - s->out_off,
+	while (oq_pending(s)) {
+		n = send(s->o->sync_fd, s->oq + s->oq_off, oq_pending(s),
 			 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == ENOTSOCK)
-			n = write(s->o->sync_fd, s->out + s->out_off, s->out_len - s->out_off);
+			n = write(s->o->sync_fd, s->oq + s->oq_off, oq_pending(s));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (s->state != ST_REPORTING) {
+			if (s->reply_queued && s->state != ST_REPORTING) {
 				vp_info("quantum %llu: the simulator is not reading its "
 					"reports: waiting to send", (unsigned long long)s->seq);
 				set_state(s, ST_REPORTING);
-				watch_sync(s);
 			}
+			watch_sync(s);
 			return;
 		}
 		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
@@ -359,18 +816,20 @@ static void send_report(struct session *s)
 			fail(s, VP_EXIT_PEER_LOST, "lost the simulator: %s", strerror(errno));
 			return;
 		}
-		s->out_off += n;
+		s->oq_off += n;
 	}
-	/* after a half-close, grants sent before it still run: reading tells */
-	set_state(s, ST_WAIT_GRANT);
+	if (s->reply_queued) {
+		/* after a half-close, grants sent before it still run: reading tells */
+		s->reply_queued = false;
+		set_state(s, ST_WAIT_GRANT);
+	}
 	watch_sync(s);
+	resume_ports(s);
 }
 
 static void on_grant(struct session *s, uint64_t grant)
 {
-	uint64_t ticks, ns;
-
-	if (!grant && s->o->zero_grant == VP_ZERO_END) {
+	if (!grant && s->o->zero_grant == VP_ZERO_END && !s->framed) {
 		vp_info("zero grant: end of session");
 		finish(s, VP_EXIT_OK);
 		return;
@@ -381,7 +840,10 @@ static void on_grant(struct session *s, uint64_t grant)
 	if (!grant) {
 		/* a step of no time: the guest does not run, 0 elapsed */
 		s->deadline = s->last_tsc;
-		report(s, s->last_tsc, s->last_ns);
+		deliver_due(s);
+		drain_ports(s);
+		if (s->state != ST_DONE)
+			report(s, s->last_tsc, s->last_ns);
 		return;
 	}
 	/*
@@ -394,13 +856,10 @@ static void on_grant(struct session *s, uint64_t grant)
 		return;
 	}
 	s->target_ns = s->base_ns + (s->reported + grant) * s->unit_ns;
-	ns = s->target_ns > s->last_ns ? s->target_ns - s->last_ns : 0;
-	if (vp_pvclock_ticks_ceil(ns + 2, s->mul, s->shift, &ticks) ||
-	    ticks > UINT64_MAX - s->last_tsc) {
-		fail(s, VP_EXIT_PROTOCOL, "grant %llu is out of range", (unsigned long long)grant);
-		return;
-	}
-	start_quantum(s, s->last_tsc + ticks, ST_RUNNING);
+	/* frames due already (their time is now or has passed) go first */
+	deliver_due(s);
+	if (s->state != ST_DONE)
+		run_to_next_stop(s);
 }
 
 /* Why the connection failed, from its pending error. */
@@ -419,15 +878,75 @@ static void peer_lost(struct session *s)
 	fail(s, VP_EXIT_PEER_LOST, "lost the simulator: %s", strerror(err));
 }
 
+/* A framed message from the simulator. */
+static void on_message(struct session *s, const struct vp_fr_msg *m)
+{
+	uint32_t vmin, vmax;
+	uint8_t pl[VP_FR_HELLO_LEN] = { 0 };
+
+	if (!s->hello_done && m->type != VP_FR_HELLO) {
+		fail(s, VP_EXIT_PROTOCOL, "the simulator sent a %s before its HELLO",
+		     vp_fr_type_name(m->type));
+		return;
+	}
+	switch (m->type) {
+	case VP_FR_HELLO:
+		if (s->hello_done) {
+			fail(s, VP_EXIT_PROTOCOL, "the simulator sent a second HELLO");
+			return;
+		}
+		vmin = vp_get_be32(m->payload);
+		vmax = vp_get_be32(m->payload + 4);
+		if (vmin > VP_FR_VERSION || vmax < VP_FR_VERSION) {
+			fail(s, VP_EXIT_PROTOCOL, "the simulator speaks versions %u to %u of the "
+			     "framed protocol, vmpace %u", vmin, vmax, VP_FR_VERSION);
+			return;
+		}
+		/* no features are defined in version 1: none is granted */
+		vp_put_be32(pl, VP_FR_VERSION);
+		vp_put_be16(pl + 8, s->nr_ports);
+		s->hello_done = true;
+		if (!queue_msg(s, VP_FR_HELLO_REPLY, 0, 0, pl, sizeof(pl), NULL, 0)) {
+			fail(s, VP_EXIT_ERROR, "out of memory");
+			return;
+		}
+		s->reply_queued = true;
+		vp_info("framed protocol version %u, %d network port(s)", VP_FR_VERSION,
+			s->nr_ports);
+		send_report(s);
+		return;
+	case VP_FR_GRANT:
+		if (m->t < s->reported) {
+			fail(s, VP_EXIT_PROTOCOL, "GRANT until guest time %llu ns, before the "
+			     "time already reported (%llu ns)", (unsigned long long)m->t,
+			     (unsigned long long)s->reported);
+			return;
+		}
+		on_grant(s, m->t - s->reported);
+		return;
+	case VP_FR_BYE:
+		vp_info("BYE: end of session");
+		finish(s, VP_EXIT_OK);
+		return;
+	case VP_FR_FRAME_TO_GUEST:
+		queue_tx(s, m);
+		if (s->state != ST_DONE && oq_pending(s))
+			send_report(s);
+		return;
+	}
+}
+
 static void on_sync_readable(struct session *s)
 {
-	uint8_t buf[8];
-	size_t used;
+	static uint8_t buf[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	struct vp_fr_msg m;
+	size_t used, want;
 	bool complete;
 	uint64_t grant;
 	ssize_t n;
 
-	n = read(s->o->sync_fd, buf, vp_msg_size(s->o->proto) - s->dec.len);
+	want = s->framed ? vp_fr_want(s->fdec) : vp_msg_size(s->o->proto) - s->dec.len;
+	n = read(s->o->sync_fd, buf, want < sizeof(buf) ? want : sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n < 0) {
@@ -435,13 +954,22 @@ static void on_sync_readable(struct session *s)
 		return;
 	}
 	if (n == 0) {
-		if (vp_decoder_partial(&s->dec)) {
+		if (s->framed ? vp_fr_partial(s->fdec) : vp_decoder_partial(&s->dec)) {
 			fail(s, VP_EXIT_PROTOCOL, "the simulator closed the connection in the "
-			     "middle of a grant");
+			     "middle of a %s", s->framed ? "message" : "grant");
 		} else {
 			vp_info("the simulator closed the connection");
 			finish(s, VP_EXIT_OK);
 		}
+		return;
+	}
+	if (s->framed) {
+		if (vp_fr_decode(s->fdec, buf, n, &complete, &m) < 0)
+			fail(s, VP_EXIT_PROTOCOL, "the simulator broke the framed protocol: %s%s",
+			     s->fdec->err, s->hello_done ? "" : " (a seed-protocol simulator? "
+			     "then run vmpace without --proto framed)");
+		else if (complete)
+			on_message(s, &m);
 		return;
 	}
 	used = vp_decode(&s->dec, buf, n, &complete, &grant);
@@ -453,15 +981,20 @@ static void on_sync(struct session *s, uint32_t events)
 {
 	if (events & EPOLLERR) {
 		peer_lost(s);
-	} else if (s->state == ST_WAIT_GRANT && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))) {
-		on_sync_readable(s);
-	} else if (s->state == ST_REPORTING && (events & EPOLLOUT)) {
+		return;
+	}
+	if ((events & EPOLLOUT) && oq_pending(s)) {
 		send_report(s);
+		if (s->state == ST_DONE)
+			return;
+	}
+	if (s->state == ST_WAIT_GRANT && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))) {
+		on_sync_readable(s);
 	} else if (events & EPOLLHUP) {
 		/* both directions closed: nobody will read a report */
 		vp_info("the simulator closed the connection");
 		finish(s, VP_EXIT_OK);
-	} else if (events & EPOLLRDHUP) {
+	} else if (events & EPOLLRDHUP && !s->peer_eof) {
 		/*
 		 * A half-close: the quantum in flight and the grants sent before
 		 * it run and are reported, then reading finds the end.
@@ -471,6 +1004,7 @@ static void on_sync(struct session *s, uint32_t events)
 		vp_info("the simulator shut down its side of the connection");
 		s->peer_eof = true;
 		if (s->state == ST_FREEZING && !s->dec.len &&
+		    !(s->fdec && vp_fr_partial(s->fdec)) &&
 		    (ioctl(s->o->sync_fd, FIONREAD, &pending) || !pending)) {
 			vp_info("no grant was sent: end of session");
 			finish(s, VP_EXIT_OK);
@@ -575,6 +1109,13 @@ static void on_signal(struct session *s)
 		return;
 	s->signo = si.ssi_signo;
 	vp_info("signal %u: ending the session", si.ssi_signo);
+	if (s->state != ST_DONE) {
+		char text[64];
+
+		snprintf(text, sizeof(text), "vmpace ends the session on signal %u",
+			 si.ssi_signo);
+		tell_peer(s, VP_EXIT_SIGNAL, text);
+	}
 	finish(s, VP_EXIT_SIGNAL);
 }
 
@@ -692,6 +1233,9 @@ static int setup(struct session *s)
 		r = ep_set(s, EPOLL_CTL_ADD, s->qmp->fd, EPOLLIN, TAG_QMP);
 	for (i = 0; !r && i < s->vm->nr_vcpus; i++)
 		r = ep_set(s, EPOLL_CTL_ADD, s->vm->vcpu_fd[i], 0, i);
+	/* read once the HELLO is answered: the reply is the first message */
+	for (i = 0; !r && i < s->nr_ports; i++)
+		r = ep_set(s, EPOLL_CTL_ADD, s->o->net_fd[i], 0, TAG_NET0 - i);
 	return r;
 }
 
@@ -718,7 +1262,10 @@ static void dispatch(struct session *s, struct epoll_event *ev)
 			ep_set(s, EPOLL_CTL_DEL, s->qmp->fd, 0, TAG_QMP);
 		break;
 	default:
-		on_vcpu(s, tag);
+		if (tag <= TAG_NET0)
+			on_port(s, TAG_NET0 - tag);
+		else
+			on_vcpu(s, tag);
 	}
 }
 
@@ -733,7 +1280,19 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 	struct kvm_pace_state st;
 	int i, n, r;
 
-	vp_decoder_init(&s.dec, o->proto);
+	if (o->proto == VP_PROTO_FRAMED) {
+		s.framed = true;
+		s.fdec = malloc(sizeof(*s.fdec));
+		s.port_last_t = calloc(o->nr_net ? o->nr_net : 1, sizeof(uint64_t));
+		if (!s.fdec || !s.port_last_t) {
+			fail(&s, VP_EXIT_ERROR, "out of memory");
+			goto out;
+		}
+		vp_fr_decoder_init(s.fdec, VP_FR_FROM_SIM);
+		s.nr_ports = o->nr_net;
+	} else {
+		vp_decoder_init(&s.dec, o->proto);
+	}
 	s.held = calloc(vm->nr_vcpus, sizeof(bool));
 	if (!s.held) {
 		fail(&s, VP_EXIT_ERROR, "out of memory");
@@ -786,6 +1345,17 @@ out:
 	if (s.trace)
 		fclose(s.trace);
 	free(s.held);
+	free(s.oq);
+	free(s.fdec);
+	free(s.port_last_t);
+	while (s.txq) {
+		struct tx_frame *f = s.txq;
+
+		s.txq = f->next;
+		free(f);
+	}
+	for (i = 0; i < o->nr_net; i++)
+		close(o->net_fd[i]);
 	if (s.epfd >= 0)
 		close(s.epfd);
 	if (s.sigfd >= 0)

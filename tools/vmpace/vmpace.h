@@ -45,6 +45,7 @@ int vp_set_deadline(struct vp_vm *vm, int i, uint64_t deadline);
 int vp_disarm_all(struct vp_vm *vm);
 
 enum vp_on_close { VP_CLOSE_TERMINATE, VP_CLOSE_RELEASE };
+#define VP_MAX_NET	8
 enum vp_zero_grant { VP_ZERO_END, VP_ZERO_STEP };
 
 struct vp_opts {
@@ -61,6 +62,11 @@ struct vp_opts {
 	const char *sync_tcp;
 	bool listen;
 	const char *trace;
+	/* framed protocol: network ports, vmpace run --net ID */
+	int nr_net;
+	const char *net_id[VP_MAX_NET];
+	int net_fd[VP_MAX_NET];		/* vmpace's ends, once QEMU is started */
+	int io_timeout_ms;		/* for QEMU to take a frame */
 };
 
 /* Closes every fd above 2 but @keep (-1: none). */

@@ -41,12 +41,28 @@
 /* pause between connection attempts while vmpace does not listen yet */
 #define RETRY_MS	20
 
+/* An event read from vmpace, queued for vmp_next_event(). */
+struct ev_node {
+	struct ev_node *next;
+	struct vmp_event ev;
+	uint8_t data[];
+};
+
 struct vmp {
 	int fd;
 	struct vp_decoder dec;
+	struct vp_fr_decoder fdec;	/* VMP_PROTO_FRAMED */
+	struct ev_node *evq, **evq_tail, *ev_cur;
+	unsigned int nr_ports;		/* from vmpace's HELLO reply */
+	uint32_t next_id;		/* of frames to the guest */
+	uint64_t *port_last_t;		/* of the last frame sent on each port */
+	unsigned int port_last_n;
+	bool framed;
+	bool hello_pending;	/* framed: vmpace's HELLO reply not read yet */
 	bool pending;		/* a grant was sent, its report not read */
 	bool over;		/* the session ended or broke */
-	uint64_t grant;
+	uint64_t grant;		/* framed: the guest time it ends at */
+	uint64_t now;		/* guest ns reported so far */
 	pid_t pid;		/* spawned child, 0 if none */
 	int pidfd;		/* -1 if none or not supported */
 	bool reaped;
@@ -114,15 +130,19 @@ static struct vmp *vmp_new(enum vmp_proto proto)
 	v->fd = -1;
 	v->pidfd = -1;
 	v->over = true;		/* until a constructor succeeds */
-	vp_decoder_init(&v->dec, proto == VMP_PROTO_NS64 ? VP_PROTO_NS64 : VP_PROTO_US32);
+	v->framed = proto == VMP_PROTO_FRAMED;
+	vp_decoder_init(&v->dec, proto == VMP_PROTO_NS64 ? VP_PROTO_NS64 :
+			proto == VMP_PROTO_FRAMED ? VP_PROTO_FRAMED : VP_PROTO_US32);
+	vp_fr_decoder_init(&v->fdec, VP_FR_FROM_VMPACE);
+	v->evq_tail = &v->evq;
 	return v;
 }
 
 static int check_proto(struct vmp *v, enum vmp_proto proto)
 {
-	if (proto != VMP_PROTO_US32 && proto != VMP_PROTO_NS64)
-		return fail(v, EINVAL, "unknown protocol %d (VMP_PROTO_US32 or VMP_PROTO_NS64)",
-			    (int)proto);
+	if (proto != VMP_PROTO_US32 && proto != VMP_PROTO_NS64 && proto != VMP_PROTO_FRAMED)
+		return fail(v, EINVAL, "unknown protocol %d (VMP_PROTO_US32, VMP_PROTO_NS64 "
+			    "or VMP_PROTO_FRAMED)", (int)proto);
 	return 0;
 }
 
@@ -250,6 +270,59 @@ static void close_all(int *fds, int n)
 	}
 }
 
+/* Sends all of @len bytes, waiting up to @deadline; 0 or -errno. */
+static int send_all(struct vmp *v, const uint8_t *msg, size_t len, int64_t deadline)
+{
+	size_t done = 0;
+	int e;
+
+	while (done < len) {
+		ssize_t n = send(v->fd, msg + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		e = errno;
+		if (n >= 0) {
+			done += n;
+		} else if (e == EAGAIN || e == EWOULDBLOCK) {
+			struct pollfd p = { .fd = v->fd, .events = POLLOUT };
+			int r = poll(&p, 1, left_ms(deadline));
+
+			if (r < 0 && errno != EINTR)
+				return -errno;
+			if (r == 0)
+				return -ETIMEDOUT;
+		} else if (e != EINTR) {
+			return -(e == ECONNRESET ? EPIPE : e);
+		}
+	}
+	return 0;
+}
+
+/*
+ * The session is open: with the framed protocol, send its opening (16 zero
+ * bytes, which a vmpace without --proto framed takes for a zero grant and
+ * ends on) and the HELLO; vmpace's reply is read with the first report.
+ */
+static int opened(struct vmp *v)
+{
+	uint8_t msg[2 * VP_FR_HDR + VP_FR_HELLO_LEN] = { 0 }, hello[VP_FR_HELLO_LEN] = { 0 };
+	int r;
+
+	v->over = false;
+	if (!v->framed)
+		return 0;
+	vp_put_be32(hello, VP_FR_VERSION);	/* versions 1 to 1, no features */
+	vp_put_be32(hello + 4, VP_FR_VERSION);
+	vp_fr_encode(msg + VP_FR_HDR, VP_FR_HELLO, 0, 0, hello, sizeof(hello));
+	/* 44 bytes into a new connection's empty buffer: no real wait */
+	r = send_all(v, msg, sizeof(msg), deadline_of(FREE_CLOSE_MS));
+	if (r) {
+		v->over = true;
+		return fail(v, -r, "sending the framed protocol's HELLO: %s", strerror(-r));
+	}
+	v->hello_pending = true;
+	return 0;
+}
+
 API int vmp_spawn(struct vmp **vp, enum vmp_proto proto, const char *const argv[],
 		  const struct vmp_spawn_attr *attr)
 {
@@ -345,8 +418,7 @@ API int vmp_spawn(struct vmp **vp, enum vmp_proto proto, const char *const argv[
 	close_all(fds, 4);
 	v->pid = pid;
 	v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	v->over = false;
-	return 0;
+	return opened(v);
 
 out_close:
 	close_all(fds, 4);
@@ -382,8 +454,10 @@ API int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd)
 	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	v->fd = fd;
-	v->over = false;
-	return 0;
+	r = opened(v);
+	if (r)
+		v->fd = -1;	/* stays the caller's */
+	return r;
 }
 
 /* Retry later: nobody listens yet, or the listener's backlog is full. */
@@ -513,8 +587,7 @@ API int vmp_connect(struct vmp **vp, enum vmp_proto proto, const char *addr,
 		pause_ms(left < 0 || left > RETRY_MS ? RETRY_MS : left);
 	}
 	v->fd = fd;
-	v->over = false;
-	return 0;
+	return opened(v);
 }
 
 static int usable(struct vmp *v)
@@ -552,6 +625,273 @@ static int nothing_unsolicited(struct vmp *v)
 	return lost(v, e == ECONNRESET ? EPIPE : e, "vmpace's connection failed");
 }
 
+/* Framed: an event for vmp_next_event(). */
+static int queue_event(struct vmp *v, const struct vp_fr_msg *m)
+{
+	size_t off = m->type == VP_FR_DELIVERED ? m->len : m->type == VP_FR_ERROR ? 8 :
+		     VP_FR_FRAME_HDR;
+	struct ev_node *n = malloc(sizeof(*n) + m->len - off + 1);
+
+	if (!n) {
+		v->over = true;
+		return fail(v, ENOMEM, "out of memory for vmpace's events");
+	}
+	memset(&n->ev, 0, sizeof(n->ev));
+	n->next = NULL;
+	n->ev.t = m->t;
+	n->ev.id = vp_get_be32(m->payload + (m->type == VP_FR_ERROR ? 4 : 0));
+	n->ev.len = m->len - off;
+	memcpy(n->data, m->payload + off, n->ev.len);
+	n->data[n->ev.len] = '\0';
+	n->ev.data = n->data;
+	switch (m->type) {
+	case VP_FR_FRAME_FROM_GUEST:
+		n->ev.type = VMP_EV_FRAME;
+		n->ev.port = vp_get_be16(m->payload + 4);
+		break;
+	case VP_FR_DELIVERED:
+		n->ev.type = VMP_EV_DELIVERED;
+		n->ev.status = vp_get_be16(m->payload + 4);
+		n->ev.flags = vp_get_be16(m->payload + 6);
+		n->ev.data = NULL;
+		break;
+	default:
+		n->ev.type = VMP_EV_REJECTED;
+	}
+	*v->evq_tail = n;
+	v->evq_tail = &n->next;
+	return 0;
+}
+
+/*
+ * Framed: reads one message from vmpace, waiting up to @deadline (a message
+ * cut by the timeout is kept for the next call).  Handles the HELLO reply
+ * and ERROR; returns 0 with a REPORT in *m, -ETIMEDOUT, or another error
+ * that ends the session.
+ */
+static int fr_read(struct vmp *v, int64_t deadline, int timeout_ms, struct vp_fr_msg *m)
+{
+	uint8_t buf[4096];
+	size_t want;
+	bool complete = false;
+	char what[VP_FR_MAX_TEXT + 64];
+	int r, e;
+
+	for (;;) {
+		struct pollfd p = { .fd = v->fd, .events = POLLIN };
+		ssize_t n;
+
+		r = poll(&p, 1, left_ms(deadline));
+		if (r < 0 && errno != EINTR) {
+			e = errno;
+			return lost(v, e, "poll");
+		}
+		if (r < 0)
+			continue;
+		if (r == 0)
+			return fail(v, ETIMEDOUT, "no report within %d ms (still waiting for it)",
+				    timeout_ms);
+		want = vp_fr_want(&v->fdec);
+		n = recv(v->fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_DONTWAIT);
+		/* a seed vmpace closes with our HELLO unread: a reset */
+		if (n < 0 && errno == ECONNRESET && v->hello_pending && !vp_fr_partial(&v->fdec))
+			n = 0;
+		if (n == 0)
+			return lost(v, EPIPE, v->hello_pending && !vp_fr_partial(&v->fdec) ?
+				    "vmpace closed the connection on the framed protocol's "
+				    "opening: was it started with --proto framed?" :
+				    vp_fr_partial(&v->fdec) ?
+				    "vmpace closed the connection in the middle of a message" :
+				    "vmpace closed the connection");
+		if (n < 0) {
+			e = errno;
+			if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK)
+				continue;
+			snprintf(what, sizeof(what), "reading from vmpace: %s", strerror(e));
+			return lost(v, e == ECONNRESET ? EPIPE : e, what);
+		}
+		if (vp_fr_decode(&v->fdec, buf, n, &complete, m) < 0) {
+			v->over = true;
+			return fail(v, EPROTO, "vmpace broke the framed protocol: %s",
+				    v->fdec.err);
+		}
+		if (!complete)
+			continue;
+		if (v->hello_pending != (m->type == VP_FR_HELLO_REPLY) &&
+		    m->type != VP_FR_ERROR) {
+			v->over = true;
+			return fail(v, EPROTO, "vmpace sent a %s %s", vp_fr_type_name(m->type),
+				    v->hello_pending ? "before its HELLO reply" : "unasked");
+		}
+		switch (m->type) {
+		case VP_FR_HELLO_REPLY:
+			if (vp_get_be32(m->payload) != VP_FR_VERSION) {
+				v->over = true;
+				return fail(v, EPROTO, "vmpace answered with version %u of the "
+					    "framed protocol, not %u", vp_get_be32(m->payload),
+					    VP_FR_VERSION);
+			}
+			v->nr_ports = vp_get_be16(m->payload + 8);
+			v->hello_pending = false;
+			continue;
+		case VP_FR_FRAME_FROM_GUEST:
+		case VP_FR_DELIVERED:
+			if ((r = queue_event(v, m)))
+				return r;
+			continue;
+		case VP_FR_ERROR:
+			if (!(m->flags & VP_FR_ERROR_FATAL)) {
+				if ((r = queue_event(v, m)))
+					return r;
+				continue;
+			}
+			e = (int)vp_get_be32(m->payload);
+			snprintf(what, sizeof(what), "vmpace ended the session (exit %d, %s): %.*s",
+				 e, vmp_exit_text(e), (int)(m->len - 8),
+				 (const char *)m->payload + 8);
+			return lost(v, e == VP_EXIT_PROTOCOL ? EPROTO : EPIPE, what);
+		}
+		if (!v->pending) {
+			v->over = true;
+			return fail(v, EPROTO, "vmpace sent a report without a grant");
+		}
+		return 0;
+	}
+}
+
+/* Framed: what vmpace sent before a grant (its HELLO reply or an ERROR). */
+static int fr_unsolicited(struct vmp *v)
+{
+	struct pollfd p = { .fd = v->fd, .events = POLLIN };
+	struct vp_fr_msg m;
+	int r;
+
+	while (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+		r = fr_read(v, 0, 0, &m);
+		if (r == -ETIMEDOUT) {	/* part of a message: the rest comes later */
+			v->err[0] = '\0';
+			return 0;
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Framed: a grant until guest time @t. */
+static int fr_grant(struct vmp *v, uint64_t t)
+{
+	uint8_t msg[VP_FR_HDR];
+	int r;
+
+	if ((r = fr_unsolicited(v)))
+		return r;
+	vp_fr_encode(msg, VP_FR_GRANT, 0, t, NULL, 0);
+	r = send_all(v, msg, sizeof(msg), -1);
+	if (r) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "sending a grant: %s", strerror(-r));
+		return lost(v, -r, what);
+	}
+	v->grant = t;
+	v->pending = true;
+	return 0;
+}
+
+API int vmp_next_event(struct vmp *v, struct vmp_event *ev)
+{
+	free(v->ev_cur);
+	v->ev_cur = v->evq;
+	if (!v->ev_cur)
+		return -EAGAIN;
+	v->evq = v->ev_cur->next;
+	if (!v->evq)
+		v->evq_tail = &v->evq;
+	*ev = v->ev_cur->ev;
+	return 0;
+}
+
+API unsigned int vmp_net_ports(const struct vmp *v)
+{
+	return v->nr_ports;
+}
+
+API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
+		       size_t len, uint32_t *id)
+{
+	uint8_t hdr[VP_FR_HDR + VP_FR_FRAME_HDR];
+	uint64_t *last;
+	int r;
+
+	if ((r = usable(v)))
+		return r;
+	if (!v->framed)
+		return fail(v, EOPNOTSUPP, "frames need VMP_PROTO_FRAMED");
+	if (v->pending)
+		return fail(v, EBUSY, "a grant is outstanding: frames go between a report "
+			    "and the next grant");
+	if (!len || len > VP_FR_MAX_FRAME)
+		return fail(v, EMSGSIZE, "a frame of %zu bytes (1 to %d)", len, VP_FR_MAX_FRAME);
+	if (port > UINT16_MAX || (!v->hello_pending && port >= v->nr_ports))
+		return fail(v, EINVAL, "no network port %u (vmpace has %u: its --net options)",
+			    port, v->nr_ports);
+	if (port >= v->port_last_n) {
+		last = realloc(v->port_last_t, (port + 1) * sizeof(*last));
+		if (!last)
+			return fail(v, ENOMEM, "out of memory");
+		memset(last + v->port_last_n, 0, (port + 1 - v->port_last_n) * sizeof(*last));
+		v->port_last_t = last;
+		v->port_last_n = port + 1;
+	}
+	if (t < v->port_last_t[port])
+		return fail(v, EINVAL, "a frame for %llu ns on port %u after one for %llu ns: "
+			    "a port delivers in order", (unsigned long long)t, port,
+			    (unsigned long long)v->port_last_t[port]);
+	if ((r = fr_unsolicited(v)))
+		return r;
+	v->next_id++;
+	vp_fr_encode(hdr, VP_FR_FRAME_TO_GUEST, 0, t, NULL, 0);
+	vp_put_be32(hdr + 4, VP_FR_FRAME_HDR + len);
+	vp_put_be32(hdr + VP_FR_HDR, v->next_id);
+	vp_put_be16(hdr + VP_FR_HDR + 4, port);
+	vp_put_be16(hdr + VP_FR_HDR + 6, 0);
+	r = send_all(v, hdr, sizeof(hdr), -1);
+	if (!r)
+		r = send_all(v, frame, len, -1);
+	if (r) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "sending a frame: %s", strerror(-r));
+		return lost(v, -r, what);
+	}
+	v->port_last_t[port] = t;
+	if (id)
+		*id = v->next_id;
+	return 0;
+}
+
+API int vmp_grant_until(struct vmp *v, uint64_t t)
+{
+	int r;
+
+	if ((r = usable(v)))
+		return r;
+	if (!v->framed)
+		return fail(v, EOPNOTSUPP, "vmp_grant_until() needs VMP_PROTO_FRAMED");
+	if (v->pending)
+		return fail(v, EBUSY, "a grant is outstanding: vmp_await() its report first");
+	if (t < v->now)
+		return fail(v, ERANGE, "grant until %llu ns: the guest is already at %llu ns",
+			    (unsigned long long)t, (unsigned long long)v->now);
+	return fr_grant(v, t);
+}
+
+API uint64_t vmp_now(const struct vmp *v)
+{
+	return v->now;
+}
+
 API int vmp_grant(struct vmp *v, uint64_t grant)
 {
 	uint8_t msg[8];
@@ -562,6 +902,12 @@ API int vmp_grant(struct vmp *v, uint64_t grant)
 		return r;
 	if (v->pending)
 		return fail(v, EBUSY, "a grant is outstanding: vmp_await() its report first");
+	if (v->framed) {
+		if (grant > UINT64_MAX - v->now)
+			return fail(v, ERANGE, "grant %llu ns from %llu ns overflows",
+				    (unsigned long long)grant, (unsigned long long)v->now);
+		return fr_grant(v, v->now + grant);
+	}
 	size = vp_encode(v->dec.proto, grant, msg);
 	if (size < 0)
 		return fail(v, ERANGE, "grant %llu does not fit 32 bits of microseconds",
@@ -605,6 +951,24 @@ API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
 		return r;
 	if (!v->pending)
 		return fail(v, EALREADY, "no grant to await: vmp_grant() first");
+	if (v->framed) {
+		struct vp_fr_msg m;
+
+		r = fr_read(v, deadline, timeout_ms, &m);
+		if (r)
+			return r;
+		v->pending = false;
+		if (m.t < v->grant) {
+			v->over = true;
+			return fail(v, EPROTO, "vmpace reported guest time %llu ns for a grant "
+				    "until %llu ns", (unsigned long long)m.t,
+				    (unsigned long long)v->grant);
+		}
+		if (elapsed)
+			*elapsed = m.t - v->now;
+		v->now = m.t;
+		return 0;
+	}
 	while (!complete) {
 		struct pollfd p = { .fd = v->fd, .events = POLLIN };
 		size_t want = vp_msg_size(v->dec.proto) - v->dec.len;
@@ -644,6 +1008,7 @@ API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
 	}
 	if (elapsed)
 		*elapsed = value;
+	v->now += value * vp_unit_ns(v->dec.proto);
 	return 0;
 }
 
@@ -699,6 +1064,14 @@ API void vmp_free(struct vmp *v)
 		vmp_close(v, FREE_CLOSE_MS, NULL);
 	if (v->pidfd >= 0)
 		close(v->pidfd);
+	free(v->ev_cur);
+	while (v->evq) {
+		struct ev_node *n = v->evq;
+
+		v->evq = n->next;
+		free(n);
+	}
+	free(v->port_last_t);
 	free(v);
 }
 

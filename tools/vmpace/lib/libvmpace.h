@@ -26,6 +26,7 @@ extern "C" {
 enum vmp_proto {
 	VMP_PROTO_US32 = 0,	/* uint32 big-endian microseconds (the seed's) */
 	VMP_PROTO_NS64 = 1,	/* uint64 big-endian nanoseconds */
+	VMP_PROTO_FRAMED = 2,	/* typed messages, absolute guest ns (--proto framed) */
 };
 
 struct vmp;
@@ -94,6 +95,68 @@ int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd);
 int vmp_grant(struct vmp *v, uint64_t grant);
 int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms);
 int vmp_quantum(struct vmp *v, uint64_t grant, uint64_t *elapsed, int timeout_ms);
+
+/*
+ * The framed protocol (VMP_PROTO_FRAMED, vmpace --proto framed, see
+ * vmpace-proto(7)): the constructors send its opening and HELLO, and the
+ * first vmp_await() checks vmpace's reply (-EPIPE with "was it started with
+ * --proto framed?" if vmpace closed the connection on the opening).  Grants
+ * are in ns; vmp_grant(v, g) is vmp_grant_until(v, vmp_now(v) + g), and
+ * vmp_grant_until() names the guest time at which the quantum ends (-ERANGE
+ * if that is before vmp_now(), -EOPNOTSUPP with the seed protocols).  A
+ * grant to vmp_now() itself is a step of no guest time.  If vmpace ends the
+ * session for a reason of its own, it says why: the next call fails with
+ * that text in vmp_errmsg() (-EPROTO if vmpace found a protocol error, else
+ * -EPIPE).
+ *
+ * vmp_now(): the guest time reported so far, in ns since vmpace froze the
+ * guest (every protocol; the sum of the elapsed times).
+ */
+int vmp_grant_until(struct vmp *v, uint64_t t);
+uint64_t vmp_now(const struct vmp *v);
+
+/*
+ * Network frames (VMP_PROTO_FRAMED, vmpace run --net ID ...; port i is the
+ * i-th --net).  vmp_send_frame() sends a frame to be handed to the guest's
+ * NIC on @port when guest time reaches @t (ns, as vmp_now()): vmpace stops
+ * the guest there, gives the frame to QEMU and runs on; a VMP_EV_DELIVERED
+ * event says when it happened.  Frames go while no grant is outstanding
+ * (-EBUSY), in order of @t on each port (-EINVAL otherwise), 1 to 65535
+ * bytes (-EMSGSIZE).  *id (may be NULL) receives the frame's id, which its
+ * events name.  A @t before vmp_now() is delivered at once, as LATE.
+ *
+ * vmp_next_event() takes the next event that vmp_grant()/vmp_await() have
+ * read from vmpace: 0, or -EAGAIN if there is none.  ev->data stays valid
+ * until the next vmp_next_event() or vmp_free().  Events of a quantum are
+ * read by the vmp_await() of its report; a frame that QEMU relayed after
+ * the guest froze comes after that report, stamped with its time.
+ *
+ * vmp_net_ports(): the ports vmpace has, known from the first report on.
+ */
+enum vmp_event_type {
+	VMP_EV_FRAME = 1,	/* a frame from the guest: port, id (sequence), t, data */
+	VMP_EV_DELIVERED,	/* a frame reached QEMU: id, t, status, flags */
+	VMP_EV_REJECTED,	/* vmpace refused frame id: data is its reason (text) */
+};
+#define VMP_DELIVERED_OK	0	/* at t, the first stop at or after the frame's time */
+#define VMP_DELIVERED_LATE	1	/* its time had passed when vmpace got it */
+#define VMP_DELIVERED_DEFERRED	2	/* QEMU had not taken it within vmpace's --io-timeout */
+#define VMP_DELIVERED_IRQ	0x1	/* flags: a vCPU accepted an interrupt after it */
+
+struct vmp_event {
+	enum vmp_event_type type;
+	unsigned int port;
+	uint32_t id;
+	uint64_t t;		/* guest ns: sent by the guest, or handed to it */
+	unsigned int status, flags;
+	const void *data;
+	size_t len;
+};
+
+int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
+		   size_t len, uint32_t *id);
+int vmp_next_event(struct vmp *v, struct vmp_event *ev);
+unsigned int vmp_net_ports(const struct vmp *v);
 
 /*
  * Ends the session: closes the socket (vmpace then ends its session, and by

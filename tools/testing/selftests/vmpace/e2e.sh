@@ -10,6 +10,7 @@ BUILD=${BUILD:?}
 vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-deb)
 refsim=${REFSIM:-$BUILD/vmpace/refsim}	# REFSIM: one built against the installed libvmpace
 simclient=$BUILD/vmpace/simclient
+netsim=$BUILD/vmpace/netsim
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
 	  -serial none -no-hpet)
@@ -193,6 +194,28 @@ refsim_vmm_dies() {
 		grep -qE '^refsim: vmpace \(pid [0-9]+\) exited with status 8 \(the VMM exited\)' "$out"
 }
 
+# Timed network I/O: netsim echoes the guest's UDP datagrams after a 2 ms
+# simulated round trip; the guest times each one with its own clock.  Every
+# round trip comes back, none in less than the simulated time (the guest
+# cannot see the echo before its time), every echo reaches QEMU at its time
+# with the NIC's interrupt; also when the simulator spends 20 ms of host time
+# per quantum ("stall"), and with quantum-boundary stamps ("boundary", what
+# a simulator without vmpace's stamps gets), whose error netsim prints.
+netsim_udp() { # udp|stall|boundary
+	local out=/tmp/netsim-$1.out opts=()
+	[ "$1" = stall ] && opts=(--stall-us 20000)
+	[ "$1" = boundary ] && opts=(--boundary)
+	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 20 null vmpace.udp=10)
+	"$netsim" --vmpace "$vmpace" --delay-us 1000 --quantum-us 200 "${opts[@]}" -- \
+		"${qemu[@]}" > "$out" 2>&1
+	local rc=$?
+	cat "$out"
+	check "netsim verdict (exit $rc)" test "$rc" = 0
+	check "10 round trips, none lost" grep -q '^netsim: 10 round trips (0 lost)' "$out"
+	check "every echo handed to QEMU at its time, with the NIC's interrupt" \
+		grep -q ': 0 late, 0 deferred, 0 without an interrupt, 0 out of time;' "$out"
+}
+
 sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log
 	local sc=$1; shift
 	local log=/tmp/vmpace-$sc.log
@@ -253,6 +276,14 @@ proto-adevs|proto-partial|proto-huge-close|proto-truncated|proto-release)
 	"$simclient" --vmpace "$vmpace" "${1#proto-}" -- "${bios_vmm[@]}" || fail=1 ;;
 proto-ns64)
 	"$simclient" --vmpace "$vmpace" --proto ns64 adevs -- "${bios_vmm[@]}" || fail=1 ;;
+proto-framed|proto-framed-errors)
+	sim "${1#proto-}" --proto framed "${1#proto-}" -- "${bios_vmm[@]}" ;;
+netsim-udp|netsim-stall|netsim-boundary)
+	netsim_udp "${1#netsim-}" ;;
+proto-framed-net)
+	# the NIC is the only boot device: the firmware's iPXE sends DHCP
+	sim framed-net --run --proto framed framed-net -- "${bios_vmm[@]}" \
+		-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 ;;
 transport-tcp-listen|transport-tcp-connect|transport-unix-listen|transport-unix-connect)
 	"$simclient" --vmpace "$vmpace" --transport "${1#transport-}" adevs -- \
 		"${bios_vmm[@]}" || fail=1 ;;

@@ -78,17 +78,18 @@ if make -s -C "$src/lib" OUTPUT="$out/lib/" > "$out/lib-install.log" 2>&1 &&
 	! ldd "$out/example-static" | grep -q libvmpace &&
 	! grep -q ' T vp_decode$' <<<"$syms_static" &&
 	[ -z "$(awk '$2 == "T" && $3 !~ /^vmp_/' <<<"$syms_so")" ] &&
-	[ "$(awk '$2 == "T"' <<<"$syms_so" | wc -l)" -eq 13 ] &&
+	[ "$(awk '$2 == "T"' <<<"$syms_so" | wc -l)" -eq 18 ] &&
 	grep -q ' T vmp_grant@@LIBVMPACE_0$' <<<"$syms_so" &&
+	grep -q ' T vmp_grant_until@@LIBVMPACE_0.2$' <<<"$syms_so" &&
 	[ -f "$stage/usr/share/man/man3/libvmpace.3" ] && [ -f "$stage/usr/include/libvmpace.h" ] &&
 	# the Debian symbols file lists exactly what the library exports
 	[ "$(awk '$2 == "T" { print $3 }' <<<"$syms_so" | sed 's/@@/@/' | sort)" = \
-	  "$(sed -n 's/^ \(vmp_[a-z_]*@LIBVMPACE_0\) .*/\1/p' "$here/../../../packaging/debian/libvmpace0.symbols" | sort)" ]
+	  "$(sed -n 's/^ \(vmp_[a-z_]*@LIBVMPACE_0[.0-9]*\) .*/\1/p' "$here/../../../packaging/debian/libvmpace0.symbols" | sort)" ]
 	rc=$?
 	unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 	[ $rc -eq 0 ] || sed 's/^/# /' "$out/example.log"
-	[ $rc -eq 0 ] && tap ok "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 13 vmp_* calls exported (LIBVMPACE_0, as debian/libvmpace0.symbols)" ||
-		tap "not ok" "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 13 vmp_* calls exported (LIBVMPACE_0, as debian/libvmpace0.symbols)"
+	[ $rc -eq 0 ] && tap ok "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 18 vmp_* calls exported (LIBVMPACE_0 and 0.2, as debian/libvmpace0.symbols)" ||
+		tap "not ok" "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 18 vmp_* calls exported (LIBVMPACE_0 and 0.2, as debian/libvmpace0.symbols)"
 else
 	sed 's/^/# /' "$out/lib-install.log"; tap "not ok" "libvmpace install"
 fi

@@ -6,7 +6,7 @@
  * attaches "vmpace --pid" to it with a socketpair on fd 3, plays SCENARIO as
  * the simulator, and checks what became of vmpace and of the VMM.
  *
- * usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] [--hook CMD]
+ * usage: simclient --vmpace PATH [--proto us32|ns64|framed] [--transport T] [--hook CMD]
  *                  SCENARIO -- QEMU...
  * T: fd (default, a socketpair on fd 3), tcp-listen, tcp-connect, unix-listen,
  *    unix-connect (vmpace listens, or connects to simclient, on 127.0.0.1 or
@@ -58,6 +58,12 @@ static const char *hook, *qmp_path, *clock_path, *vmpace_log;
 #define NETNS_SIM "/run/netns/vmpace-sim"
 #define NETNS_SIM_ADDR "10.99.0.2"
 static bool ns64, run_mode, small_sndbuf, ctrl_c_group;
+/* --proto framed: grants and reports as framed messages (vmpace-proto(7)) */
+static bool framed, no_hello;
+static const char *proto_name = "us32";
+static uint64_t fr_now;		/* guest ns reported so far */
+static unsigned int fr_ports;	/* network ports, from vmpace's HELLO reply */
+static struct vp_fr_decoder fr_dec;
 static const char *wrapper_path = "vmpace-qemu";
 static pid_t qemu, pacer;
 static int sock, failures;
@@ -156,12 +162,70 @@ static bool wait_exit_any(pid_t pid, int ms)
 	return false;
 }
 
+static void fr_send(uint16_t type, uint64_t t, const void *pl, uint32_t len)
+{
+	uint8_t msg[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	size_t n = vp_fr_encode(msg, type, 0, t, pl, len);
+
+	if (write(sock, msg, n) != (ssize_t)n)
+		die("write a framed message");
+}
+
+/* One framed message from vmpace (byte by byte when @bytewise); false at EOF. */
+static bool fr_read(struct vp_fr_msg *m, bool bytewise)
+{
+	uint8_t b[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	bool done = false;
+	ssize_t n;
+
+	while (!done) {
+		n = read(sock, b, bytewise ? 1 : vp_fr_want(&fr_dec));
+		/* vmpace closed with our bytes unread: a reset */
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return false;
+		if (n < 0)
+			die("read a framed message");
+		if (vp_fr_decode(&fr_dec, b, n, &done, m) < 0) {
+			fprintf(stderr, "simclient: %s\n", fr_dec.err);
+			die("decode a framed message");
+		}
+	}
+	return true;
+}
+
+/* The opening and HELLO (versions @vmin to @vmax), and vmpace's reply. */
+static void fr_send_hello(uint32_t vmin, uint32_t vmax)
+{
+	uint8_t opening[VP_FR_HDR] = { 0 }, pl[VP_FR_HELLO_LEN] = { 0 };
+
+	if (write(sock, opening, sizeof(opening)) != sizeof(opening))
+		die("write the opening");
+	vp_put_be32(pl, vmin);
+	vp_put_be32(pl + 4, vmax);
+	fr_send(VP_FR_HELLO, 0, pl, sizeof(pl));
+}
+
+static void fr_hello(void)
+{
+	struct vp_fr_msg m;
+
+	vp_fr_decoder_init(&fr_dec, VP_FR_FROM_VMPACE);
+	fr_now = 0;
+	fr_send_hello(1, 1);
+	if (!fr_read(&m, false) || m.type != VP_FR_HELLO_REPLY || vp_get_be32(m.payload) != 1 ||
+	    vp_get_be32(m.payload + 4))
+		die("vmpace's HELLO reply");
+	fr_ports = vp_get_be16(m.payload + 8);
+}
+
 static void send_grant(uint64_t v)
 {
 	uint64_t be64 = htobe64(v);
 	uint32_t be32 = htonl((uint32_t)v);
 
-	if (ns64 ? write(sock, &be64, 8) != 8 : write(sock, &be32, 4) != 4)
+	if (framed)
+		fr_send(VP_FR_GRANT, fr_now + v, NULL, 0);
+	else if (ns64 ? write(sock, &be64, 8) != 8 : write(sock, &be32, 4) != 4)
 		die("write grant");
 }
 
@@ -173,6 +237,22 @@ static uint64_t read_report(bool bytewise)
 	uint64_t v = 0;
 	ssize_t n;
 
+	if (framed) {
+		struct vp_fr_msg m;
+
+		if (!fr_read(&m, bytewise))
+			die("read report: end of file");
+		if (m.type == VP_FR_ERROR) {
+			fprintf(stderr, "simclient: vmpace: %.*s\n", (int)m.len - 8,
+				(const char *)m.payload + 8);
+			die("read report: an ERROR");
+		}
+		if (m.type != VP_FR_REPORT || m.t < fr_now)
+			die("read report: not a REPORT, or before the last one");
+		v = m.t - fr_now;
+		fr_now = m.t;
+		return v;
+	}
 	while (got < size) {
 		n = read(sock, buf + got, bytewise ? 1 : size - got);
 		if (n <= 0)
@@ -291,7 +371,7 @@ static bool wait_log(const char *what, int ms)
 static void start_run(char **qemu_argv, char **extra)
 {
 	char *args[40] = { (char *)vmpace, "run", "--sync-fd", "3", "--proto",
-			   ns64 ? "ns64" : "us32" };
+			   (char *)proto_name };
 	int sv[2], i = 6, n;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -323,7 +403,17 @@ static void start_run(char **qemu_argv, char **extra)
 	}
 }
 
+static void start_raw(char **qemu_argv, char **extra);
+
+/* Starts QEMU and vmpace; with --proto framed, the HELLO exchange too. */
 static void start(char **qemu_argv, char **extra)
+{
+	start_raw(qemu_argv, extra);
+	if (framed && !no_hello)
+		fr_hello();
+}
+
+static void start_raw(char **qemu_argv, char **extra)
 {
 	int sv[2], i, n;
 	char pid[16];
@@ -393,7 +483,7 @@ static void start(char **qemu_argv, char **extra)
 	pacer = fork();
 	if (!pacer) {
 		char *args[30] = { (char *)vmpace, "--pid", pid, sync[0], sync[1],
-				   "--proto", ns64 ? "ns64" : "us32" };
+				   "--proto", (char *)proto_name };
 
 		i = 7;
 		if (listening)
@@ -728,7 +818,7 @@ static void wait_running(void)
 
 static uint64_t unit_ns(void)
 {
-	return ns64 ? 1 : 1000;
+	return ns64 || framed ? 1 : 1000;
 }
 
 /*
@@ -950,6 +1040,378 @@ static void scenario_zero_step(char **qemu_argv, uint64_t q)
 	      "did not run (%d)", zeros);
 	close(sock);
 	CHECK(wait_exit(pacer, 20000) == 0, "closing the socket ends the session");
+}
+
+/*
+ * "framed": the framed protocol's grants name absolute guest times; the
+ * reports are the exact frozen kvmclock (first_quanta()); a GRANT to the
+ * time already reported is a step of no guest time; BYE ends the session.
+ */
+static void scenario_framed(char **qemu_argv, uint64_t q)
+{
+	struct kvm_pace_state s0, now, before;
+	uint64_t sum = 0, r;
+	int i, zeros = 0;
+
+	start(qemu_argv, NULL);
+	first_quanta(q);
+	wait_frozen(&s0);
+	for (i = 0; i < 10; i++) {
+		before = now;
+		r = exact_quantum(&s0, i % 2 ? 0 : q, &sum, &now);
+		if (i % 2 && r == 0 && now.guest_tsc == before.guest_tsc)
+			zeros++;
+	}
+	CHECK(zeros == 5, "5 GRANTs to the time already reported: REPORTs of the same time, "
+	      "the guest did not run (%d)", zeros);
+	fr_send(VP_FR_BYE, 0, NULL, 0);
+	CHECK(wait_exit(pacer, 20000) == 0, "BYE ends the session (vmpace exit 0)");
+	CHECK(wait_exit(qemu, 20000) >= 0, "and vmpace terminated the VMM");
+}
+
+/* vmpace's fatal ERROR (exit code @code, text with @what), then its exit. */
+static void fr_expect_error(int code, const char *what)
+{
+	struct vp_fr_msg m;
+	char text[VP_FR_MAX_TEXT + 1] = "";
+	bool got = fr_read(&m, false);
+
+	if (got && m.type == VP_FR_ERROR)
+		snprintf(text, sizeof(text), "%.*s", (int)m.len - 8, (const char *)m.payload + 8);
+	CHECK(got && m.type == VP_FR_ERROR && m.flags == VP_FR_ERROR_FATAL &&
+	      vp_get_be32(m.payload) == (uint32_t)code && strstr(text, what),
+	      "vmpace's ERROR, exit code %d: \"%s\"", code, text);
+	CHECK(!fr_read(&m, false), "then end of file");
+	CHECK(wait_exit(pacer, 20000) == code, "vmpace exits %d", code);
+	CHECK(wait_exit(qemu, 20000) >= 0, "and terminated the VMM");
+}
+
+/*
+ * "framed-errors": every way to break the framed protocol ends the session
+ * with a clear message, in vmpace's log and, once the HELLO was exchanged,
+ * as an ERROR to the simulator; the seed protocols are not confused for it.
+ */
+static void scenario_framed_errors(char **qemu_argv, uint64_t q)
+{
+	uint8_t b[VP_FR_HDR + 16] = { 0 };
+	struct vp_fr_msg m;
+	ssize_t n;
+	int st;
+
+	/* the opening, then a GRANT instead of the HELLO */
+	no_hello = true;
+	start(qemu_argv, NULL);
+	if (write(sock, b, VP_FR_HDR) != VP_FR_HDR)
+		die("write");
+	fr_send(VP_FR_GRANT, q, NULL, 0);
+	st = wait_exit(pacer, 20000);
+	CHECK(st == 7 && log_has("the simulator sent a GRANT before its HELLO") &&
+	      read(sock, b, sizeof(b)) <= 0,
+	      "a GRANT before the HELLO: exit %d, said so, nothing sent", st);
+	wait_exit(qemu, 20000);
+	memset(b, 0, sizeof(b));
+
+	/* a seed simulator's grant to a framed vmpace */
+	start(qemu_argv, NULL);
+	b[2] = 0x27;
+	b[3] = 0x10;
+	if (write(sock, b, 4) != 4)	/* ...and a seed grant, htonl(10000) */
+		die("write");
+	st = wait_exit(pacer, 20000);
+	CHECK(st == 7 && log_has("byte 2 of the opening is 0x27") &&
+	      log_has("run vmpace without --proto framed"),
+	      "a seed grant to a framed vmpace: exit %d, named as such", st);
+	wait_exit(qemu, 20000);
+	b[2] = b[3] = 0;
+
+	/* a framed simulator to a seed vmpace: read as a zero grant */
+	proto_name = "us32";
+	start(qemu_argv, NULL);
+	fr_send_hello(1, 1);
+	n = read(sock, b, sizeof(b));
+	st = wait_exit(pacer, 20000);
+	CHECK(n <= 0 && st == 0,
+	      "the framed opening to a seed vmpace ends its session unanswered (read %zd, "
+	      "exit %d)", n, st);
+	wait_exit(qemu, 20000);
+	proto_name = "framed";
+	no_hello = false;
+
+	/* no common version */
+	no_hello = true;
+	start(qemu_argv, NULL);
+	no_hello = false;
+	vp_fr_decoder_init(&fr_dec, VP_FR_FROM_VMPACE);
+	fr_send_hello(2, 3);
+	n = fr_read(&m, false);
+	st = wait_exit(pacer, 20000);
+	CHECK(!n && st == 7 && log_has("speaks versions 2 to 3 of the framed protocol, vmpace 1"),
+	      "HELLO for versions 2 to 3: no reply, exit %d, said why", st);
+	wait_exit(qemu, 20000);
+
+	/* a grant before the time already reported */
+	start(qemu_argv, NULL);
+	send_grant(q);
+	read_report(false);
+	fr_send(VP_FR_GRANT, fr_now - 1, NULL, 0);
+	fr_expect_error(7, "before the time already reported");
+
+	/* a type only vmpace sends, a payload where none belongs, flags */
+	start(qemu_argv, NULL);
+	fr_send(VP_FR_REPORT, 0, NULL, 0);
+	fr_expect_error(7, "message type 0x8010 is not one a simulator sends");
+	start(qemu_argv, NULL);
+	fr_send(VP_FR_GRANT, q, "abcde", 5);
+	fr_expect_error(7, "GRANT with a payload of 5 bytes (0 to 0)");
+	start(qemu_argv, NULL);
+	vp_fr_encode(b, VP_FR_GRANT, 4, q, NULL, 0);
+	if (write(sock, b, VP_FR_HDR) != VP_FR_HDR)
+		die("write");
+	fr_expect_error(7, "GRANT with flags 0x4");
+	start(qemu_argv, NULL);
+	fr_send(VP_FR_HELLO, 0, b, VP_FR_HELLO_LEN);
+	fr_expect_error(7, "a second HELLO");
+
+	/* half a message, then end of file */
+	start(qemu_argv, NULL);
+	vp_fr_encode(b, VP_FR_GRANT, 0, q, NULL, 0);
+	if (write(sock, b, 10) != 10)
+		die("write");
+	shutdown(sock, SHUT_WR);
+	fr_expect_error(7, "closed the connection in the middle of a message");
+}
+
+/* ----- framed protocol: network frames (vmpace run --net) ----------------- */
+
+struct fr_seen {
+	int delivered, frames, rejected;
+	uint32_t dl_id[16];
+	uint64_t dl_t[16];
+	uint16_t dl_status[16];
+	uint64_t fr_t[64];
+	uint8_t fr[64][64];	/* the first bytes of each frame from the guest */
+	uint32_t fr_len[64];
+	uint32_t rej_id[16];
+	char rej_text[16][160];
+};
+
+/* Reads what vmpace sends until the next REPORT (or ERROR/EOF: false). */
+static bool fr_until_report(struct fr_seen *w, uint64_t *report_t, struct vp_fr_msg *last)
+{
+	struct vp_fr_msg m;
+
+	for (;;) {
+		if (!fr_read(&m, false))
+			return false;
+		*last = m;
+		switch (m.type) {
+		case VP_FR_REPORT:
+			*report_t = m.t;
+			fr_now = m.t;
+			return true;
+		case VP_FR_DELIVERED:
+			if (w->delivered < 16) {
+				w->dl_id[w->delivered] = vp_get_be32(m.payload);
+				w->dl_status[w->delivered] = vp_get_be16(m.payload + 4);
+				w->dl_t[w->delivered] = m.t;
+			}
+			w->delivered++;
+			break;
+		case VP_FR_FRAME_FROM_GUEST:
+			if (w->frames < 64) {
+				w->fr_t[w->frames] = m.t;
+				w->fr_len[w->frames] = m.len - VP_FR_FRAME_HDR;
+				memcpy(w->fr[w->frames], m.payload + VP_FR_FRAME_HDR,
+				       m.len - VP_FR_FRAME_HDR < 64 ? m.len - VP_FR_FRAME_HDR : 64);
+			}
+			w->frames++;
+			break;
+		case VP_FR_ERROR:
+			if (m.flags & VP_FR_ERROR_FATAL)
+				return false;
+			if (w->rejected < 16) {
+				w->rej_id[w->rejected] = vp_get_be32(m.payload + 4);
+				snprintf(w->rej_text[w->rejected], 160, "%.*s", (int)m.len - 8,
+					 (const char *)m.payload + 8);
+			}
+			w->rejected++;
+			break;
+		default:
+			return false;
+		}
+	}
+}
+
+static void fr_frame(uint32_t id, uint16_t port, uint64_t t, const void *data, uint32_t len)
+{
+	uint8_t msg[VP_FR_HDR + VP_FR_FRAME_HDR + 256];
+
+	vp_fr_encode(msg, VP_FR_FRAME_TO_GUEST, 0, t, NULL, 0);
+	vp_put_be32(msg + 4, VP_FR_FRAME_HDR + len);
+	vp_put_be32(msg + VP_FR_HDR, id);
+	vp_put_be16(msg + VP_FR_HDR + 4, port);
+	vp_put_be16(msg + VP_FR_HDR + 6, 0);
+	memcpy(msg + VP_FR_HDR + VP_FR_FRAME_HDR, data, len);
+	if (write(sock, msg, VP_FR_HDR + VP_FR_FRAME_HDR + len) !=
+	    (ssize_t)(VP_FR_HDR + VP_FR_FRAME_HDR + len))
+		die("write a frame");
+}
+
+/* The vCPUs' holds so far: each stop of the VM is one per vCPU. */
+static uint64_t holds_of_vcpu0(void)
+{
+	struct kvm_pace_state st;
+	int fd[64], n, i;
+	uint64_t h = 0;
+
+	n = vcpu_fds(qemu, fd, 64);
+	for (i = 0; i < n; i++) {
+		if (i == 0 && !ioctl(fd[i], KVM_GET_PACE_STATE, &st))
+			h = st.holds;
+		close(fd[i]);
+	}
+	return h;
+}
+
+/* An Ethernet broadcast frame of the simulator, 60 bytes. */
+static void sim_frame(uint8_t *f, uint8_t tag)
+{
+	memset(f, tag, 60);
+	memset(f, 0xff, 6);				/* to everybody */
+	memcpy(f + 6, "\x02\x00\x00\x00\x00\x01", 6);	/* from the simulator */
+	f[12] = 0x88;					/* local experimental */
+	f[13] = 0xb5;
+}
+
+/*
+ * "framed-net": vmpace run --net n0 with a stock QEMU whose virtio-net NIC
+ * (netdev n0) is the only boot device, so the firmware's network boot
+ * (iPXE) sends DHCP requests.  Frames for the guest are handed to QEMU at
+ * their guest time (the quantum is split there, and the report is still the
+ * exact frozen kvmclock), in order, LATE if their time had passed; frames
+ * from the guest come stamped within their quantum; bad frames are refused
+ * with a clear error and nothing else is lost.
+ */
+static void scenario_framed_net(char **qemu_argv, uint64_t q)
+{
+	char *extra[] = { "--net", "n0", "--io-timeout", "300", NULL };
+	static struct fr_seen w;
+	struct kvm_pace_state s0, now;
+	struct vp_fr_msg m;
+	uint64_t rt = 0, prev, h0, h1, tmax = 0, t;
+	uint8_t f[60];
+	int i, dhcp = 0, bad = 0, st;
+
+	if (!run_mode || !framed)
+		die("framed-net needs --run and --proto framed");
+	start(qemu_argv, extra);
+	CHECK(fr_ports == 1, "vmpace's HELLO reply names 1 network port (%u)", fr_ports);
+	wait_frozen(&s0);
+
+	/*
+	 * Early in the firmware nobody drives the NIC: QEMU takes one frame
+	 * and holds it (the NIC cannot receive), then stops reading.
+	 */
+	sim_frame(f, 0xa0);
+	fr_frame(100, 1, q / 3, f, sizeof(f));
+	sim_frame(f, 0xa1);
+	fr_frame(1, 0, q / 3, f, sizeof(f));
+	sim_frame(f, 0xa2);
+	fr_frame(2, 0, q / 3, f, sizeof(f));
+	h0 = holds_of_vcpu0();
+	send_grant(q);
+	CHECK(fr_until_report(&w, &rt, &m), "a report for the quantum with frames");
+	h1 = holds_of_vcpu0();
+	wait_frozen(&now);
+	CHECK(w.rejected == 1 && w.rej_id[0] == 100 && strstr(w.rej_text[0], "no network port 1"),
+	      "the frame for port 1 is refused, not fatal: \"%s\"", w.rej_text[0]);
+	CHECK(w.delivered == 2 && w.dl_id[0] == 1 && w.dl_id[1] == 2 &&
+	      w.dl_status[0] == VP_FR_DELIVERED_OK && w.dl_status[1] == VP_FR_DELIVERED_DEFERRED &&
+	      w.dl_t[0] == w.dl_t[1] && w.dl_t[0] >= q / 3 && w.dl_t[0] <= rt,
+	      "a NIC nobody drives yet: frame 1 taken by QEMU, frame 2 DEFERRED, at %llu ns "
+	      "(their time %llu, the report %llu; %d delivered: ids %u %u, status %u %u)",
+	      (unsigned long long)w.dl_t[0], (unsigned long long)(q / 3),
+	      (unsigned long long)rt, w.delivered, w.dl_id[0], w.dl_id[1], w.dl_status[0],
+	      w.dl_status[1]);
+	CHECK(h1 == h0 + 2, "the quantum was split at their time: 2 stops of vCPU 0 (%llu)",
+	      (unsigned long long)(h1 - h0));
+	CHECK(rt >= q && now.guest_ns - s0.guest_ns == rt,
+	      "the report %llu is the exact frozen kvmclock (%llu)", (unsigned long long)rt,
+	      (unsigned long long)(now.guest_ns - s0.guest_ns));
+
+	/* frames from the guest: the firmware's DHCP requests, stamped */
+	w.frames = 0;
+	for (i = 0; i < 300 && !dhcp; i++) {
+		prev = rt;
+		st = w.frames;
+		send_grant(10 * q);
+		if (!fr_until_report(&w, &rt, &m))
+			break;
+		for (; st < w.frames && st < 64; st++) {
+			if (w.fr_t[st] < tmax || w.fr_t[st] < prev || w.fr_t[st] > rt)
+				bad++;
+			tmax = w.fr_t[st];
+			if (w.fr_len[st] < 14 || memcmp(w.fr[st] + 6, "\x52\x54\x00\x12\x34\x56", 6))
+				bad++;
+			printf("frame %d from the guest at %llu ns: ethertype 0x%02x%02x, %u bytes\n",
+			       st + 1, (unsigned long long)w.fr_t[st], w.fr[st][12], w.fr[st][13],
+			       w.fr_len[st]);
+			/* IPv4, UDP to port 67 */
+			if (w.fr_len[st] >= 42 && w.fr[st][12] == 0x08 && w.fr[st][13] == 0 &&
+			    w.fr[st][23] == 17 && w.fr[st][36] == 0 && w.fr[st][37] == 67)
+				dhcp++;
+		}
+	}
+	CHECK(dhcp && !bad, "%d frames from the guest by %.3f s of guest time, %d of them DHCP, "
+	      "all from its MAC, each stamped within its quantum, in order (%d wrong)", w.frames,
+	      rt / 1e9, dhcp, bad);
+
+	/* the NIC receives now: frames at their time, in order, across quanta */
+	t = rt + q / 3;
+	sim_frame(f, 0xa3);
+	fr_frame(3, 0, t + q, f, sizeof(f));
+	sim_frame(f, 0xa4);
+	fr_frame(4, 0, t + q, f, sizeof(f));
+	w.delivered = 0;
+	send_grant(q);
+	CHECK(fr_until_report(&w, &rt, &m) && !w.delivered,
+	      "nothing due in the quantum before their time (%d delivered)", w.delivered);
+	send_grant(q);
+	CHECK(fr_until_report(&w, &rt, &m) && w.delivered == 2 && w.dl_id[0] == 3 &&
+	      w.dl_id[1] == 4 && w.dl_status[0] == VP_FR_DELIVERED_OK &&
+	      w.dl_status[1] == VP_FR_DELIVERED_OK && w.dl_t[0] >= t + q && w.dl_t[0] <= rt,
+	      "frames 3 and 4 in the next quantum, in order, OK (%d, status %u %u, t %llu)",
+	      w.delivered, w.dl_status[0], w.dl_status[1], (unsigned long long)w.dl_t[0]);
+
+	/* a frame for a time already past: delivered at once, LATE */
+	prev = rt;
+	sim_frame(f, 0xa5);
+	fr_frame(5, 0, prev - 1 > t + q ? prev - 1 : t + q, f, sizeof(f));
+	w.delivered = 0;
+	send_grant(0);
+	CHECK(fr_until_report(&w, &rt, &m) && w.delivered == 1 && w.dl_id[0] == 5 &&
+	      w.dl_status[0] == VP_FR_DELIVERED_LATE && w.dl_t[0] == prev && rt == prev,
+	      "a frame for a past time: LATE, at the current time, by a step of no time "
+	      "(status %u, t %llu)", w.dl_status[0], (unsigned long long)w.dl_t[0]);
+
+	/* the queue's limit: the 1025th frame is refused, the others kept */
+	w.rejected = 0;
+	for (i = 0; i < 1025; i++) {
+		sim_frame(f, (uint8_t)i);
+		fr_frame(1000 + i, 0, rt + 1000000000000ull, f, sizeof(f));
+	}
+	send_grant(0);
+	CHECK(fr_until_report(&w, &rt, &m) && w.rejected == 1 && w.rej_id[0] == 2024 &&
+	      strstr(w.rej_text[0], "1024 frames"),
+	      "1024 frames queued, the 1025th refused: \"%s\"", w.rej_text[0]);
+
+	/* a frame earlier than the one before it on its port: fatal */
+	fr_frame(3000, 0, rt + 1, f, sizeof(f));
+	CHECK(fr_read(&m, false) && m.type == VP_FR_ERROR && (m.flags & VP_FR_ERROR_FATAL) &&
+	      vp_get_be32(m.payload) == 7, "a frame out of order on its port: a fatal ERROR");
+	st = wait_exit(pacer, 20000);
+	CHECK(st == 7 && log_has("a port delivers in order"),
+	      "vmpace exits 7, saying why (exit %d)", st);
 }
 
 /*
@@ -1213,7 +1675,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[i], "--vmpace") && i + 1 < argc)
 			vmpace = argv[++i];
 		else if (!strcmp(argv[i], "--proto") && i + 1 < argc)
-			ns64 = !strcmp(argv[++i], "ns64");
+			proto_name = argv[++i];
 		else if (!strcmp(argv[i], "--transport") && i + 1 < argc)
 			transport = argv[++i];
 		else if (!strcmp(argv[i], "--hook") && i + 1 < argc)
@@ -1230,12 +1692,14 @@ int main(int argc, char **argv)
 			run_mode = true;
 	}
 	if (i + 2 >= argc || strcmp(argv[i + 1], "--")) {
-		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64] [--transport T] [--hook CMD] SCENARIO -- QEMU...\n");
+		fprintf(stderr, "usage: simclient --vmpace PATH [--proto us32|ns64|framed] [--transport T] [--hook CMD] SCENARIO -- QEMU...\n");
 		return 2;
 	}
+	ns64 = !strcmp(proto_name, "ns64");
+	framed = !strcmp(proto_name, "framed");
 	scenario = argv[i];
 	qemu_argv = argv + i + 2;
-	if (ns64)
+	if (ns64 || framed)
 		q *= 1000;
 
 	if (!strcmp(scenario, "stopcont")) {
@@ -1246,6 +1710,12 @@ int main(int argc, char **argv)
 		   !strcmp(scenario, "wrapper")) {
 		scenario_adevs_fork(qemu_argv, q, !strcmp(scenario, "wrapper"),
 				    !strcmp(scenario, "adevs-kill"));
+	} else if (!strcmp(scenario, "framed")) {
+		scenario_framed(qemu_argv, q);
+	} else if (!strcmp(scenario, "framed-net")) {
+		scenario_framed_net(qemu_argv, q);
+	} else if (!strcmp(scenario, "framed-errors")) {
+		scenario_framed_errors(qemu_argv, q);
 	} else if (!strcmp(scenario, "zero-step")) {
 		scenario_zero_step(qemu_argv, q);
 	} else if (!strcmp(scenario, "half-close") || !strcmp(scenario, "half-close-early")) {

@@ -30,9 +30,25 @@
  * written): the guest may stop in the middle of one, the other then holds
  * the latest complete sample.
  *
+ * With vmpace.udp=N, the guest instead measures network round trips with its
+ * own clock: it loads virtio_net (the modules are in the initramfs), gives
+ * eth0 the address 10.0.2.1/24 and a static ARP entry for the simulator's
+ * 10.0.2.2 (MAC 02:00:00:00:00:02), and sends N UDP datagrams to
+ * 10.0.2.2:7, one at a time, each when the previous one came back (or after
+ * 1 s), vmpace.period ms apart:
+ *
+ *   vmpace-guest-ready udp=N
+ *   vmpace-guest-rtt <seq> <CLOCK_MONOTONIC ns of the round trip>
+ *   vmpace-guest-udp-done
+ *
  * It never exits: the VMM is ended by vmpace or the test.
  */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +56,11 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,6 +180,101 @@ static void sample_forever(struct sample *slot)
 	}
 }
 
+/* Loads /lib/NAME.ko.xz of the initramfs (the kernel decompresses it). */
+static int load_module(const char *name)
+{
+	char path[64];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "/lib/%s.ko.xz", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* MODULE_INIT_COMPRESSED_FILE */
+	r = syscall(SYS_finit_module, fd, "", 4) && errno != EEXIST ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static void set_addr(int s, unsigned long req, const char *ifname, const char *ip)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
+
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	a->sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &a->sin_addr);
+	if (ioctl(s, req, &ifr))
+		say("vmpace-guest-error %s %s: %s\n", ifname, ip, strerror(errno));
+}
+
+static void udp_rtt(long count, long period)
+{
+	static const char *const mods[] = { "failover", "net_failover", "virtio_net" };
+	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(7) };
+	struct sockaddr_in self = { .sin_family = AF_INET, .sin_port = htons(4000) };
+	struct timeval tmo = { 1, 0 };
+	struct arpreq arp = { 0 };
+	struct ifreq ifr = { 0 };
+	char buf[64], got[64];
+	long long t0, t1;
+	long seq;
+	int s, r, i;
+	unsigned int k;
+
+	for (k = 0; k < sizeof(mods) / sizeof(mods[0]); k++) {
+		r = load_module(mods[k]);
+		if (r)
+			say("vmpace-guest-error module %s: %s\n", mods[k], strerror(-r));
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* the NIC appears once virtio_net has probed it */
+	for (i = 0; i < 1000; i++) {
+		snprintf(ifr.ifr_name, IFNAMSIZ, "eth0");
+		if (!ioctl(s, SIOCGIFFLAGS, &ifr))
+			break;
+		usleep(1000);
+	}
+	set_addr(s, SIOCSIFADDR, "eth0", "10.0.2.1");
+	set_addr(s, SIOCSIFNETMASK, "eth0", "255.255.255.0");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		say("vmpace-guest-error eth0 up: %s\n", strerror(errno));
+	inet_pton(AF_INET, "10.0.2.2", &peer.sin_addr);
+	memcpy(&arp.arp_pa, &peer, sizeof(peer));
+	arp.arp_ha.sa_family = ARPHRD_ETHER;
+	memcpy(arp.arp_ha.sa_data, "\x02\x00\x00\x00\x00\x02", 6);
+	arp.arp_flags = ATF_COM | ATF_PERM;
+	snprintf(arp.arp_dev, sizeof(arp.arp_dev), "eth0");
+	if (ioctl(s, SIOCSARP, &arp))
+		say("vmpace-guest-error arp: %s\n", strerror(errno));
+	if (bind(s, (struct sockaddr *)&self, sizeof(self)) ||
+	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)))
+		say("vmpace-guest-error udp socket: %s\n", strerror(errno));
+	say("vmpace-guest-ready udp=%ld\n", count);
+	for (seq = 1; seq <= count; seq++) {
+		usleep(period * 1000);
+		r = snprintf(buf, sizeof(buf), "vmpace-udp %ld", seq);
+		t0 = ns(CLOCK_MONOTONIC);
+		if (sendto(s, buf, r, 0, (struct sockaddr *)&peer, sizeof(peer)) != r) {
+			say("vmpace-guest-error send: %s\n", strerror(errno));
+			continue;
+		}
+		/* the echo of this datagram; late echoes of earlier ones are skipped */
+		do {
+			i = recv(s, got, sizeof(got), 0);
+		} while (i >= 0 && (i != r || memcmp(got, buf, r)));
+		t1 = ns(CLOCK_MONOTONIC);
+		if (i < 0)
+			say("vmpace-guest-rtt-lost %ld\n", seq);
+		else
+			say("vmpace-guest-rtt %ld %lld\n", seq, t1 - t0);
+	}
+	say("vmpace-guest-udp-done\n");
+	for (;;)
+		pause();
+}
+
 int main(void)
 {
 	long period;
@@ -196,6 +310,8 @@ int main(void)
 	}
 	mknod("/dev/port", S_IFCHR | 0600, makedev(1, 4));
 	debugcon = open("/dev/port", O_WRONLY);
+	if (param("udp", 0) > 0)
+		udp_rtt(param("udp", 0), period);
 	say("vmpace-guest-ready period_ms=%ld\n", period);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {

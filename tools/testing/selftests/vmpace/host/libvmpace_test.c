@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "libvmpace.h"
+#include "proto.h"
 
 static int nr, failed;
 static char self[4096];
@@ -138,6 +139,155 @@ static bool no_leaked_sockets(int fd)
  * the rest), twice (two reports for one grant), linger (ignore EOF and
  * SIGTERM, never exit), exit0 (exit at once), hello (a line on stdout).
  */
+/* A framed message from the simulator, or 0 at end of file, -1 on errors. */
+static int fr_peer_read(int fd, struct vp_fr_decoder *d, struct vp_fr_msg *m)
+{
+	uint8_t b[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	bool done = false;
+	ssize_t n;
+
+	while (!done) {
+		n = read(fd, b, vp_fr_want(d));
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || vp_fr_decode(d, b, n, &done, m) < 0)
+			return -1;
+	}
+	return 1;
+}
+
+/*
+ * The framed protocol's side of vmpace, scripted: "fr-echo" answers every
+ * GRANT until t with a REPORT at t + 1; the others misbehave as named.
+ */
+/*
+ * "fr-net": vmpace with 2 network ports: a frame for the guest is
+ * "delivered" (DELIVERED at its time, with an interrupt) and echoed back
+ * as a frame from the guest at the same time, within the grant that covers
+ * it; a frame for another port is rejected.
+ */
+struct fr_held {
+	uint64_t t;
+	uint32_t id;
+	uint16_t port;
+	uint32_t len;
+	uint8_t data[VP_FR_MAX_FRAME];
+};
+
+static void fr_net_quantum(int fd, uint64_t until, struct fr_held *q, int *nq)
+{
+	static uint8_t out[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	uint8_t pl[VP_FR_FRAME_HDR];
+	int i, k = 0;
+
+	for (i = 0; i < *nq; i++) {
+		if (q[i].t > until) {
+			q[k++] = q[i];
+			continue;
+		}
+		vp_put_be32(pl, q[i].id);
+		vp_put_be16(pl + 4, 0);
+		vp_put_be16(pl + 6, VP_FR_DELIVERED_IRQ);
+		write_all(fd, out, vp_fr_encode(out, VP_FR_DELIVERED, 0, q[i].t, pl, 8));
+		vp_put_be32(pl, i + 1);
+		vp_put_be16(pl + 4, q[i].port);
+		vp_put_be16(pl + 6, 0);
+		vp_fr_encode(out, VP_FR_FRAME_FROM_GUEST, 0, q[i].t, pl, 8);
+		vp_put_be32(out + 4, 8 + q[i].len);
+		memcpy(out + VP_FR_HDR + 8, q[i].data, q[i].len);
+		write_all(fd, out, VP_FR_HDR + 8 + q[i].len);
+	}
+	*nq = k;
+}
+
+static int fr_peer(const char *mode, int fd)
+{
+	static struct vp_fr_decoder d;
+	static struct fr_held held[8];
+	int nheld = 0;
+	uint8_t out[VP_FR_HDR + 8 + VP_FR_MAX_TEXT], pl[8 + VP_FR_MAX_TEXT] = { 0 };
+	struct vp_fr_msg m;
+	size_t len, i;
+	int rc;
+
+	if (!strcmp(mode, "fr-seed")) {
+		/* a vmpace without --proto framed: a zero grant ends it */
+		rc = read_all(fd, out, 4);
+		return rc == 1 && !memcmp(out, "\0\0\0\0", 4) ? 0 : 22;
+	}
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	rc = fr_peer_read(fd, &d, &m);
+	if (rc != 1 || m.type != VP_FR_HELLO || vp_get_be32(m.payload) != 1 ||
+	    vp_get_be32(m.payload + 4) != 1 || vp_get_be32(m.payload + 8))
+		return 23;
+	vp_put_be32(pl, strcmp(mode, "fr-v2") ? 1 : 2);
+	vp_put_be16(pl + 8, strcmp(mode, "fr-net") ? 0 : 2);
+	len = vp_fr_encode(out, VP_FR_HELLO_REPLY, 0, 0, pl, VP_FR_HELLO_LEN);
+	if (!strcmp(mode, "fr-early"))
+		len = vp_fr_encode(out, VP_FR_REPORT, 0, 0, NULL, 0);
+	if (!strcmp(mode, "fr-unasked")) {
+		/* the reply and an ERROR before any grant */
+		memcpy(pl + 8, "the VMM exited", 14);
+		vp_put_be32(pl, 8);
+		len += vp_fr_encode(out + len, VP_FR_ERROR, VP_FR_ERROR_FATAL, 0, pl, 22);
+	}
+	if (!strcmp(mode, "fr-bytewise"))
+		for (i = 0; i < len; i++)
+			write_all(fd, out + i, 1);
+	else
+		write_all(fd, out, len);
+	for (;;) {
+		rc = fr_peer_read(fd, &d, &m);
+		if (rc == 0)
+			return 0;
+		if (rc < 0)
+			return 21;
+		if (m.type == VP_FR_BYE)
+			return 0;
+		if (m.type == VP_FR_FRAME_TO_GUEST && !strcmp(mode, "fr-net")) {
+			uint32_t id = vp_get_be32(m.payload);
+			uint16_t port = vp_get_be16(m.payload + 4);
+
+			if (port >= 2 || nheld == 8) {
+				static const char text[] = "no such port";
+
+				vp_put_be32(pl, 0);
+				vp_put_be32(pl + 4, id);
+				memcpy(pl + 8, text, sizeof(text) - 1);
+				write_all(fd, out, vp_fr_encode(out, VP_FR_ERROR, 0, 0, pl,
+								 8 + sizeof(text) - 1));
+				continue;
+			}
+			held[nheld] = (struct fr_held){ .t = m.t, .id = id, .port = port,
+							.len = m.len - 8 };
+			memcpy(held[nheld++].data, m.payload + 8, m.len - 8);
+			continue;
+		}
+		if (m.type != VP_FR_GRANT)
+			return 24;
+		if (!strcmp(mode, "fr-net"))
+			fr_net_quantum(fd, m.t, held, &nheld);
+		if (!strcmp(mode, "fr-error")) {
+			static const char text[] = "quantum 1: the VMM (pid 1) exited";
+
+			vp_put_be32(pl, 8);
+			memcpy(pl + 8, text, sizeof(text) - 1);
+			write_all(fd, out, vp_fr_encode(out, VP_FR_ERROR, VP_FR_ERROR_FATAL,
+							 0, pl, 8 + sizeof(text) - 1));
+			return 8;
+		}
+		len = vp_fr_encode(out, VP_FR_REPORT, 0,
+				   !strcmp(mode, "fr-short") ? m.t - 1 : m.t + 1, NULL, 0);
+		if (!strcmp(mode, "fr-bytewise"))
+			for (i = 0; i < len; i++)
+				write_all(fd, out + i, 1);
+		else
+			write_all(fd, out, len);
+	}
+}
+
 static int peer(const char *mode, int fd)
 {
 	uint8_t g[8], r[8];
@@ -159,6 +309,8 @@ static int peer(const char *mode, int fd)
 	/* ready for SIGUSR1: the test waits for this line */
 	printf("ready\n");
 	fflush(stdout);
+	if (!strncmp(mode, "fr-", 3))
+		return fr_peer(mode, fd);
 	if (!strcmp(mode, "exit0"))
 		return 0;
 	if (!strcmp(mode, "linger")) {
@@ -443,6 +595,164 @@ static void test_timeouts_and_signals(void)
 	vmp_free(v);
 }
 
+static void test_framed(void)
+{
+	struct vmp *v = spawn("fr-echo", VMP_PROTO_FRAMED, 3);
+	uint64_t e = 0;
+	int r = 0, st, i;
+
+	for (i = 0; i < 50 && !r; i++)
+		r = vmp_quantum(v, 1000, &e, 5000);
+	ok(!r && e == 1001 && vmp_now(v) == 50 * 1001 && vmp_unit_ns(v) == 1,
+	   "framed: HELLO answered, 50 quanta of 1000 ns, each reported 1 ns late: now %llu %s",
+	   (unsigned long long)vmp_now(v), r ? vmp_errmsg(v) : "");
+	r = vmp_grant_until(v, vmp_now(v) - 1);
+	ok(r == -ERANGE && strstr(vmp_errmsg(v), "already at"),
+	   "framed: a grant until a past time is -ERANGE (%s)", vmp_errmsg(v));
+	r = vmp_grant_until(v, 1000000);
+	ok(!r && !vmp_await(v, &e, 5000) && vmp_now(v) == 1000001 && e == 1000001 - 50 * 1001,
+	   "framed: vmp_grant_until(1 ms): now %llu", (unsigned long long)vmp_now(v));
+	r = vmp_grant(v, UINT64_MAX);
+	ok(r == -ERANGE, "framed: a grant past 2^64 ns is -ERANGE (%s)", vmp_errmsg(v));
+	ok(!vmp_close(v, 5000, &st) && WIFEXITED(st) && !WEXITSTATUS(st),
+	   "framed: close: the peer sees end of file (%s)", vmp_errmsg(v));
+	vmp_free(v);
+
+	v = spawn("fr-bytewise", VMP_PROTO_FRAMED, 3);
+	for (i = 0, r = 0; i < 5 && !r; i++)
+		r = vmp_quantum(v, 7, &e, 5000);
+	ok(!r && vmp_now(v) == 5 * 8, "framed: reply and reports a byte at a time %s",
+	   r ? vmp_errmsg(v) : "");
+	vmp_free(v);
+
+	v = spawn("echo64", VMP_PROTO_NS64, 3);
+	ok(vmp_grant_until(v, 5) == -EOPNOTSUPP, "vmp_grant_until() with ns64 is -EOPNOTSUPP");
+	r = vmp_quantum(v, 5, &e, 5000);
+	ok(!r && e == 6 && vmp_now(v) == 6, "ns64: the session goes on; vmp_now() %llu ns",
+	   (unsigned long long)vmp_now(v));
+	vmp_free(v);
+
+	v = spawn("echo32", VMP_PROTO_US32, 3);
+	r = vmp_quantum(v, 5, &e, 5000);
+	ok(!r && e == 6 && vmp_now(v) == 6000, "us32: vmp_now() counts ns (6 us = %llu ns)",
+	   (unsigned long long)vmp_now(v));
+	vmp_free(v);
+
+	v = spawn("fr-seed", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "started with --proto framed"),
+	   "framed to a seed vmpace: -EPIPE, \"%s\"", vmp_errmsg(v));
+	ok(!vmp_close(v, 5000, &st) && WIFEXITED(st) && !WEXITSTATUS(st),
+	   "framed to a seed vmpace: it read the opening as a zero grant (exit %d)",
+	   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	vmp_free(v);
+
+	v = spawn("fr-error", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPIPE && strstr(vmp_errmsg(v), "exit 8, the VMM exited): quantum 1: the VMM"),
+	   "framed: vmpace's ERROR is the message: \"%s\"", vmp_errmsg(v));
+	ok(vmp_grant(v, 1) == -EPIPE, "framed: the session is over after an ERROR");
+	vmp_free(v);
+
+	v = spawn("fr-unasked", VMP_PROTO_FRAMED, 3);
+	r = -1;
+	for (i = 0; i < 500 && r; i++) {
+		/* the grant reads what came before it: the ERROR once it is there */
+		r = vmp_grant(v, 1) == -EPIPE ? 0 : -1;
+		if (r && !vmp_await(v, &e, 0))
+			r = -2;
+		if (r == -2)
+			break;
+		usleep(10000);
+	}
+	ok(!r && strstr(vmp_errmsg(v), "the VMM exited"),
+	   "framed: an ERROR before a grant fails the grant: \"%s\"", vmp_errmsg(v));
+	vmp_free(v);
+
+	v = spawn("fr-short", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "guest time 999 ns for a grant until 1000"),
+	   "framed: a report before the grant's end is -EPROTO (%s)", vmp_errmsg(v));
+	vmp_free(v);
+
+	v = spawn("fr-v2", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "version 2"),
+	   "framed: a reply with another version is -EPROTO (%s)", vmp_errmsg(v));
+	vmp_free(v);
+
+	v = spawn("fr-early", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "REPORT before its HELLO reply"),
+	   "framed: a report before the HELLO reply is -EPROTO (%s)", vmp_errmsg(v));
+	vmp_free(v);
+}
+
+static void test_frames(void)
+{
+	static uint8_t big[VP_FR_MAX_FRAME + 1];
+	struct vmp *v = spawn("fr-net", VMP_PROTO_FRAMED, 3);
+	struct vmp_event ev;
+	uint32_t id1 = 0, id2 = 0, id3 = 0;
+	uint64_t e;
+	int r, n;
+
+	ok(vmp_next_event(v, &ev) == -EAGAIN, "frames: no event before any was read");
+	r = vmp_send_frame(v, 0, 500, "abc", 3, &id1);
+	ok(!r && id1 == 1, "frames: a frame for port 0 at 500 ns before the first grant (id %u)",
+	   id1);
+	r = vmp_send_frame(v, 5, 600, "x", 1, &id2);
+	ok(!r && id2 == 2, "frames: port 5 is not known to be wrong before vmpace's reply");
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(!r && vmp_net_ports(v) == 2, "frames: a quantum; vmpace has %u ports %s",
+	   vmp_net_ports(v), r ? vmp_errmsg(v) : "");
+	r = vmp_next_event(v, &ev);
+	ok(!r && ev.type == VMP_EV_REJECTED && ev.id == 2 && ev.len == 12 &&
+	   !strcmp(ev.data, "no such port"), "frames: the frame for port 5 is rejected: %s",
+	   r ? "" : (const char *)ev.data);
+	r = vmp_next_event(v, &ev);
+	ok(!r && ev.type == VMP_EV_DELIVERED && ev.id == 1 && ev.t == 500 &&
+	   ev.status == VMP_DELIVERED_OK && ev.flags == VMP_DELIVERED_IRQ,
+	   "frames: DELIVERED id 1 at 500 ns, with an interrupt");
+	r = vmp_next_event(v, &ev);
+	ok(!r && ev.type == VMP_EV_FRAME && ev.port == 0 && ev.t == 500 && ev.len == 3 &&
+	   !memcmp(ev.data, "abc", 3), "frames: the echo from the guest, port 0, 500 ns");
+	ok(vmp_next_event(v, &ev) == -EAGAIN, "frames: then no more events");
+
+	ok(vmp_send_frame(v, 2, 2000, "x", 1, NULL) == -EINVAL &&
+	   strstr(vmp_errmsg(v), "no network port 2 (vmpace has 2"),
+	   "frames: port 2 of 2 is -EINVAL (%s)", vmp_errmsg(v));
+	ok(vmp_send_frame(v, 0, 400, "x", 1, NULL) == -EINVAL &&
+	   strstr(vmp_errmsg(v), "in order"), "frames: an earlier time on a port is -EINVAL (%s)",
+	   vmp_errmsg(v));
+	ok(vmp_send_frame(v, 0, 2000, "x", 0, NULL) == -EMSGSIZE &&
+	   vmp_send_frame(v, 0, 2000, big, VP_FR_MAX_FRAME + 1, NULL) == -EMSGSIZE,
+	   "frames: 0 and 65536 bytes are -EMSGSIZE");
+	memset(big, 0x5a, sizeof(big));
+	big[0] = 1;
+	big[VP_FR_MAX_FRAME - 1] = 2;
+	r = vmp_send_frame(v, 1, 3000, big, VP_FR_MAX_FRAME, &id3);
+	r = r ?: vmp_grant(v, 500);
+	ok(!r && vmp_send_frame(v, 1, 5000, "x", 1, NULL) == -EBUSY,
+	   "frames: while a grant is outstanding: -EBUSY");
+	r = r ?: vmp_await(v, &e, 5000);
+	ok(!r && vmp_next_event(v, &ev) == -EAGAIN, "frames: not due within that grant");
+	r = r ?: vmp_quantum(v, 3000 - vmp_now(v), &e, 5000);
+	n = 0;
+	while (!r && !vmp_next_event(v, &ev))
+		if ((ev.type == VMP_EV_DELIVERED && ev.id == id3 && ev.t == 3000) ||
+		    (ev.type == VMP_EV_FRAME && ev.port == 1 && ev.len == VP_FR_MAX_FRAME &&
+		     !memcmp(ev.data, big, VP_FR_MAX_FRAME)))
+			n++;
+	ok(!r && n == 2, "frames: 65535 bytes to port 1 at 3000 ns: delivered and echoed (%d) %s",
+	   n, r ? vmp_errmsg(v) : "");
+	vmp_free(v);
+
+	v = spawn("echo64", VMP_PROTO_NS64, 3);
+	ok(vmp_send_frame(v, 0, 1, "x", 1, NULL) == -EOPNOTSUPP, "frames with ns64: -EOPNOTSUPP");
+	vmp_free(v);
+}
+
 static void test_bad_arguments(void)
 {
 	const char *argv[] = { "/nonexistent/vmpace", "run", NULL };
@@ -611,6 +921,8 @@ int main(int argc, char **argv)
 	test_stdout(0);
 	test_dead_peers();
 	test_bad_reports();
+	test_framed();
+	test_frames();
 	test_timeouts_and_signals();
 	test_bad_arguments();
 	test_connect();

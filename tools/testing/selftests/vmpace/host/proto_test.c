@@ -20,6 +20,144 @@ static int n, failed;
 	printf("\n");							\
 } while (0)
 
+/* Decodes @len bytes one at a time; the number of messages, -1 on error. */
+static int fr_bytewise(struct vp_fr_decoder *d, const uint8_t *in, size_t len,
+		       struct vp_fr_msg *last)
+{
+	struct vp_fr_msg m;
+	bool done;
+	size_t i;
+	int msgs = 0;
+
+	for (i = 0; i < len; i++) {
+		if (vp_fr_decode(d, in + i, 1, &done, &m) != 1)
+			return -1;
+		if (done) {
+			*last = m;
+			msgs++;
+		}
+	}
+	return msgs;
+}
+
+static void framed(void)
+{
+	static struct vp_fr_decoder d;
+	static uint8_t big[VP_FR_MAX_PAYLOAD + 1], big2[VP_FR_HDR + VP_FR_MAX_PAYLOAD + 1];
+	uint8_t in[4 * VP_FR_HDR + VP_FR_MAX_PAYLOAD + 64] = { 0 }, pl[VP_FR_HELLO_LEN] = { 0 };
+	struct vp_fr_msg m = { 0 };
+	size_t len;
+	bool done;
+	long used;
+
+	/* the opening, a HELLO, a GRANT and a BYE, as a simulator sends them */
+	vp_put_be32(pl, 1);
+	vp_put_be32(pl + 4, 3);
+	len = VP_FR_HDR;
+	len += vp_fr_encode(in + len, VP_FR_HELLO, 0, 0, pl, sizeof(pl));
+	len += vp_fr_encode(in + len, VP_FR_GRANT, 0, 0x0102030405060708ull, NULL, 0);
+	T(len == 2 * VP_FR_HDR + 12 + VP_FR_HDR &&
+	  !memcmp(in + 2 * VP_FR_HDR + 12, "\x00\x10\x00\x00\x00\x00\x00\x00"
+		  "\x01\x02\x03\x04\x05\x06\x07\x08", 16),
+	  "framed: GRANT encoded as u16 type, u16 flags, u32 len, u64 t, big-endian");
+	len += vp_fr_encode(in + len, VP_FR_BYE, 0, 0, NULL, 0);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	T(vp_fr_want(&d) == VP_FR_HDR, "framed: a simulator's decoder wants the 16-byte opening");
+	used = vp_fr_decode(&d, in, len, &done, &m);
+	T(used == 2 * VP_FR_HDR + 12 && done && m.type == VP_FR_HELLO && m.len == 12 &&
+	  vp_get_be32(m.payload + 4) == 3, "framed: the opening, then one message per call (HELLO)");
+	used = vp_fr_decode(&d, in + 44, len - 44, &done, &m);
+	T(used == 16 && done && m.type == VP_FR_GRANT && m.t == 0x0102030405060708ull,
+	  "framed: GRANT with its guest time");
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	T(fr_bytewise(&d, in, len, &m) == 3 && m.type == VP_FR_BYE && !vp_fr_partial(&d),
+	  "framed: the same stream a byte at a time: 3 messages");
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	fr_bytewise(&d, in, 20, &m);
+	T(vp_fr_partial(&d) && vp_fr_want(&d) == 12, "framed: a cut header is partial");
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	fr_bytewise(&d, in, 5, &m);
+	T(vp_fr_partial(&d), "framed: a cut opening is partial");
+
+	/* hostile input: a clear error, nothing consumed past it */
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	in[0] = 0x00; in[1] = 0x00; in[2] = 0x27; in[3] = 0x10;	/* a seed grant */
+	used = vp_fr_decode(&d, in, 4, &done, &m);
+	T(used == -EPROTO && strstr(d.err, "byte 2 of the opening is 0x27"),
+	  "framed: a seed grant instead of the opening: %s", d.err);
+	T(vp_fr_decode(&d, in, 1, &done, &m) == -EPROTO, "framed: the decoder stays failed");
+	memset(in, 0, 4);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	vp_fr_decode(&d, in, VP_FR_HDR, &done, &m);
+	vp_fr_encode(in + VP_FR_HDR, VP_FR_REPORT, 0, 0, NULL, 0);
+	used = vp_fr_decode(&d, in + VP_FR_HDR, VP_FR_HDR, &done, &m);
+	T(used == -EPROTO && strstr(d.err, "0x8010 is not one a simulator sends"),
+	  "framed: a simulator may not send a REPORT: %s", d.err);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(in, VP_FR_GRANT, 0, 0, NULL, 0);
+	T(vp_fr_decode(&d, in, VP_FR_HDR, &done, &m) == -EPROTO,
+	  "framed: vmpace may not send a GRANT: %s", d.err);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(in, VP_FR_REPORT, 0x8000, 5, NULL, 0);
+	T(vp_fr_decode(&d, in, VP_FR_HDR, &done, &m) == -EPROTO && strstr(d.err, "flags 0x8000"),
+	  "framed: undefined flags are refused: %s", d.err);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(in, VP_FR_REPORT, 0, 5, "x", 1);
+	T(vp_fr_decode(&d, in, VP_FR_HDR, &done, &m) == -EPROTO && !done,
+	  "framed: a REPORT with a payload is refused at its header: %s", d.err);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(in, VP_FR_ERROR, VP_FR_ERROR_FATAL, 0, big, 8);
+	vp_put_be32(in + 4, 0xff000408);	/* far beyond the limit */
+	T(vp_fr_decode(&d, in, VP_FR_HDR, &done, &m) == -EPROTO && strstr(d.err, "ERROR with a payload"),
+	  "framed: a length beyond the limit is refused before any payload: %s", d.err);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(in, VP_FR_ERROR, 0, 0, big, 8 + VP_FR_MAX_TEXT + 1);
+	T(vp_fr_decode(&d, in, VP_FR_HDR, &done, &m) == -EPROTO && strstr(d.err, "(8 to 1032)"),
+	  "framed: an ERROR text of 1025 bytes is refused: %s", d.err);
+
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	memset(big, 'x', VP_FR_MAX_PAYLOAD);
+	len = vp_fr_encode(in, VP_FR_ERROR, VP_FR_ERROR_FATAL, 7, big, 8 + VP_FR_MAX_TEXT);
+	used = vp_fr_decode(&d, in, len, &done, &m);
+	T(used == (long)len && done && m.len == 8 + VP_FR_MAX_TEXT && m.flags == VP_FR_ERROR_FATAL,
+	  "framed: an ERROR of the largest size");
+
+	/* frames: the largest, and one byte more */
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	memset(in, 0, VP_FR_HDR);
+	vp_fr_decode(&d, in, VP_FR_HDR, &done, &m);
+	len = vp_fr_encode(big2, VP_FR_FRAME_TO_GUEST, 0, 99, big, VP_FR_MAX_PAYLOAD);
+	used = vp_fr_decode(&d, big2, len, &done, &m);
+	T(used == (long)len && done && m.type == VP_FR_FRAME_TO_GUEST &&
+	  m.len == VP_FR_FRAME_HDR + 65535 && m.t == 99,
+	  "framed: a FRAME_TO_GUEST of 65535 bytes, the largest");
+	vp_put_be32(big2 + 4, VP_FR_MAX_PAYLOAD + 1);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO,
+	  "framed: 65536 bytes is refused at the header: %s", d.err);
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(big2, VP_FR_FRAME_FROM_GUEST, 0, 99, big, VP_FR_FRAME_HDR);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO,
+	  "framed: a frame of 0 bytes is refused: %s", d.err);
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(big2, VP_FR_DELIVERED, 0, 99, big, VP_FR_DELIVERED_LEN);
+	used = vp_fr_decode(&d, big2, VP_FR_HDR + VP_FR_DELIVERED_LEN, &done, &m);
+	T(used == VP_FR_HDR + VP_FR_DELIVERED_LEN && done && m.type == VP_FR_DELIVERED,
+	  "framed: DELIVERED, 8 bytes");
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	memset(in, 0, VP_FR_HDR);
+	vp_fr_decode(&d, in, VP_FR_HDR, &done, &m);
+	vp_fr_encode(big2, VP_FR_DELIVERED, 0, 99, big, VP_FR_DELIVERED_LEN);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO,
+	  "framed: a simulator may not send DELIVERED: %s", d.err);
+}
+
 int main(void)
 {
 	const uint8_t us[] = { 0x00, 0x00, 0x27, 0x10, 0xde, 0xad, 0xbe, 0xef };
@@ -86,6 +224,7 @@ int main(void)
 	T(vp_pvclock_ns(UINT64_MAX, UINT32_MAX, 31) == UINT64_MAX,
 	  "pvclock: the largest inputs saturate instead of wrapping");
 
+	framed();
 	printf("1..%d\n", n);
 	return failed != 0;
 }

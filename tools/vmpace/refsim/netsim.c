@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * netsim: a network simulator of one link, for vmpace's timed network I/O,
+ * and an example for simulator authors (libvmpace(3), vmpace-proto(7)).
+ *
+ * It starts "vmpace run --proto framed --net n0 -- QEMU ..." with the guest's
+ * virtio-net NIC on vmpace's network port 0, paces the guest in quanta and
+ * plays the far end of a link with a one-way delay of --delay-us: every UDP
+ * datagram the guest sends to 10.0.2.2 port 7 comes back (addresses and
+ * ports swapped) after twice the delay, in simulated time:
+ *
+ *   frame from the guest, stamped t   ->  vmp_send_frame(v, 0, t + 2 delay)
+ *
+ * The test guest (vmpace.udp=N on its kernel command line) times each round
+ * trip with its own clock and prints it on QEMU's debug console, which
+ * netsim reads from a file.  With --boundary, netsim stamps each frame with
+ * the end of the quantum it came in (what a simulator without vmpace's
+ * stamps can do, as the adevs library does), to compare.
+ *
+ * usage: netsim [options] -- QEMU-COMMAND-LINE
+ *   --vmpace PATH       vmpace binary (default: vmpace from $PATH)
+ *   --delay-us N        one-way delay of the link (1000)
+ *   --quantum-us N      grant per quantum once the guest is up (200)
+ *   --boot-quantum-us N grant per quantum while it boots (50000)
+ *   --stall-us N        host time spent between quanta (0)
+ *   --boundary          stamp frames at the end of their quantum
+ * Prints one line per round trip and a summary; exit status 0 if every
+ * round trip came back, none earlier than twice the delay, every frame
+ * reached QEMU at its time; 1 if not; 2 on errors.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libvmpace.h"
+
+#define MAX_RTT	256
+
+static struct {
+	const char *vmpace;
+	uint64_t delay_ns, quantum_ns, boot_quantum_ns, stall_us;
+	bool boundary;
+} opt = { "vmpace", 1000000, 200000, 50000000, 0, false };
+
+static struct vmp *vm;
+static int dbg = -1;
+static char dbg_buf[4096];
+static size_t dbg_len;
+static bool ready, done;
+static long nr_rtt, nr_lost, nr_sent, nr_late, nr_deferred, nr_noirq, bad_delivery;
+static int64_t rtt_ns[MAX_RTT];
+static uint64_t max_delivery_lag;
+/* frames sent to the guest, by id: their time, to check the DELIVERED */
+static uint64_t sent_t[4096];
+
+static void __attribute__((noreturn)) die_vmp(const char *what)
+{
+	int status;
+
+	fprintf(stderr, "netsim: %s: %s\n", what, vmp_errmsg(vm));
+	vmp_close(vm, 15000, &status);
+	fprintf(stderr, "netsim: %s\n", vmp_errmsg(vm));
+	exit(2);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* A UDP datagram to 10.0.2.2:7 from the guest: its echo, in place. */
+static bool make_echo(uint8_t *f, size_t len)
+{
+	static const uint8_t sim_mac[6] = { 2, 0, 0, 0, 0, 2 };
+	static const uint8_t sim_ip[4] = { 10, 0, 2, 2 };
+	uint8_t tmp[6];
+	size_t ihl;
+
+	if (len < 42 || get16(f + 12) != 0x0800 || (f[14] >> 4) != 4 || f[23] != 17)
+		return false;
+	ihl = (f[14] & 15) * 4;
+	if (ihl < 20 || len < 14 + ihl + 8 || memcmp(f + 30, sim_ip, 4) ||
+	    get16(f + 14 + ihl + 2) != 7)
+		return false;
+	/* swapping addresses and ports keeps both checksums right */
+	memcpy(f, f + 6, 6);
+	memcpy(f + 6, sim_mac, 6);
+	memcpy(tmp, f + 26, 4);
+	memcpy(f + 26, f + 30, 4);
+	memcpy(f + 30, tmp, 4);
+	memcpy(tmp, f + 14 + ihl, 2);
+	memcpy(f + 14 + ihl, f + 14 + ihl + 2, 2);
+	memcpy(f + 14 + ihl + 2, tmp, 2);
+	return true;
+}
+
+static void on_line(const char *l)
+{
+	long seq;
+	long long ns;
+
+	if (!strncmp(l, "vmpace-guest-ready udp=", 23)) {
+		ready = true;
+	} else if (sscanf(l, "vmpace-guest-rtt %ld %lld", &seq, &ns) == 2) {
+		if (nr_rtt < MAX_RTT)
+			rtt_ns[nr_rtt] = ns;
+		nr_rtt++;
+		printf("round trip %3ld: %10.1f us on the guest's clock (simulated %.1f us)\n",
+		       seq, ns / 1e3, 2 * opt.delay_ns / 1e3);
+	} else if (!strncmp(l, "vmpace-guest-rtt-lost", 21)) {
+		nr_lost++;
+		printf("%s\n", l);
+	} else if (!strncmp(l, "vmpace-guest-udp-done", 21)) {
+		done = true;
+	} else if (!strncmp(l, "vmpace-guest-error", 18)) {
+		fprintf(stderr, "netsim: the guest says: %s\n", l);
+	}
+}
+
+/* Lines the guest wrote to the debug console (a file) so far. */
+static void read_lines(void)
+{
+	ssize_t n;
+	char *nl;
+
+	while ((n = read(dbg, dbg_buf + dbg_len, sizeof(dbg_buf) - 1 - dbg_len)) > 0) {
+		dbg_len += n;
+		dbg_buf[dbg_len] = '\0';
+		while ((nl = strchr(dbg_buf, '\n'))) {
+			*nl = '\0';
+			on_line(dbg_buf);
+			dbg_len -= nl + 1 - dbg_buf;
+			memmove(dbg_buf, nl + 1, dbg_len + 1);
+		}
+		if (dbg_len == sizeof(dbg_buf) - 1)
+			dbg_len = 0;
+	}
+}
+
+/* What vmpace read during the quantum that ended at vmp_now(). */
+static void events(void)
+{
+	static uint8_t f[65536];
+	struct vmp_event ev;
+	uint32_t id;
+	uint64_t t;
+
+	while (!vmp_next_event(vm, &ev)) {
+		switch (ev.type) {
+		case VMP_EV_FRAME:
+			if (ev.len > sizeof(f))
+				break;
+			memcpy(f, ev.data, ev.len);
+			if (!make_echo(f, ev.len))
+				break;
+			t = (opt.boundary ? vmp_now(vm) : ev.t) + 2 * opt.delay_ns;
+			if (vmp_send_frame(vm, ev.port, t, f, ev.len, &id))
+				die_vmp("frame");
+			if (id < sizeof(sent_t) / sizeof(sent_t[0]))
+				sent_t[id] = t;
+			nr_sent++;
+			break;
+		case VMP_EV_DELIVERED:
+			if (ev.status == VMP_DELIVERED_LATE)
+				nr_late++;
+			if (ev.status == VMP_DELIVERED_DEFERRED)
+				nr_deferred++;
+			if (!(ev.flags & VMP_DELIVERED_IRQ))
+				nr_noirq++;
+			if (ev.id < sizeof(sent_t) / sizeof(sent_t[0])) {
+				if (ev.t < sent_t[ev.id])
+					bad_delivery++;
+				else if (ev.t - sent_t[ev.id] > max_delivery_lag)
+					max_delivery_lag = ev.t - sent_t[ev.id];
+			}
+			break;
+		case VMP_EV_REJECTED:
+			fprintf(stderr, "netsim: vmpace refused frame %u: %s\n", ev.id,
+				(const char *)ev.data);
+			bad_delivery++;
+			break;
+		}
+	}
+}
+
+static void quantum(uint64_t ns)
+{
+	struct timespec st = { opt.stall_us / 1000000, (opt.stall_us % 1000000) * 1000L };
+
+	if (vmp_quantum(vm, ns, NULL, 120000))
+		die_vmp("quantum");
+	events();
+	read_lines();
+	while (opt.stall_us && nanosleep(&st, &st) && errno == EINTR)
+		;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "vmpace", required_argument, NULL, 'v' },
+		{ "delay-us", required_argument, NULL, 'd' },
+		{ "quantum-us", required_argument, NULL, 'q' },
+		{ "boot-quantum-us", required_argument, NULL, 'b' },
+		{ "stall-us", required_argument, NULL, 's' },
+		{ "boundary", no_argument, NULL, 'B' },
+		{ NULL }
+	};
+	char dbg_path[] = "/tmp/netsim-debugcon-XXXXXX", chardev[128];
+	const char **args;
+	int c, i = 0, status, fd;
+	uint64_t limit;
+	int64_t min, med, max, two_d;
+	bool ok;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'v': opt.vmpace = optarg; break;
+		case 'd': opt.delay_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'q': opt.quantum_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'b': opt.boot_quantum_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 's': opt.stall_us = strtoull(optarg, NULL, 0); break;
+		case 'B': opt.boundary = true; break;
+		default: return 2;
+		}
+	}
+	if (optind >= argc || !opt.quantum_ns || !opt.boot_quantum_ns || !opt.delay_ns) {
+		fprintf(stderr, "usage: netsim [options] -- QEMU-COMMAND-LINE\n");
+		return 2;
+	}
+	fd = mkstemp(dbg_path);
+	if (fd < 0) {
+		perror("netsim: mkstemp");
+		return 2;
+	}
+	close(fd);
+	dbg = open(dbg_path, O_RDONLY | O_CLOEXEC);
+	snprintf(chardev, sizeof(chardev), "file,id=netsim-dbg,path=%s", dbg_path);
+
+	args = calloc(argc + 20, sizeof(*args));
+	if (!args || dbg < 0)
+		return 2;
+	args[i++] = opt.vmpace;
+	args[i++] = "run";
+	args[i++] = "--sync-fd";
+	args[i++] = "3";
+	args[i++] = "--proto";
+	args[i++] = "framed";
+	args[i++] = "--net";
+	args[i++] = "n0";
+	args[i++] = "--";
+	for (c = optind; c < argc; c++)
+		args[i++] = argv[c];
+	args[i++] = "-device";
+	args[i++] = "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56";
+	args[i++] = "-chardev";
+	args[i++] = chardev;
+	args[i++] = "-device";
+	args[i++] = "isa-debugcon,iobase=0xe9,chardev=netsim-dbg";
+	if (vmp_spawn(&vm, VMP_PROTO_FRAMED, args, NULL))
+		die_vmp("vmpace");
+
+	/* boot, until the guest's UDP client is up: 120 s of guest time at most */
+	for (limit = 120000000000ull; !ready; ) {
+		quantum(opt.boot_quantum_ns);
+		if (vmp_now(vm) > limit) {
+			fprintf(stderr, "netsim: the guest did not come up in %.0f s of "
+				"simulated time\n", limit / 1e9);
+			vmp_close(vm, 15000, &status);
+			return 2;
+		}
+	}
+	printf("netsim: guest up at %.3f s; link delay %.1f us each way, quanta of %.1f us, "
+	       "%s stamps, %llu us of host time between quanta\n", vmp_now(vm) / 1e9,
+	       opt.delay_ns / 1e3, opt.quantum_ns / 1e3,
+	       opt.boundary ? "quantum-boundary" : "vmpace's", (unsigned long long)opt.stall_us);
+	for (limit = vmp_now(vm) + 60000000000ull; !done && vmp_now(vm) < limit; )
+		quantum(opt.quantum_ns);
+	if (vmp_close(vm, 15000, &status))
+		fprintf(stderr, "netsim: %s\n", vmp_errmsg(vm));
+	unlink(dbg_path);
+
+	if (!nr_rtt) {
+		fprintf(stderr, "netsim: no round trip came back (%ld lost)\n", nr_lost);
+		return 1;
+	}
+	c = nr_rtt < MAX_RTT ? (int)nr_rtt : MAX_RTT;
+	qsort(rtt_ns, c, sizeof(rtt_ns[0]), cmp_i64);
+	min = rtt_ns[0];
+	med = rtt_ns[c / 2];
+	max = rtt_ns[c - 1];
+	two_d = 2 * (int64_t)opt.delay_ns;
+	printf("netsim: %ld round trips (%ld lost): guest-measured RTT min %.1f median %.1f "
+	       "max %.1f us, simulated %.1f us: error %+.1f / %+.1f / %+.1f us\n", nr_rtt,
+	       nr_lost, min / 1e3, med / 1e3, max / 1e3, two_d / 1e3, (min - two_d) / 1e3,
+	       (med - two_d) / 1e3, (max - two_d) / 1e3);
+	printf("netsim: %ld frames to the guest: %ld late, %ld deferred, %ld without an "
+	       "interrupt, %ld out of time; handed over at most %.1f us after their time\n",
+	       nr_sent, nr_late, nr_deferred, nr_noirq, bad_delivery, max_delivery_lag / 1e3);
+	ok = !nr_lost && done && min >= two_d && !nr_late && !nr_deferred && !bad_delivery;
+	printf("netsim: %s\n", ok ? "every round trip took at least the simulated time, every "
+	       "frame reached the guest at its time" : "FAILED");
+	return ok ? 0 : 1;
+}
