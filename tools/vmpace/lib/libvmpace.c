@@ -625,6 +625,24 @@ static int nothing_unsolicited(struct vmp *v)
 	return lost(v, e == ECONNRESET ? EPIPE : e, "vmpace's connection failed");
 }
 
+/* Waits until the socket is readable: 0, -ETIMEDOUT, or the session is lost. */
+static int wait_report(struct vmp *v, int64_t deadline, int timeout_ms)
+{
+	struct pollfd p = { .fd = v->fd, .events = POLLIN };
+	int r, e;
+
+	while ((r = poll(&p, 1, left_ms(deadline))) < 0) {
+		if (errno != EINTR) {
+			e = errno;
+			return lost(v, e, "poll");
+		}
+	}
+	if (r == 0)
+		return fail(v, ETIMEDOUT, "no report within %d ms (still waiting for it)",
+			    timeout_ms);
+	return 0;
+}
+
 /* Framed: an event for vmp_next_event(). */
 static int queue_event(struct vmp *v, const struct vp_fr_msg *m)
 {
@@ -678,19 +696,10 @@ static int fr_read(struct vmp *v, int64_t deadline, int timeout_ms, struct vp_fr
 	int r, e;
 
 	for (;;) {
-		struct pollfd p = { .fd = v->fd, .events = POLLIN };
 		ssize_t n;
 
-		r = poll(&p, 1, left_ms(deadline));
-		if (r < 0 && errno != EINTR) {
-			e = errno;
-			return lost(v, e, "poll");
-		}
-		if (r < 0)
-			continue;
-		if (r == 0)
-			return fail(v, ETIMEDOUT, "no report within %d ms (still waiting for it)",
-				    timeout_ms);
+		if ((r = wait_report(v, deadline, timeout_ms)))
+			return r;
 		want = vp_fr_want(&v->fdec);
 		n = recv(v->fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_DONTWAIT);
 		/* a seed vmpace closes with our HELLO unread: a reset */
@@ -970,20 +979,11 @@ API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
 		return 0;
 	}
 	while (!complete) {
-		struct pollfd p = { .fd = v->fd, .events = POLLIN };
 		size_t want = vp_msg_size(v->dec.proto) - v->dec.len;
 		ssize_t n;
 
-		r = poll(&p, 1, left_ms(deadline));
-		if (r < 0 && errno != EINTR) {
-			e = errno;
-			return lost(v, e, "poll");
-		}
-		if (r < 0)
-			continue;
-		if (r == 0)
-			return fail(v, ETIMEDOUT, "no report within %d ms (still waiting for it)",
-				    timeout_ms);
+		if ((r = wait_report(v, deadline, timeout_ms)))
+			return r;
 		n = recv(v->fd, buf, want, MSG_DONTWAIT);
 		if (n == 0)
 			return lost(v, EPIPE, vp_decoder_partial(&v->dec) ?

