@@ -106,14 +106,19 @@ if [ -n "$again" ]; then
 	check "the kernel hook for $again (6.12) builds and installs the modules" \
 		eval "/etc/kernel/postinst.d/dkms '$again' && ls /lib/modules/$again/updates/dkms/kvm-amd.ko*"
 fi
-check "/usr/bin/vmpace and its man page are installed" \
-	eval 'test -x /usr/bin/vmpace && test -e /usr/share/man/man1/vmpace.1.gz && /usr/bin/vmpace version'
+check "/usr/bin/vmpace and its man pages are installed" \
+	eval 'test -x /usr/bin/vmpace && test -e /usr/share/man/man1/vmpace.1.gz &&
+	      test -e /usr/share/man/man7/vmpace-proto.7.gz && /usr/bin/vmpace version'
 
 # A simulator built as a user builds one against the installed library.
 check "refsim builds against the installed libvmpace-dev (pkg-config) and links /usr/lib's libvmpace.so.0" \
 	eval 'gcc -O2 -Wall -Werror -I$repo/tools/vmpace/refsim -o $C/refsim $repo/tools/vmpace/refsim/refsim.c \
 		$(pkg-config --cflags --libs libvmpace) &&
 	      ldd $C/refsim | grep -qE "libvmpace.so.0 => (/usr)?/lib/x86_64-linux-gnu/libvmpace.so.0 "'
+check "netsim (the framed protocol's calls, LIBVMPACE_0.2) builds against it too" \
+	eval 'gcc -O2 -Wall -Werror -o $C/netsim $repo/tools/vmpace/refsim/netsim.c \
+		$(pkg-config --cflags --libs libvmpace) &&
+	      objdump -T $C/netsim | grep -q "(LIBVMPACE_0.2) vmp_send_frame"'
 
 # --- 2. the test VM with the DKMS modules -------------------------------------------
 # The loaded modules are DKMS's: their GNU build IDs (sysfs notes) match.
@@ -129,6 +134,7 @@ sys_id='$(od -An -tx1 -v /sys/module/$m/notes/.note.gnu.build-id | tr -d " \\n" 
 cat >> "$C/vm.list" <<EOF
 kvm/x86_64/pace_test	300	cd $BUILD/kselftest-kvm/x86_64 && ./pace_test
 vmpace/lockstep-1vcpu	300	VMPACE=/usr/bin/vmpace REFSIM=$C/refsim BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh lockstep-1vcpu
+vmpace/netsim-udp	300	VMPACE=/usr/bin/vmpace NETSIM=$C/netsim BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh netsim-udp
 EOF
 if "$here/vm-run.sh" --smp 1 --modules "$upd" --name deb "$C/vm.list" > "$C/vm.tap" 2> "$C/vm.err"; then
 	:

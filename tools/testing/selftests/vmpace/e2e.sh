@@ -10,7 +10,7 @@ BUILD=${BUILD:?}
 vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-deb)
 refsim=${REFSIM:-$BUILD/vmpace/refsim}	# REFSIM: one built against the installed libvmpace
 simclient=$BUILD/vmpace/simclient
-netsim=$BUILD/vmpace/netsim
+netsim=${NETSIM:-$BUILD/vmpace/netsim}	# NETSIM: one built against the installed libvmpace
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
 	  -serial none -no-hpet)
