@@ -288,9 +288,9 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 				vp_err("at most %d --net ports", VP_MAX_NET);
 				return VP_EXIT_USAGE;
 			}
-			if (!*optarg || strpbrk(optarg, ", =")) {
-				vp_err("--net '%s': a QEMU netdev id (no comma, blank or '=')",
-				       optarg);
+			if (!*optarg || strpbrk(optarg, ", =") || strlen(optarg) > 64) {
+				vp_err("--net '%s': a QEMU netdev id (at most 64 characters, "
+				       "no comma, blank or '=')", optarg);
 				return VP_EXIT_USAGE;
 			}
 			for (i = 0; i < o->nr_net; i++) {

@@ -73,6 +73,12 @@ static int read_lines(struct vp_qmp *q, char *reply, size_t len)
 			is_reply = !q->skip_line && (starts_with_member(q->buf, "return") ||
 						     starts_with_member(q->buf, "error") ||
 						     starts_with_member(q->buf, "QMP"));
+			if (is_reply && q->owed && !starts_with_member(q->buf, "QMP")) {
+				/* the late reply to a command given up on */
+				q->owed--;
+				is_reply = false;
+				q->skip_line = true;
+			}
 			if (is_reply && reply)
 				snprintf(reply, len, "%s", q->buf);
 			else if (!q->skip_line)
@@ -158,6 +164,8 @@ int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
 		len = sizeof(buf);
 	}
 	r = wait_reply(q, reply, len, timeout_ms);
+	if (r == -ETIMEDOUT || r == -EINTR)
+		q->owed++;
 	if (r)
 		return r;
 	return strstr(reply, "\"return\"") ? 0 : -EREMOTEIO;

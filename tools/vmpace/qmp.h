@@ -17,6 +17,7 @@ struct vp_qmp {
 	char buf[16384];
 	size_t len;
 	bool skip_line;		/* the rest of an overlong line is dropped */
+	unsigned int owed;	/* replies to commands given up on: skipped */
 	bool running;		/* from query-status, then STOP/RESUME events */
 	char status[32];	/* its "status", or the last event's name */
 };
@@ -35,7 +36,8 @@ int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd);
  * with a note every 30 s) for its reply,
  * which is copied to @reply (NUL-terminated, truncated to @len); events
  * read meanwhile are processed.  Returns 0, -EREMOTEIO if QEMU answered
- * with an error, or -errno.
+ * with an error, or -errno.  The reply of a command given up on (timeout,
+ * signal) is skipped when it comes: replies come in order.
  */
 int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
 		   int timeout_ms);

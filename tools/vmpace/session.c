@@ -63,6 +63,7 @@ struct tx_frame {
 	uint64_t t;		/* ns since the session started */
 	uint32_t id, len;
 	uint16_t port;
+	uint16_t status;	/* of its DELIVERED */
 	bool late;		/* t had passed when it came */
 	uint8_t data[];
 };
@@ -103,7 +104,9 @@ struct session {
 	/* bytes for the simulator, oq[oq_off..oq_len) not sent yet */
 	uint8_t *oq;
 	size_t oq_len, oq_off, oq_cap;
-	bool reply_queued;	/* a report (or HELLO reply) is in oq */
+	uint64_t oq_in, oq_out;	/* bytes queued, sent, since the start */
+	bool reply_queued;	/* a report (or HELLO reply) is not sent yet */
+	uint64_t reply_end;	/* oq_in at its end: it is out once oq_out is */
 
 	/* framed: network ports (vmpace run --net) */
 	int nr_ports;
@@ -175,7 +178,15 @@ static uint8_t *oq_put(struct session *s, size_t n)
 	}
 	p = s->oq + s->oq_len;
 	s->oq_len += n;
+	s->oq_in += n;
 	return p;
+}
+
+/* A report or HELLO reply was queued last: the next grant is read once it is out. */
+static void mark_reply(struct session *s)
+{
+	s->reply_queued = true;
+	s->reply_end = s->oq_in;
 }
 
 static size_t oq_pending(const struct session *s)
@@ -198,10 +209,10 @@ static bool queue_msg(struct session *s, uint16_t type, uint16_t flags, uint64_t
 	return true;
 }
 
-/* Guest time now, in ns since the session started, as reports count it. */
+/* The guest time last reported, in ns since the session started. */
 static uint64_t reported_ns(const struct session *s)
 {
-	return s->last_ns - s->base_ns;
+	return s->reported * s->unit_ns;
 }
 
 static void queue_error(struct session *s, uint16_t flags, int code, uint32_t ref,
@@ -237,6 +248,7 @@ static void tell_peer(struct session *s, int code, const char *text)
 			return;
 		}
 		s->oq_off += n;
+		s->oq_out += n;
 	}
 }
 
@@ -322,6 +334,9 @@ static uint64_t guest_stamp(struct session *s)
 			if (!ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, &st) &&
 			    st.guest_ns > t)
 				t = st.guest_ns;
+		/* the quantum's report is at least its stop: never past it */
+		if (t > s->stop_ns)
+			t = s->stop_ns;
 	}
 	t = t > s->base_ns ? t - s->base_ns : 0;
 	if (t < reported_ns(s))
@@ -444,33 +459,35 @@ static int64_t ms_since(const struct timespec *t0)
 	return (int64_t)(ns_since(t0) / 1000000);
 }
 
-/*
- * Hands frame @f to QEMU while the VM is frozen at guest time @now, and
- * makes sure that QEMU has taken it before the guest runs on: the socket's
- * unread bytes (SIOCOUTQ: AF_UNIX charges them to the sender until the
- * receiver has read them) drop to 0 once QEMU's network backend has read
- * the frame, and a QMP command answered after that was dispatched by QEMU's
- * main loop after the callback that read it returned, which passed the frame
- * to the NIC and raised its interrupt (KVM_SIGNAL_MSI, synchronous).  The
- * interrupt count of KVM_GET_PACE_STATE then says whether a vCPU accepted
- * one.  Waits at most --io-timeout.
- */
-static void deliver_one(struct session *s, struct tx_frame *f, uint64_t now)
+/* Unread bytes in the port's socket: QEMU has not read them yet. */
+static int port_outq(struct session *s, int port)
 {
-	uint16_t status = f->late ? VP_FR_DELIVERED_LATE : VP_FR_DELIVERED_OK, flags = 0;
-	int fd = s->o->net_fd[f->port], outq = 1, r;
+	int outq = 1;
+
+	return ioctl(s->o->net_fd[port], SIOCOUTQ, &outq) ? 1 : outq;
+}
+
+/*
+ * Hands frame @f to QEMU while the VM is frozen and waits (at most
+ * --io-timeout) until QEMU has read it: AF_UNIX charges a datagram to the
+ * sender until the receiver has read it (SIOCOUTQ).  A port whose earlier
+ * frames QEMU has not read yet (its NIC does not receive: QEMU stopped
+ * reading) is not waited for again.  Sets f->status; false if the frame
+ * could not even be sent (refused).
+ */
+static bool hand_over(struct session *s, struct tx_frame *f)
+{
+	int fd = s->o->net_fd[f->port], r, e;
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	uint8_t pl[VP_FR_DELIVERED_LEN];
+	bool stuck = port_outq(s, f->port) > 0;
 	struct timespec t0;
-	uint64_t irqs0 = irq_sum(s);
 	ssize_t n;
-	int e;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		n = send(fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		e = errno;
-		if (n >= 0 || (e != EAGAIN && e != EINTR))
+		if (n >= 0 || (e != EAGAIN && e != EINTR) || stuck)
 			break;
 		r = (int)(s->o->io_timeout_ms - ms_since(&t0));
 		if (r <= 0 || (poll(&p, 1, r) < 0 && errno != EINTR))
@@ -479,49 +496,83 @@ static void deliver_one(struct session *s, struct tx_frame *f, uint64_t now)
 	if (n < 0) {
 		reject_frame(s, f->id, "FRAME_TO_GUEST %u: QEMU does not read network port %u "
 			     "(%s): %s", f->id, f->port, s->o->net_id[f->port],
-			     e == EAGAIN ? "its queue stayed full for --io-timeout (the guest's "
-			     "NIC does not receive)" : strerror(e));
-		return;
+			     e == EAGAIN ? "its queue is full (the guest's NIC does not "
+			     "receive)" : strerror(e));
+		return false;
 	}
-	while (!ioctl(fd, SIOCOUTQ, &outq) && outq > 0 &&
-	       ms_since(&t0) < s->o->io_timeout_ms) {
+	f->status = f->late ? VP_FR_DELIVERED_LATE : VP_FR_DELIVERED_OK;
+	if (stuck) {
+		f->status = VP_FR_DELIVERED_DEFERRED;
+		return true;
+	}
+	while (port_outq(s, f->port) > 0) {
 		struct timespec d = { 0, 20000 };
 
+		if (ms_since(&t0) >= s->o->io_timeout_ms) {
+			f->status = VP_FR_DELIVERED_DEFERRED;
+			vp_info("FRAME_TO_GUEST %u: QEMU has not read it within %d ms (the "
+				"guest's NIC has no receive buffers?)", f->id,
+				s->o->io_timeout_ms);
+			break;
+		}
 		nanosleep(&d, NULL);
 	}
-	if (outq) {
-		status = VP_FR_DELIVERED_DEFERRED;
-		vp_info("FRAME_TO_GUEST %u: QEMU has not read it within %d ms (the guest's "
-			"NIC has no receive buffers?)", f->id, s->o->io_timeout_ms);
-	} else if (s->qmp) {
-		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
-				   s->o->io_timeout_ms);
-		if (r) {
-			status = VP_FR_DELIVERED_DEFERRED;
-			vp_info("FRAME_TO_GUEST %u: QEMU's monitor did not answer: %s", f->id,
-				strerror(-r));
-		}
-	}
-	if (status != VP_FR_DELIVERED_DEFERRED && irq_sum(s) != irqs0)
-		flags |= VP_FR_DELIVERED_IRQ;
-	vp_put_be32(pl, f->id);
-	vp_put_be16(pl + 4, status);
-	vp_put_be16(pl + 6, flags);
-	if (!queue_msg(s, VP_FR_DELIVERED, 0, now, pl, sizeof(pl), NULL, 0))
-		fail(s, VP_EXIT_ERROR, "out of memory");
+	return true;
 }
 
-/* The VM is frozen at s->last_ns: every frame due by then goes to QEMU. */
+/*
+ * The VM is frozen at s->last_ns: every frame due by then goes to QEMU, in
+ * order.  Then one QMP command: QEMU's main loop answers it after the
+ * callbacks that read the frames returned, and they passed each frame to the
+ * NIC, which raised its interrupt (KVM_SIGNAL_MSI, synchronous).  Whether a
+ * vCPU accepted an interrupt meanwhile is KVM_GET_PACE_STATE's irqs.  Each
+ * frame gets its DELIVERED, at the frozen time.
+ */
 static void deliver_due(struct session *s)
 {
-	uint64_t now = reported_ns(s);
-	struct tx_frame *f;
+	uint64_t now = s->last_ns - s->base_ns, irqs0;
+	struct tx_frame *f, *done = NULL, **tail = &done;
+	uint8_t pl[VP_FR_DELIVERED_LEN];
+	uint16_t flags = 0;
+	bool taken = false;
+	int r;
 
+	if (!s->txq || s->txq->t > now)
+		return;
+	irqs0 = irq_sum(s);
 	while ((f = s->txq) && f->t <= now && s->state != ST_DONE) {
 		s->txq = f->next;
 		s->txq_n--;
 		s->txq_bytes -= f->len;
-		deliver_one(s, f, now);
+		if (!hand_over(s, f)) {
+			free(f);
+			continue;
+		}
+		taken |= f->status != VP_FR_DELIVERED_DEFERRED;
+		f->next = NULL;
+		*tail = f;
+		tail = &f->next;
+	}
+	if (taken && s->qmp) {
+		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
+				   s->o->io_timeout_ms);
+		if (r) {
+			vp_info("QEMU's monitor did not answer (%s): the frames handed over "
+				"are DEFERRED", strerror(-r));
+			for (f = done; f; f = f->next)
+				f->status = VP_FR_DELIVERED_DEFERRED;
+		}
+	}
+	if (taken && irq_sum(s) != irqs0)
+		flags = VP_FR_DELIVERED_IRQ;
+	while ((f = done)) {
+		done = f->next;
+		vp_put_be32(pl, f->id);
+		vp_put_be16(pl + 4, f->status);
+		vp_put_be16(pl + 6, f->status == VP_FR_DELIVERED_DEFERRED ? 0 : flags);
+		if (s->state != ST_DONE &&
+		    !queue_msg(s, VP_FR_DELIVERED, 0, now, pl, sizeof(pl), NULL, 0))
+			fail(s, VP_EXIT_ERROR, "out of memory");
 		free(f);
 	}
 }
@@ -563,7 +614,7 @@ static void queue_tx(struct session *s, const struct vp_fr_msg *m)
 	f->id = id;
 	f->len = len;
 	f->port = port;
-	f->late = m->t < reported_ns(s);
+	f->late = m->t < s->last_ns - s->base_ns;
 	memcpy(f->data, m->payload + VP_FR_FRAME_HDR, len);
 	for (pp = &s->txq; *pp && (*pp)->t <= f->t; pp = &(*pp)->next)
 		;
@@ -705,7 +756,7 @@ static void report(struct session *s, uint64_t frozen, uint64_t frozen_ns)
 	s->reported = total;
 	s->last_tsc = frozen;
 	s->last_ns = frozen_ns;
-	s->reply_queued = true;
+	mark_reply(s);
 	send_report(s);
 }
 
@@ -817,9 +868,19 @@ static void send_report(struct session *s)
 			return;
 		}
 		s->oq_off += n;
+		s->oq_out += n;
+		/*
+		 * The reply is out: read the simulator again, also while frames
+		 * queued after it wait to be sent (it may be sending frames
+		 * while we send ours).
+		 */
+		if (s->reply_queued && s->oq_out >= s->reply_end) {
+			/* after a half-close, grants sent before it still run */
+			s->reply_queued = false;
+			set_state(s, ST_WAIT_GRANT);
+		}
 	}
-	if (s->reply_queued) {
-		/* after a half-close, grants sent before it still run: reading tells */
+	if (s->reply_queued && s->oq_out >= s->reply_end) {
 		s->reply_queued = false;
 		set_state(s, ST_WAIT_GRANT);
 	}
@@ -910,7 +971,7 @@ static void on_message(struct session *s, const struct vp_fr_msg *m)
 			fail(s, VP_EXIT_ERROR, "out of memory");
 			return;
 		}
-		s->reply_queued = true;
+		mark_reply(s);
 		vp_info("framed protocol version %u, %d network port(s)", VP_FR_VERSION,
 			s->nr_ports);
 		send_report(s);
@@ -1340,6 +1401,15 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 			dispatch(&s, &ev[i]);
 	}
 out:
+	/* what is queued for a simulator that is still there: one attempt */
+	while (s.framed && oq_pending(&s)) {
+		ssize_t w = send(o->sync_fd, s.oq + s.oq_off, oq_pending(&s),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w <= 0)
+			break;
+		s.oq_off += w;
+	}
 	leave(&s);
 	close(o->sync_fd);
 	if (s.trace)

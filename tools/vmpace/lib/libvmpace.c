@@ -747,6 +747,11 @@ static int fr_read(struct vmp *v, int64_t deadline, int timeout_ms, struct vp_fr
 		case VP_FR_DELIVERED:
 			if ((r = queue_event(v, m)))
 				return r;
+			/* a guest that keeps sending: the timeout still holds */
+			if (!left_ms(deadline))
+				return fail(v, ETIMEDOUT, "no report within %d ms (still "
+					    "waiting for it; events read so far are queued)",
+					    timeout_ms);
 			continue;
 		case VP_FR_ERROR:
 			if (!(m->flags & VP_FR_ERROR_FATAL)) {
@@ -842,6 +847,9 @@ API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void 
 			    "and the next grant");
 	if (!len || len > VP_FR_MAX_FRAME)
 		return fail(v, EMSGSIZE, "a frame of %zu bytes (1 to %d)", len, VP_FR_MAX_FRAME);
+	/* vmpace's HELLO reply may be there: it names the ports */
+	if ((r = fr_unsolicited(v)))
+		return r;
 	if (port > UINT16_MAX || (!v->hello_pending && port >= v->nr_ports))
 		return fail(v, EINVAL, "no network port %u (vmpace has %u: its --net options)",
 			    port, v->nr_ports);
@@ -857,8 +865,6 @@ API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void 
 		return fail(v, EINVAL, "a frame for %llu ns on port %u after one for %llu ns: "
 			    "a port delivers in order", (unsigned long long)t, port,
 			    (unsigned long long)v->port_last_t[port]);
-	if ((r = fr_unsolicited(v)))
-		return r;
 	v->next_id++;
 	vp_fr_encode(hdr, VP_FR_FRAME_TO_GUEST, 0, t, NULL, 0);
 	vp_put_be32(hdr + 4, VP_FR_FRAME_HDR + len);
