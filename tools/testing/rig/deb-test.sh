@@ -148,7 +148,8 @@ while IFS= read -r l; do
 	'#'*) echo "$l" ;;
 	esac
 done < "$C/vm.tap"
-check "the test VM ran all 3 tests (see $C/vm.err)" test "$(grep -cE '^(not )?ok [0-9]+ ' "$C/vm.tap")" -eq 3
+nvm=$(grep -c . "$C/vm.list")
+check "the test VM ran all $nvm tests (see $C/vm.err)" test "$(grep -cE '^(not )?ok [0-9]+ ' "$C/vm.tap")" -eq "$nvm"
 
 # --- 3. remove -------------------------------------------------------------------------
 apt-get remove -y -q "${pkgs[@]}" > "$C/remove.log" 2>&1
