@@ -229,27 +229,38 @@ static void queue_error(struct session *s, uint16_t flags, int code, uint32_t re
 }
 
 /*
+ * Sends what is queued without waiting (the session is ending); -1 with
+ * errno if some of it stays unsent.
+ */
+static int oq_flush_once(struct session *s)
+{
+	ssize_t n;
+
+	while (oq_pending(s)) {
+		n = send(s->o->sync_fd, s->oq + s->oq_off, oq_pending(s),
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n <= 0) {
+			if (!n)
+				errno = EAGAIN;
+			return -1;
+		}
+		s->oq_off += n;
+		s->oq_out += n;
+	}
+	return 0;
+}
+
+/*
  * Framed protocol: why the session ends, as a fatal ERROR after what is
  * queued; one attempt to send it all, never waiting.
  */
 static void tell_peer(struct session *s, int code, const char *text)
 {
-	ssize_t n;
-
 	if (!s->framed || !s->hello_done || s->o->sync_fd < 0)
 		return;
 	queue_error(s, VP_FR_ERROR_FATAL, code, 0, text);
-	while (oq_pending(s)) {
-		n = send(s->o->sync_fd, s->oq + s->oq_off, oq_pending(s),
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n <= 0) {
-			vp_info("could not tell the simulator why: %s",
-				n < 0 ? strerror(errno) : "nothing sent");
-			return;
-		}
-		s->oq_off += n;
-		s->oq_out += n;
-	}
+	if (oq_flush_once(s))
+		vp_info("could not tell the simulator why: %s", strerror(errno));
 }
 
 static void __attribute__((format(printf, 3, 4))) fail(struct session *s, int code,
@@ -1402,14 +1413,8 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 	}
 out:
 	/* what is queued for a simulator that is still there: one attempt */
-	while (s.framed && oq_pending(&s)) {
-		ssize_t w = send(o->sync_fd, s.oq + s.oq_off, oq_pending(&s),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (w <= 0)
-			break;
-		s.oq_off += w;
-	}
+	if (s.framed)
+		oq_flush_once(&s);
 	leave(&s);
 	close(o->sync_fd);
 	if (s.trace)

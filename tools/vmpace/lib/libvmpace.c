@@ -792,6 +792,21 @@ static int fr_unsolicited(struct vmp *v)
 	return 0;
 }
 
+/* Sends a grant (v->grant set); the session is lost if that fails. */
+static int send_grant(struct vmp *v, const uint8_t *msg, size_t len)
+{
+	int r = send_all(v, msg, len, -1);
+
+	if (r) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "sending a grant: %s", strerror(-r));
+		return lost(v, -r, what);
+	}
+	v->pending = true;
+	return 0;
+}
+
 /* Framed: a grant until guest time @t. */
 static int fr_grant(struct vmp *v, uint64_t t)
 {
@@ -801,16 +816,8 @@ static int fr_grant(struct vmp *v, uint64_t t)
 	if ((r = fr_unsolicited(v)))
 		return r;
 	vp_fr_encode(msg, VP_FR_GRANT, 0, t, NULL, 0);
-	r = send_all(v, msg, sizeof(msg), -1);
-	if (r) {
-		char what[96];
-
-		snprintf(what, sizeof(what), "sending a grant: %s", strerror(-r));
-		return lost(v, -r, what);
-	}
 	v->grant = t;
-	v->pending = true;
-	return 0;
+	return send_grant(v, msg, sizeof(msg));
 }
 
 API int vmp_next_event(struct vmp *v, struct vmp_event *ev)
@@ -910,8 +917,7 @@ API uint64_t vmp_now(const struct vmp *v)
 API int vmp_grant(struct vmp *v, uint64_t grant)
 {
 	uint8_t msg[8];
-	size_t done = 0;
-	int size, r, e;
+	int size, r;
 
 	if ((r = usable(v)))
 		return r;
@@ -929,29 +935,8 @@ API int vmp_grant(struct vmp *v, uint64_t grant)
 			    (unsigned long long)grant);
 	if ((r = nothing_unsolicited(v)))
 		return r;
-	while (done < (size_t)size) {
-		ssize_t n = send(v->fd, msg + done, size - done, MSG_NOSIGNAL);
-
-		e = errno;
-		if (n >= 0) {
-			done += n;
-		} else if (e == EAGAIN || e == EWOULDBLOCK) {
-			struct pollfd p = { .fd = v->fd, .events = POLLOUT };
-
-			if (poll(&p, 1, -1) < 0 && errno != EINTR) {
-				e = errno;
-				return lost(v, e, "poll");
-			}
-		} else if (e != EINTR) {
-			char what[96];
-
-			snprintf(what, sizeof(what), "sending a grant: %s", strerror(e));
-			return lost(v, e == ECONNRESET ? EPIPE : e, what);
-		}
-	}
 	v->grant = grant;
-	v->pending = true;
-	return 0;
+	return send_grant(v, msg, size);
 }
 
 API int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms)
