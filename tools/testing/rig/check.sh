@@ -118,6 +118,18 @@ pass=$(grep -E '^ok ' "$C/all.tap" | grep -vc '# SKIP')
 skip=$(grep -E '^ok ' "$C/all.tap" | grep -c '# SKIP')
 fail=$(grep -E '^not ok ' "$C/all.tap" | grep -vc '# TODO')
 todo=$(grep -E '^not ok ' "$C/all.tap" | grep -c '# TODO')
+# The end of each failed test's log, here at the end where a CI excerpt that
+# keeps only the last lines still shows why (the logs stay on the machine).
+grep -E '^not ok ' "$C/all.tap" | grep -v '# TODO' |
+	sed -n 's/^not ok [0-9]* *- \([a-z0-9-]*\): \([^#]*[^# ]\).*/\1 \2/p' | head -n 4 |
+while read -r vm t; do
+	lg=$BUILD/vm/$vm/logs/${t//\//_}.log
+	[ -s "$lg" ] || continue
+	echo "# --- $vm: $t: the last lines of $lg"
+	tail -n 15 "$lg" | cut -c1-200 | sed 's/^/#   /'
+	[ ! -s "$BUILD/vm/$vm/stalls" ] ||
+		echo "#   (that test VM stalled $(wc -l < "$BUILD/vm/$vm/stalls") time(s) and was kicked: $BUILD/vm/$vm/stalls)"
+done
 echo "results: $C (per-test logs and dmesg under $BUILD/vm/)"
 [ "$todo" -eq 0 ] || echo "known bugs that showed (TAP TODO, not counted as failures): $todo"
 echo "$pass passed, $fail failed, $skip skipped"

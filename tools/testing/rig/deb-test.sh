@@ -77,7 +77,7 @@ sed -n '/Building for\|Building initial module\|Done\.\|Skipped\|Error/p' "$C/in
 check "apt-get install of the four packages succeeds (exit $rc)" test "$rc" -eq 0
 check "all four are installed" eval 'installed vmpace-dkms && installed vmpace && installed libvmpace0 && installed libvmpace-dev'
 check "dkms status: vmpace installed for $KREL" \
-	eval "dkms status -m vmpace -k '$KREL' | grep -q ': installed'"
+	eval "grep -q ': installed' <<<\"\$(dkms status -m vmpace -k '$KREL')\""
 check "kvm, kvm-amd and kvm-intel are in $upd" \
 	eval "(for m in kvm kvm-amd kvm-intel; do ls $upd/\$m.ko* || exit 1; done)"
 check "modprobe's kvm and kvm_amd for $KREL are DKMS's" \
@@ -114,11 +114,11 @@ check "/usr/bin/vmpace and its man pages are installed" \
 check "refsim builds against the installed libvmpace-dev (pkg-config) and links /usr/lib's libvmpace.so.0" \
 	eval 'gcc -O2 -Wall -Werror -I$repo/tools/vmpace/refsim -o $C/refsim $repo/tools/vmpace/refsim/refsim.c \
 		$(pkg-config --cflags --libs libvmpace) &&
-	      ldd $C/refsim | grep -qE "libvmpace.so.0 => (/usr)?/lib/x86_64-linux-gnu/libvmpace.so.0 "'
+	      grep -qE "libvmpace.so.0 => (/usr)?/lib/x86_64-linux-gnu/libvmpace.so.0 " <<<"$(ldd $C/refsim)"'
 check "netsim (the framed protocol's calls, LIBVMPACE_0.2) builds against it too" \
 	eval 'gcc -O2 -Wall -Werror -o $C/netsim $repo/tools/vmpace/refsim/netsim.c \
 		$(pkg-config --cflags --libs libvmpace) &&
-	      objdump -T $C/netsim | grep -q "(LIBVMPACE_0.2) vmp_send_frame"'
+	      grep -q "(LIBVMPACE_0.2) vmp_send_frame" <<<"$(objdump -T $C/netsim)"'
 
 # --- 2. the test VM with the DKMS modules -------------------------------------------
 # The loaded modules are DKMS's: their GNU build IDs (sysfs notes) match.

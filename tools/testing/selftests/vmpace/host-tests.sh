@@ -66,28 +66,36 @@ if make -s -C "$src/lib" OUTPUT="$out/lib/" > "$out/lib-install.log" 2>&1 &&
 	sed -n '/^\.SH EXAMPLE/,/^\.SH NOTES/p' "$doc/libvmpace.3" |
 		sed -n '/^#include/,/^}/p' | sed 's/\\-/-/g; s/\\e/\\/g' > "$out/example.c"
 	export PKG_CONFIG_SYSROOT_DIR=$stage PKG_CONFIG_LIBDIR=$stage$libdir/pkgconfig
-	cf=$(pkg-config --cflags libvmpace) && lf=$(pkg-config --libs libvmpace) &&
-	gcc -Wall -Wextra -Werror $cf -o "$out/example" "$out/example.c" $lf \
-		> "$out/example.log" 2>&1 &&
-	gcc -Wall -Wextra -Werror $cf -o "$out/example-static" "$out/example.c" \
-		$(echo "$lf" | sed 's/-lvmpace/-Wl,-Bstatic -lvmpace -Wl,-Bdynamic/') \
-		>> "$out/example.log" 2>&1 &&
-	grep -qx "libdir=$libdir" "$stage$libdir/pkgconfig/libvmpace.pc" &&
-	LD_LIBRARY_PATH=$stage$libdir ldd "$out/example" | grep -q 'libvmpace.so.0 => /' &&
-	syms_static=$(nm "$out/example-static") && syms_so=$(nm -D --defined-only "$stage$libdir/libvmpace.so.0") &&
-	! ldd "$out/example-static" | grep -q libvmpace &&
-	! grep -q ' T vp_decode$' <<<"$syms_static" &&
-	[ -z "$(awk '$2 == "T" && $3 !~ /^vmp_/' <<<"$syms_so")" ] &&
-	[ "$(awk '$2 == "T"' <<<"$syms_so" | wc -l)" -eq 18 ] &&
-	grep -q ' T vmp_grant@@LIBVMPACE_0$' <<<"$syms_so" &&
-	grep -q ' T vmp_grant_until@@LIBVMPACE_0.2$' <<<"$syms_so" &&
-	[ -f "$stage/usr/share/man/man3/libvmpace.3" ] && [ -f "$stage/usr/include/libvmpace.h" ] &&
+	# each step names itself when it fails; outputs are captured before they
+	# are searched (ldd | grep -q under pipefail fails when grep exits first)
+	step() { why=$1; shift; "$@" >> "$out/example.log" 2>&1; }
+	why= ; : > "$out/example.log"
+	step "pkg-config --cflags/--libs libvmpace" eval 'cf=$(pkg-config --cflags libvmpace) && lf=$(pkg-config --libs libvmpace)' &&
+	step "the example builds against the shared library" \
+		gcc -Wall -Wextra -Werror $cf -o "$out/example" "$out/example.c" $lf &&
+	step "the example builds against the static library" \
+		gcc -Wall -Wextra -Werror $cf -o "$out/example-static" "$out/example.c" \
+		$(echo "$lf" | sed 's/-lvmpace/-Wl,-Bstatic -lvmpace -Wl,-Bdynamic/') &&
+	step "the .pc says libdir=$libdir" grep -qx "libdir=$libdir" "$stage$libdir/pkgconfig/libvmpace.pc" &&
+	step "ldd of the example" eval 'ldd_so=$(LD_LIBRARY_PATH=$stage$libdir ldd "$out/example") && ldd_st=$(ldd "$out/example-static"; true)' &&
+	step "the example links libvmpace.so.0" grep -q 'libvmpace.so.0 => /' <<<"$ldd_so" &&
+	step "the static example does not link libvmpace.so" eval '! grep -q libvmpace <<<"$ldd_st"' &&
+	step "nm of the static example and the shared library" \
+		eval 'syms_static=$(nm "$out/example-static") && syms_so=$(nm -D --defined-only "$stage$libdir/libvmpace.so.0")' &&
+	step "the static library exports no internal symbol (vp_decode)" eval '! grep -q " T vp_decode$" <<<"$syms_static"' &&
+	step "the shared library exports only vmp_* calls" eval '[ -z "$(awk '"'"'$2 == "T" && $3 !~ /^vmp_/'"'"' <<<"$syms_so")" ]' &&
+	step "the shared library exports 18 calls" eval '[ "$(awk '"'"'$2 == "T"'"'"' <<<"$syms_so" | wc -l)" -eq 18 ]' &&
+	step "vmp_grant@@LIBVMPACE_0 and vmp_grant_until@@LIBVMPACE_0.2" \
+		eval 'grep -q " T vmp_grant@@LIBVMPACE_0$" <<<"$syms_so" && grep -q " T vmp_grant_until@@LIBVMPACE_0.2$" <<<"$syms_so"' &&
+	step "the man page and the header are installed" \
+		eval '[ -f "$stage/usr/share/man/man3/libvmpace.3" ] && [ -f "$stage/usr/include/libvmpace.h" ]' &&
 	# the Debian symbols file lists exactly what the library exports
-	[ "$(awk '$2 == "T" { print $3 }' <<<"$syms_so" | sed 's/@@/@/' | sort)" = \
-	  "$(sed -n 's/^ \(vmp_[a-z_]*@LIBVMPACE_0[.0-9]*\) .*/\1/p' "$here/../../../packaging/debian/libvmpace0.symbols" | sort)" ]
+	step "debian/libvmpace0.symbols lists exactly the exported calls" \
+		eval '[ "$(awk '"'"'$2 == "T" { print $3 }'"'"' <<<"$syms_so" | sed "s/@@/@/" | sort)" = \
+		  "$(sed -n "s/^ \(vmp_[a-z_]*@LIBVMPACE_0[.0-9]*\) .*/\1/p" "$here/../../../packaging/debian/libvmpace0.symbols" | sort)" ]'
 	rc=$?
 	unset PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
-	[ $rc -eq 0 ] || sed 's/^/# /' "$out/example.log"
+	[ $rc -eq 0 ] || { echo "# failed: $why"; sed 's/^/# /' "$out/example.log"; }
 	[ $rc -eq 0 ] && tap ok "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 18 vmp_* calls exported (LIBVMPACE_0 and 0.2, as debian/libvmpace0.symbols)" ||
 		tap "not ok" "libvmpace installed: .pc paths, the man page example builds (pkg-config, shared and static), only the 18 vmp_* calls exported (LIBVMPACE_0 and 0.2, as debian/libvmpace0.symbols)"
 else
