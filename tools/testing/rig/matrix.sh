@@ -69,7 +69,7 @@ for ver in $v612; do
 	krel=$up+deb12-amd64
 	lg=$M/logs/$krel.log
 	start=$(date +%s)
-	if ! versions_of "linux-headers-$krel" | grep -qxF "$ver"; then
+	if ! grep -qxF "$ver" <<<"$(versions_of "linux-headers-$krel")"; then
 		echo "no linux-headers-$krel $ver in the archives" > "$lg"
 		row "$ver" "$krel?" - - - "**no headers package of that name and version**"
 		result fail "matrix: $ver: linux-headers-$krel $ver exists" "$lg"
@@ -122,7 +122,7 @@ for ver in $v61; do
 		# Debian's 6.1 ABI name (6.1.0-N-amd64) of this source version.
 		hdr=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
 		      cut -d' ' -f1 | while read -r p; do
-			versions_of "$p" | grep -qxF "$ver" && echo "$p"
+			grep -qxF "$ver" <<<"$(versions_of "$p")" && echo "$p"
 		      done | head -n 1)
 		krel=${hdr#linux-headers-}
 		if [ -z "$hdr" ] || ! get_pkg "$hdr" "$ver" "$lg"; then
