@@ -682,19 +682,30 @@ static void test_clock_uapi(void)
 	kvm_vm_free(vm);
 }
 
+static void test_timer_reprogrammed(void)
+{
+	test_timer_changed_while_held(false);
+}
+
+static void test_timer_disabled(void)
+{
+	test_timer_changed_while_held(true);
+}
+
 int main(int argc, char *argv[])
 {
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_PACE));
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_ADJUST_CLOCK));
 	TEST_REQUIRE(kvm_has_cap(KVM_CAP_TSC_DEADLINE_TIMER));
 
-	test_clocks();
-	test_tscdeadline_timer();
-	test_oneshot_timer();
-	test_periodic_timer();
-	test_timer_changed_while_held(false);
-	test_timer_changed_while_held(true);
-	test_pit();
-	test_clock_uapi();
+	/* each in a child, run again if the test VM stopped (pace_util.h) */
+	pace_run_subtest("clocks", test_clocks);
+	pace_run_subtest("TSC-deadline timer", test_tscdeadline_timer);
+	pace_run_subtest("one-shot timer", test_oneshot_timer);
+	pace_run_subtest("periodic timer", test_periodic_timer);
+	pace_run_subtest("timer reprogrammed while held", test_timer_reprogrammed);
+	pace_run_subtest("timer disabled while held", test_timer_disabled);
+	pace_run_subtest("PIT", test_pit);
+	pace_run_subtest("clock uapi", test_clock_uapi);
 	return 0;
 }
