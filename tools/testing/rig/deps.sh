@@ -12,6 +12,7 @@ pinned=(
 	"$KSRC_PKG=$KPKG_VERSION"
 	"linux-headers-$KREL=$KPKG_VERSION"
 	"linux-image-$KREL-unsigned=$KPKG_VERSION"
+	"libns3-dev=$NS3_PKG_VERSION"
 )
 # Unpinned: whatever Debian 12 ships.
 plain=(

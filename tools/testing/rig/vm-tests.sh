@@ -12,7 +12,7 @@ re=${1:-^kvm/}
 list=$BUILD/vm-test.list
 { "$here/kselftest-list.sh" ours
   [ ! -x "$repo/tools/testing/selftests/vmpace/list.sh" ] ||
-	"$repo/tools/testing/selftests/vmpace/list.sh"
+	{ "$repo/tools/testing/selftests/vmpace/list.sh"; "$repo/tools/testing/selftests/vmpace/list.sh" extra; }
   "$here/kselftest-list.sh" upstream
 } | awk -F'\t' -v re="$re" '$1 ~ re' > "$list"
 [ -s "$list" ] || die "no test matches '$re'"

@@ -10,7 +10,8 @@ BUILD=${BUILD:?}
 vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-deb)
 refsim=${REFSIM:-$BUILD/vmpace/refsim}	# REFSIM: one built against the installed libvmpace
 simclient=$BUILD/vmpace/simclient
-netsim=${NETSIM:-$BUILD/vmpace/netsim}	# NETSIM: one built against the installed libvmpace
+netsim=${NETSIM:-$BUILD/vmpace/netsim}
+ns3sim=$BUILD/vmpace/ns3sim	# NETSIM: one built against the installed libvmpace
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
 	  -serial none -no-hpet)
@@ -219,6 +220,52 @@ netsim_udp() { # udp|stall|boundary
 		grep -qE ': [0-9]+ late, 0 deferred, 0 without an interrupt, 0 out of time;' "$out"
 }
 
+# Two paced guests on an ns-3 network (ns3sim): A pings B across a
+# point-to-point link of 10 Mbit/s and 5 ms and times each round trip with
+# its own clock, 10 times in each of three phases on the same guests: as is,
+# with 20 ms of host time burnt between rounds ("stall"), and with
+# quantum-boundary stamps (what adevs does: its error is printed beside).
+# In each phase: every round trip back, none shorter than the simulated one,
+# every frame from ns-3 handed to its guest no earlier than its time with the
+# NIC's interrupt (ns3sim's verdict).  As is and with the stall, the part of
+# the round trip that is the simulation's (A's request stamped to B's reply
+# handed to A, less B's turnaround) exceeds the simulated round trip by at
+# most twice the grants' overshoot p99 (the two stops at which the frames
+# were handed over); and the stall moves the median round trip A measures by
+# less than 10 ms (host time leaking into guest time would add 20 ms per
+# round of 0.5 ms).
+ns3_field() { # phase, what, which (median|p99): the number from ns3sim's summary
+	case $2 in
+	rtt) sed -n "s/^ns3sim: $1: [0-9]* round trips, A's NIC timestamps: .* error min [-+0-9.]* median \([-+0-9.]*\) .*/\1/p" ;;
+	net) sed -n "s/^ns3sim: $1: the simulation's part .* by min [-+0-9.]* median \([-+0-9.]*\) .*/\1/p" ;;
+	p99) sed -n "s/^ns3sim: $1: grants overshot by median [0-9.]* us, p99 \([0-9.]*\) us.*/\1/p" ;;
+	esac < /tmp/ns3.out | head -n 1
+}
+ns3_p2p() {
+	local out=/tmp/ns3.out n net p99 rc
+	mapfile -t qa < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 5 null vmpace.ping=30)
+	mapfile -t qb < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 5 null vmpace.echo=1)
+	"$ns3sim" --vmpace "$vmpace" --phases plain,stall,boundary --stall-us 20000 \
+		-- "${qa[@]}" -- "${qb[@]}" > "$out" 2>&1
+	rc=$?
+	cat "$out"
+	check "ns3sim verdict (exit $rc)" test "$rc" = 0
+	for n in plain stall boundary; do
+		check "$n: 10 round trips, none lost, none shorter than the simulated one, every frame from ns-3 on time with an interrupt" \
+			grep -q "^ns3sim: $n: every round trip came back" "$out"
+		[ "$n" = boundary ] && continue
+		net=$(ns3_field $n net) p99=$(ns3_field $n p99)
+		check "$n: the simulation's part exceeds the simulated round trip by ${net:-?} us (median), at most 2 x the overshoot p99 (${p99:-?} us)" \
+			awk -v e="$net" -v p="$p99" 'BEGIN { exit !(e != "" && p != "" && e >= 0 && e <= 2 * p) }'
+	done
+	echo "# median error of the round trips A measured: $(ns3_field plain rtt) us as is," \
+		"$(ns3_field stall rtt) us with 20 ms of host time per round," \
+		"$(ns3_field boundary rtt) us with quantum-boundary stamps"
+	check "20 ms of host time per round moves the median round trip A measures by less than 10 ms" \
+		awk -v a="$(ns3_field plain rtt)" -v b="$(ns3_field stall rtt)" \
+		'BEGIN { d = a - b; exit !(a != "" && b != "" && d < 10000 && d > -10000) }'
+}
+
 sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log
 	local sc=$1; shift
 	local log=/tmp/vmpace-$sc.log
@@ -283,6 +330,7 @@ proto-framed|proto-framed-errors)
 	sim "${1#proto-}" --proto framed "${1#proto-}" -- "${bios_vmm[@]}" ;;
 netsim-udp|netsim-stall|netsim-boundary)
 	netsim_udp "${1#netsim-}" ;;
+ns3-p2p) ns3_p2p ;;
 proto-framed-net)
 	# the NIC is the only boot device: the firmware's iPXE sends DHCP
 	sim framed-net --run --proto framed framed-net -- "${bios_vmm[@]}" \

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# The end-to-end tests, as vm-run.sh test lines: list.sh [ours|distro]
+# The end-to-end tests, as vm-run.sh test lines: list.sh [ours|distro|extra]
+# (extra: tests that make check does not run yet, for make vm-test T=...)
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-$(cd "$here/../../../.." && pwd)/build}
 line() { # name timeout [known bug]
@@ -9,6 +10,12 @@ line() { # name timeout [known bug]
 }
 if [ "${1:-ours}" = distro ]; then
 	line no-pacing 60
+	exit 0
+fi
+if [ "${1:-}" = extra ]; then
+	# two nested guests in one test VM: it hung once in six runs (the test
+	# VM's CPU busy, its timers dead, not yet understood)
+	line ns3-p2p 400
 	exit 0
 fi
 line attach-errors 120

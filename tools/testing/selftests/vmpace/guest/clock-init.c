@@ -32,24 +32,46 @@
  *
  * With vmpace.udp=N, the guest instead measures network round trips with its
  * own clock: it loads virtio_net (the modules are in the initramfs), gives
- * eth0 the address 10.0.2.1/24 and a static ARP entry for the simulator's
- * 10.0.2.2 (MAC 02:00:00:00:00:02), and sends N UDP datagrams to
- * 10.0.2.2:7, one at a time, each when the previous one came back (or after
- * 1 s), vmpace.period ms apart:
+ * eth0 the address 10.0.2.1/24 and a static ARP entry for its peer 10.0.2.2
+ * (MAC 02:00:00:00:00:02, the simulator's side of the link), and sends N UDP
+ * datagrams "vmpace-udp <seq>" to 10.0.2.2:7, one at a time, each when the
+ * previous one came back (or after 1 s), vmpace.period ms apart.  With
+ * vmpace.ping=N it sends N ICMP echo requests with the same payload instead
+ * (answered by the peer's kernel).  A probe 0 goes first, again every 200 ms
+ * until it comes back (100 times at most: the peer may still be booting),
+ * and is not measured.  Each round trip is measured twice on the
+ * guest's clock: by the program, around sendto() and recv(), and by the
+ * kernel's software timestamps (SO_TIMESTAMPING), taken when virtio_net
+ * hands the frame to the device and when the reply leaves the NIC's
+ * interrupt handling: the "wire" round trip, without the guest's socket
+ * layers and scheduling.
  *
- *   vmpace-guest-ready udp=N
- *   vmpace-guest-rtt <seq> <CLOCK_MONOTONIC ns of the round trip>
+ *   vmpace-guest-ready udp=N            (or ping=N)
+ *   vmpace-guest-warm <tries of probe 0, -1 if it never came back>
+ *   vmpace-guest-rtt <seq> <program ns> <wire ns, 0 if the kernel gave none>
+ *   vmpace-guest-rtt-lost <seq>
  *   vmpace-guest-udp-done
+ *
+ * With vmpace.echo=1 it is that peer: 10.0.2.2/24, a static ARP entry for
+ * 10.0.2.1 (MAC 02:00:00:00:00:03, the simulator's side of its link), and a
+ * UDP echo on port 7 (its kernel answers ICMP echo requests):
+ *
+ *   vmpace-guest-ready echo
  *
  * It never exits: the VMM is ended by vmpace or the test.
  */
 #include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,19 +230,18 @@ static void set_addr(int s, unsigned long req, const char *ifname, const char *i
 		say("vmpace-guest-error %s %s: %s\n", ifname, ip, strerror(errno));
 }
 
-static void udp_rtt(long count, long period)
+/*
+ * virtio_net up as eth0 with address @self, and a permanent ARP entry that
+ * gives @peer the MAC address @mac.  Returns a socket for ioctls, or -1.
+ */
+static int net_up(const char *self, const char *peer, const char *mac)
 {
 	static const char *const mods[] = { "failover", "net_failover", "virtio_net" };
-	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(7) };
-	struct sockaddr_in self = { .sin_family = AF_INET, .sin_port = htons(4000) };
-	struct timeval tmo = { 1, 0 };
+	struct sockaddr_in pa = { .sin_family = AF_INET };
 	struct arpreq arp = { 0 };
 	struct ifreq ifr = { 0 };
-	char buf[64], got[64];
-	long long t0, t1;
-	long seq;
-	int s, r, i;
 	unsigned int k;
+	int s, r, i;
 
 	for (k = 0; k < sizeof(mods) / sizeof(mods[0]); k++) {
 		r = load_module(mods[k]);
@@ -228,6 +249,10 @@ static void udp_rtt(long count, long period)
 			say("vmpace-guest-error module %s: %s\n", mods[k], strerror(-r));
 	}
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		say("vmpace-guest-error socket: %s\n", strerror(errno));
+		return -1;
+	}
 	/* the NIC appears once virtio_net has probed it */
 	for (i = 0; i < 1000; i++) {
 		snprintf(ifr.ifr_name, IFNAMSIZ, "eth0");
@@ -235,44 +260,221 @@ static void udp_rtt(long count, long period)
 			break;
 		usleep(1000);
 	}
-	set_addr(s, SIOCSIFADDR, "eth0", "10.0.2.1");
+	set_addr(s, SIOCSIFADDR, "eth0", self);
 	set_addr(s, SIOCSIFNETMASK, "eth0", "255.255.255.0");
 	ifr.ifr_flags |= IFF_UP;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr))
 		say("vmpace-guest-error eth0 up: %s\n", strerror(errno));
-	inet_pton(AF_INET, "10.0.2.2", &peer.sin_addr);
-	memcpy(&arp.arp_pa, &peer, sizeof(peer));
+	inet_pton(AF_INET, peer, &pa.sin_addr);
+	memcpy(&arp.arp_pa, &pa, sizeof(pa));
 	arp.arp_ha.sa_family = ARPHRD_ETHER;
-	memcpy(arp.arp_ha.sa_data, "\x02\x00\x00\x00\x00\x02", 6);
+	memcpy(arp.arp_ha.sa_data, mac, 6);
 	arp.arp_flags = ATF_COM | ATF_PERM;
 	snprintf(arp.arp_dev, sizeof(arp.arp_dev), "eth0");
 	if (ioctl(s, SIOCSARP, &arp))
 		say("vmpace-guest-error arp: %s\n", strerror(errno));
-	if (bind(s, (struct sockaddr *)&self, sizeof(self)) ||
-	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)))
-		say("vmpace-guest-error udp socket: %s\n", strerror(errno));
-	say("vmpace-guest-ready udp=%ld\n", count);
-	for (seq = 1; seq <= count; seq++) {
+	return s;
+}
+
+static uint16_t inet_csum(const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	uint32_t sum = 0;
+
+	for (; n > 1; p += 2, n -= 2)
+		sum += (uint32_t)p[0] << 8 | p[1];
+	if (n)
+		sum += (uint32_t)p[0] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons(~sum & 0xffff);
+}
+
+/* The kernel's software timestamp in a message's control data, in ns; 0 if none. */
+static long long cmsg_tstamp(struct msghdr *m, uint32_t *key)
+{
+	struct cmsghdr *c;
+	long long t = 0;
+
+	for (c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING) {
+			struct scm_timestamping ts;
+
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			t = ts.ts[0].tv_sec * 1000000000LL + ts.ts[0].tv_nsec;
+		} else if (key && c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) {
+			struct sock_extended_err ee;
+
+			memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+			if (ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING)
+				*key = ee.ee_data;
+		}
+	}
+	return t;
+}
+
+/*
+ * The transmit timestamp of send number @key (from 0) on @s's error queue,
+ * or 0 (older ones, of probes that were lost, are skipped).
+ */
+static long long tx_tstamp(int s, uint32_t key)
+{
+	char ctl[512];
+	long long t;
+	uint32_t got;
+
+	for (;;) {
+		struct msghdr m = { .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+
+		got = ~key;
+		if (recvmsg(s, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return 0;
+		t = cmsg_tstamp(&m, &got);
+		if (got == key)
+			return t;
+	}
+}
+
+/*
+ * The reply to probe @seq (UDP: the datagram echoed; ICMP: an echo reply
+ * with our id and @seq): its receive timestamp in ns, 0 if the kernel gave
+ * none, -1 when nothing came back in time.
+ */
+static long long await_reply(int s, bool icmp, uint16_t id, long seq,
+			     const char *payload, int len)
+{
+	char got[256], ctl[512];
+	struct iovec iov = { got, sizeof(got) };
+	int n;
+
+	for (;;) {
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+
+		n = recvmsg(s, &m, 0);
+		if (n < 0)
+			return -1;
+		if (icmp) {
+			const struct iphdr *ip = (const void *)got;
+			const struct icmphdr *ic;
+			int hl;
+
+			if (n < (int)sizeof(*ip))
+				continue;
+			hl = ip->ihl * 4;
+			ic = (const void *)(got + hl);
+			if (n != hl + (int)sizeof(*ic) + len || ic->type != ICMP_ECHOREPLY ||
+			    ntohs(ic->un.echo.id) != id || ntohs(ic->un.echo.sequence) != (uint16_t)seq ||
+			    memcmp(ic + 1, payload, len))
+				continue;
+		} else if (n != len || memcmp(got, payload, len)) {
+			continue;	/* a late echo of an earlier probe */
+		}
+		return cmsg_tstamp(&m, NULL);
+	}
+}
+
+static void rtt_probe(long count, long period, bool icmp)
+{
+	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(7) };
+	struct sockaddr_in self = { .sin_family = AF_INET, .sin_port = htons(4000) };
+	int flags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE |
+		    SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID |
+		    SOF_TIMESTAMPING_OPT_TSONLY;
+	struct timeval tmo = { 1, 0 };
+	uint16_t id = getpid() & 0xffff;
+	char buf[64], pkt[sizeof(struct icmphdr) + 64];
+	long long t0, t1, tx, rx;
+	int s, r, len;
+	long seq, warm = 0;
+	uint32_t sends = 0;
+
+	r = net_up("10.0.2.1", "10.0.2.2", "\x02\x00\x00\x00\x00\x02");
+	if (r >= 0)
+		close(r);
+	inet_pton(AF_INET, "10.0.2.2", &peer.sin_addr);
+	s = icmp ? socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP) :
+		   socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || (!icmp && bind(s, (struct sockaddr *)&self, sizeof(self))) ||
+	    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) ||
+	    setsockopt(s, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof(flags)))
+		say("vmpace-guest-error probe socket: %s\n", strerror(errno));
+	say("vmpace-guest-ready %s=%ld\n", icmp ? "ping" : "udp", count);
+	/*
+	 * Probe 0, until it comes back (the peer may still be booting, the
+	 * path is cold), at most 100 times 200 ms; then the measured ones.
+	 */
+	for (seq = 0; seq <= count; seq++) {
+		tmo.tv_sec = !seq ? 0 : 1;
+		tmo.tv_usec = !seq ? 200000 : 0;
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
 		usleep(period * 1000);
-		r = snprintf(buf, sizeof(buf), "vmpace-udp %ld", seq);
+		len = snprintf(buf, sizeof(buf), "vmpace-udp %ld", seq);
+		if (icmp) {
+			struct icmphdr *ic = (struct icmphdr *)pkt;
+
+			memset(ic, 0, sizeof(*ic));
+			ic->type = ICMP_ECHO;
+			ic->un.echo.id = htons(id);
+			ic->un.echo.sequence = htons(seq);
+			memcpy(ic + 1, buf, len);
+			ic->checksum = inet_csum(pkt, sizeof(*ic) + len);
+		}
 		t0 = ns(CLOCK_MONOTONIC);
-		if (sendto(s, buf, r, 0, (struct sockaddr *)&peer, sizeof(peer)) != r) {
+		r = icmp ? sendto(s, pkt, sizeof(struct icmphdr) + len, 0,
+				  (struct sockaddr *)&peer, sizeof(peer)) :
+			   sendto(s, buf, len, 0, (struct sockaddr *)&peer, sizeof(peer));
+		if (r != (icmp ? (int)sizeof(struct icmphdr) + len : len)) {
 			say("vmpace-guest-error send: %s\n", strerror(errno));
 			continue;
 		}
-		/* the echo of this datagram; late echoes of earlier ones are skipped */
-		do {
-			i = recv(s, got, sizeof(got), 0);
-		} while (i >= 0 && (i != r || memcmp(got, buf, r)));
+		rx = await_reply(s, icmp, id, seq, buf, len);
 		t1 = ns(CLOCK_MONOTONIC);
-		if (i < 0)
+		/* sends are counted from 0 (SOF_TIMESTAMPING_OPT_ID) */
+		tx = tx_tstamp(s, sends++);
+		if (!seq) {
+			if (rx < 0 && ++warm < 100)
+				seq--;
+			else
+				say("vmpace-guest-warm %ld\n", rx < 0 ? -1L : warm + 1);
+		} else if (rx < 0)
 			say("vmpace-guest-rtt-lost %ld\n", seq);
 		else
-			say("vmpace-guest-rtt %ld %lld\n", seq, t1 - t0);
+			say("vmpace-guest-rtt %ld %lld %lld\n", seq, t1 - t0,
+			    rx > 0 && tx > 0 ? rx - tx : 0);
 	}
 	say("vmpace-guest-udp-done\n");
 	for (;;)
 		pause();
+}
+
+/* The peer of rtt_probe(): UDP echo on port 7; the kernel answers pings. */
+static void udp_echo(void)
+{
+	struct sockaddr_in self = { .sin_family = AF_INET, .sin_port = htons(7) };
+	struct sockaddr_in from;
+	socklen_t fl;
+	char buf[2048];
+	int s, r, n;
+
+	r = net_up("10.0.2.2", "10.0.2.1", "\x02\x00\x00\x00\x00\x03");
+	if (r >= 0)
+		close(r);
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&self, sizeof(self)))
+		say("vmpace-guest-error echo socket: %s\n", strerror(errno));
+	say("vmpace-guest-ready echo\n");
+	for (;;) {
+		fl = sizeof(from);
+		n = recvfrom(s, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+		if (n >= 0 && sendto(s, buf, n, 0, (struct sockaddr *)&from, fl) != n)
+			say("vmpace-guest-error echo: %s\n", strerror(errno));
+		if (n < 0 && errno != EINTR) {
+			say("vmpace-guest-error echo: %s\n", strerror(errno));
+			for (;;)
+				pause();
+		}
+	}
 }
 
 int main(void)
@@ -311,7 +513,11 @@ int main(void)
 	mknod("/dev/port", S_IFCHR | 0600, makedev(1, 4));
 	debugcon = open("/dev/port", O_WRONLY);
 	if (param("udp", 0) > 0)
-		udp_rtt(param("udp", 0), period);
+		rtt_probe(param("udp", 0), period, false);
+	if (param("ping", 0) > 0)
+		rtt_probe(param("ping", 0), period, true);
+	if (param("echo", 0))
+		udp_echo();
 	say("vmpace-guest-ready period_ms=%ld\n", period);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
