@@ -10,8 +10,8 @@ BUILD=${BUILD:?}
 vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-deb)
 refsim=${REFSIM:-$BUILD/vmpace/refsim}	# REFSIM: one built against the installed libvmpace
 simclient=$BUILD/vmpace/simclient
-netsim=${NETSIM:-$BUILD/vmpace/netsim}
-ns3sim=$BUILD/vmpace/ns3sim	# NETSIM: one built against the installed libvmpace
+netsim=${NETSIM:-$BUILD/vmpace/netsim}	# NETSIM: one built against the installed libvmpace
+ns3sim=$BUILD/vmpace/ns3sim
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
 	  -serial none -no-hpet)
@@ -234,21 +234,22 @@ netsim_udp() { # udp|stall|boundary
 # were handed over); and the stall moves the median round trip A measures by
 # less than 10 ms (host time leaking into guest time would add 20 ms per
 # round of 0.5 ms).
-ns3_field() { # phase, what, which (median|p99): the number from ns3sim's summary
+ns3_out=/tmp/ns3.out
+ns3_field() { # phase, rtt|net|p99: that median (or p99) from ns3sim's summary
 	case $2 in
 	rtt) sed -n "s/^ns3sim: $1: [0-9]* round trips, A's NIC timestamps: .* error min [-+0-9.]* median \([-+0-9.]*\) .*/\1/p" ;;
 	net) sed -n "s/^ns3sim: $1: the simulation's part .* by min [-+0-9.]* median \([-+0-9.]*\) .*/\1/p" ;;
 	p99) sed -n "s/^ns3sim: $1: grants overshot by median [0-9.]* us, p99 \([0-9.]*\) us.*/\1/p" ;;
-	esac < /tmp/ns3.out | head -n 1
+	esac < "$ns3_out" | head -n 1
 }
 ns3_p2p() {
-	local out=/tmp/ns3.out n net p99 rc
+	local out=$ns3_out n net p99 rc qa qb
 	mapfile -t qa < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 5 null vmpace.ping=30)
 	mapfile -t qb < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 5 null vmpace.echo=1)
+	# as it goes, into the test's log (a run cut short still shows how far it got)
 	"$ns3sim" --vmpace "$vmpace" --phases plain,stall,boundary --stall-us 20000 \
-		-- "${qa[@]}" -- "${qb[@]}" > "$out" 2>&1
-	rc=$?
-	cat "$out"
+		--host-limit-s 240 -- "${qa[@]}" -- "${qb[@]}" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
 	check "ns3sim verdict (exit $rc)" test "$rc" = 0
 	for n in plain stall boundary; do
 		check "$n: 10 round trips, none lost, none shorter than the simulated one, every frame from ns-3 on time with an interrupt" \

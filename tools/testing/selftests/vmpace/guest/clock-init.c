@@ -40,11 +40,13 @@
  * (answered by the peer's kernel).  A probe 0 goes first, again every 200 ms
  * until it comes back (100 times at most: the peer may still be booting),
  * and is not measured.  Each round trip is measured twice on the
- * guest's clock: by the program, around sendto() and recv(), and by the
- * kernel's software timestamps (SO_TIMESTAMPING), taken when virtio_net
- * hands the frame to the device and when the reply leaves the NIC's
- * interrupt handling: the "wire" round trip, without the guest's socket
- * layers and scheduling.
+ * guest's clock: by the program, around sendto() and recv()
+ * (CLOCK_MONOTONIC), and by the kernel's software timestamps
+ * (SO_TIMESTAMPING, CLOCK_REALTIME, which nothing steps here): taken in
+ * virtio_net's start_xmit() before it notifies the device, and when NAPI
+ * passes the reply up (netif_receive_skb, in the softirq after the NIC's
+ * interrupt): the "wire" round trip, without the guest's socket layers and
+ * scheduling.
  *
  *   vmpace-guest-ready udp=N            (or ping=N)
  *   vmpace-guest-warm <tries of probe 0, -1 if it never came back>
@@ -314,24 +316,28 @@ static long long cmsg_tstamp(struct msghdr *m, uint32_t *key)
 }
 
 /*
- * The transmit timestamp of send number @key (from 0) on @s's error queue,
- * or 0 (older ones, of probes that were lost, are skipped).
+ * The transmit timestamp of the newest send on @s's error queue, if it is
+ * send number *@key (from 0) or later, else 0; *@key becomes the number
+ * after it.  Probes go one at a time: the newest is the current one (the
+ * kernel may have counted a send that failed after taking its number).
  */
-static long long tx_tstamp(int s, uint32_t key)
+static long long tx_tstamp(int s, uint32_t *key)
 {
+	long long t, found = 0;
 	char ctl[512];
-	long long t;
 	uint32_t got;
 
 	for (;;) {
 		struct msghdr m = { .msg_control = ctl, .msg_controllen = sizeof(ctl) };
 
-		got = ~key;
+		got = UINT32_MAX;
 		if (recvmsg(s, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-			return 0;
+			return found;
 		t = cmsg_tstamp(&m, &got);
-		if (got == key)
-			return t;
+		if (got != UINT32_MAX && got >= *key) {
+			found = t;
+			*key = got + 1;
+		}
 	}
 }
 
@@ -426,12 +432,18 @@ static void rtt_probe(long count, long period, bool icmp)
 			   sendto(s, buf, len, 0, (struct sockaddr *)&peer, sizeof(peer));
 		if (r != (icmp ? (int)sizeof(struct icmphdr) + len : len)) {
 			say("vmpace-guest-error send: %s\n", strerror(errno));
+			if (!seq && ++warm < 100)
+				seq--;
+			else if (!seq)
+				say("vmpace-guest-warm -1\n");
+			else
+				say("vmpace-guest-rtt-lost %ld\n", seq);
 			continue;
 		}
 		rx = await_reply(s, icmp, id, seq, buf, len);
 		t1 = ns(CLOCK_MONOTONIC);
 		/* sends are counted from 0 (SOF_TIMESTAMPING_OPT_ID) */
-		tx = tx_tstamp(s, sends++);
+		tx = tx_tstamp(s, &sends);
 		if (!seq) {
 			if (rx < 0 && ++warm < 100)
 				seq--;
