@@ -234,9 +234,9 @@ static void set_addr(int s, unsigned long req, const char *ifname, const char *i
 
 /*
  * virtio_net up as eth0 with address @self, and a permanent ARP entry that
- * gives @peer the MAC address @mac.  Returns a socket for ioctls, or -1.
+ * gives @peer the MAC address @mac.
  */
-static int net_up(const char *self, const char *peer, const char *mac)
+static void net_up(const char *self, const char *peer, const char *mac)
 {
 	static const char *const mods[] = { "failover", "net_failover", "virtio_net" };
 	struct sockaddr_in pa = { .sin_family = AF_INET };
@@ -253,7 +253,7 @@ static int net_up(const char *self, const char *peer, const char *mac)
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		say("vmpace-guest-error socket: %s\n", strerror(errno));
-		return -1;
+		return;
 	}
 	/* the NIC appears once virtio_net has probed it */
 	for (i = 0; i < 1000; i++) {
@@ -275,7 +275,7 @@ static int net_up(const char *self, const char *peer, const char *mac)
 	snprintf(arp.arp_dev, sizeof(arp.arp_dev), "eth0");
 	if (ioctl(s, SIOCSARP, &arp))
 		say("vmpace-guest-error arp: %s\n", strerror(errno));
-	return s;
+	close(s);
 }
 
 static uint16_t inet_csum(const void *data, size_t n)
@@ -395,9 +395,7 @@ static void rtt_probe(long count, long period, bool icmp)
 	long seq, warm = 0;
 	uint32_t sends = 0;
 
-	r = net_up("10.0.2.1", "10.0.2.2", "\x02\x00\x00\x00\x00\x02");
-	if (r >= 0)
-		close(r);
+	net_up("10.0.2.1", "10.0.2.2", "\x02\x00\x00\x00\x00\x02");
 	inet_pton(AF_INET, "10.0.2.2", &peer.sin_addr);
 	s = icmp ? socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP) :
 		   socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -467,11 +465,9 @@ static void udp_echo(void)
 	struct sockaddr_in from;
 	socklen_t fl;
 	char buf[2048];
-	int s, r, n;
+	int s, n;
 
-	r = net_up("10.0.2.2", "10.0.2.1", "\x02\x00\x00\x00\x00\x03");
-	if (r >= 0)
-		close(r);
+	net_up("10.0.2.2", "10.0.2.1", "\x02\x00\x00\x00\x00\x03");
 	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0 || bind(s, (struct sockaddr *)&self, sizeof(self)))
 		say("vmpace-guest-error echo socket: %s\n", strerror(errno));
