@@ -52,4 +52,6 @@ for p in "${pinned[@]}"; do
 		exit 1
 	fi
 done
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+# --allow-downgrades: a pin that something else moved (an apt-get install of
+# another kernel's headers upgrades linux-source-6.12 with it) is restored.
+apt-get install -y -q --no-install-recommends --allow-downgrades "${missing[@]}"

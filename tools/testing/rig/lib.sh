@@ -77,6 +77,13 @@ pristine_src() {
 # Bases the patch series is written for (major.minor).
 SUPPORTED_BASES="6.12"
 
+# apt-get install for the rig's extra kernel packages.  Debian 12's apt
+# upgrades every installed binary of the same source package with the one
+# asked for ("Upgrading linux-source-6.12 due to linux-headers-6.12.118"):
+# installing another kernel's headers must not move the pinned
+# linux-source-6.12 off $KPKG_VERSION.
+APT_INSTALL="apt-get install -y -q --no-install-recommends -o APT::Get::Upgrade-By-Source-Package=false"
+
 have_pkg() { # package version: installed at that version
 	[ "$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null)" = "ii  $2" ]
 }

@@ -34,8 +34,7 @@ versions_of() { # package -> its versions in the archives, newest first
 get_pkg() { # package version log
 	have_pkg "$1" "$2" && return 0
 	[ "$(id -u)" -eq 0 ] || return 1
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		"$1=$2" >> "$3" 2>&1
+	DEBIAN_FRONTEND=noninteractive $APT_INSTALL "$1=$2" >> "$3" 2>&1
 }
 
 [ "$(id -u)" -ne 0 ] || apt-get update -q > /dev/null 2>&1 ||
