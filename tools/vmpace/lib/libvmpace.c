@@ -63,6 +63,7 @@ struct vmp {
 	bool over;		/* the session ended or broke */
 	uint64_t grant;		/* framed: the guest time it ends at */
 	uint64_t now;		/* guest ns reported so far */
+	int send_timeout_ms;	/* per grant or frame; -1: none */
 	pid_t pid;		/* spawned child, 0 if none */
 	int pidfd;		/* -1 if none or not supported */
 	bool reaped;
@@ -135,6 +136,7 @@ static struct vmp *vmp_new(enum vmp_proto proto)
 			proto == VMP_PROTO_FRAMED ? VP_PROTO_FRAMED : VP_PROTO_US32);
 	vp_fr_decoder_init(&v->fdec, VP_FR_FROM_VMPACE);
 	v->evq_tail = &v->evq;
+	v->send_timeout_ms = VMP_SEND_TIMEOUT_MS;
 	return v;
 }
 
@@ -792,17 +794,26 @@ static int fr_unsolicited(struct vmp *v)
 	return 0;
 }
 
+/* A grant or frame was not sent whole: the stream is broken. */
+static int send_failed(struct vmp *v, int r, const char *what)
+{
+	char msg[160];
+
+	if (r == -ETIMEDOUT)
+		snprintf(msg, sizeof(msg), "sending %s: vmpace did not take it within "
+			 "the send timeout (%d ms)", what, v->send_timeout_ms);
+	else
+		snprintf(msg, sizeof(msg), "sending %s: %s", what, strerror(-r));
+	return lost(v, -r, msg);
+}
+
 /* Sends a grant (v->grant set); the session is lost if that fails. */
 static int send_grant(struct vmp *v, const uint8_t *msg, size_t len)
 {
-	int r = send_all(v, msg, len, -1);
+	int r = send_all(v, msg, len, deadline_of(v->send_timeout_ms));
 
-	if (r) {
-		char what[96];
-
-		snprintf(what, sizeof(what), "sending a grant: %s", strerror(-r));
-		return lost(v, -r, what);
-	}
+	if (r)
+		return send_failed(v, r, "a grant");
 	v->pending = true;
 	return 0;
 }
@@ -833,6 +844,15 @@ API int vmp_next_event(struct vmp *v, struct vmp_event *ev)
 	return 0;
 }
 
+API int vmp_set_send_timeout(struct vmp *v, int timeout_ms)
+{
+	if (timeout_ms < -1)
+		return fail(v, EINVAL, "a send timeout of %d ms (-1: none, or 0 and up)",
+			    timeout_ms);
+	v->send_timeout_ms = timeout_ms;
+	return 0;
+}
+
 API unsigned int vmp_net_ports(const struct vmp *v)
 {
 	return v->nr_ports;
@@ -842,6 +862,7 @@ API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void 
 		       size_t len, uint32_t *id)
 {
 	uint8_t hdr[VP_FR_HDR + VP_FR_FRAME_HDR];
+	int64_t deadline;
 	uint64_t *last;
 	int r;
 
@@ -878,15 +899,12 @@ API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void 
 	vp_put_be32(hdr + VP_FR_HDR, v->next_id);
 	vp_put_be16(hdr + VP_FR_HDR + 4, port);
 	vp_put_be16(hdr + VP_FR_HDR + 6, 0);
-	r = send_all(v, hdr, sizeof(hdr), -1);
+	deadline = deadline_of(v->send_timeout_ms);
+	r = send_all(v, hdr, sizeof(hdr), deadline);
 	if (!r)
-		r = send_all(v, frame, len, -1);
-	if (r) {
-		char what[96];
-
-		snprintf(what, sizeof(what), "sending a frame: %s", strerror(-r));
-		return lost(v, -r, what);
-	}
+		r = send_all(v, frame, len, deadline);
+	if (r)
+		return send_failed(v, r, "a frame");
 	v->port_last_t[port] = t;
 	if (id)
 		*id = v->next_id;

@@ -81,12 +81,14 @@ int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd);
  *
  * Errors: -EBUSY (a grant is outstanding: await it first), -ERANGE (the
  * grant does not fit the protocol), -EALREADY (vmp_await without a grant),
- * -ETIMEDOUT (no report yet: call vmp_await again, nothing is lost),
- * -EPIPE (vmpace ended the session or died: the message says how, with its
- * exit status if our child has already exited; vmp_close() waits for it),
- * -EPROTO (a report smaller than its grant, bytes without a grant), other
- * errno values of the socket.  No call waits longer than its timeout.  After an error other than
- * -EBUSY, -ERANGE, -EALREADY and -ETIMEDOUT the session is over.
+ * -ETIMEDOUT (from vmp_await: no report yet, call it again, nothing is
+ * lost; from sending: see the send timeout below), -EPIPE (vmpace ended the
+ * session or died: the message says how, with its exit status if our child
+ * has already exited; vmp_close() waits for it), -EPROTO (a report smaller
+ * than its grant, bytes without a grant), other errno values of the socket.
+ * No call waits longer than its timeout or the send timeout.  After an error
+ * other than -EBUSY, -ERANGE, -EALREADY and vmp_await()'s -ETIMEDOUT the
+ * session is over.
  *
  * A grant of 0 ends the session (vmpace's default, --zero-grant=end: the
  * report never comes, vmp_await() returns -EPIPE) or is a step of no guest
@@ -95,6 +97,16 @@ int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd);
 int vmp_grant(struct vmp *v, uint64_t grant);
 int vmp_await(struct vmp *v, uint64_t *elapsed, int timeout_ms);
 int vmp_quantum(struct vmp *v, uint64_t grant, uint64_t *elapsed, int timeout_ms);
+
+/*
+ * A grant or a frame is sent whole: if vmpace does not take it within the
+ * send timeout (VMP_SEND_TIMEOUT_MS unless set; -1: none), vmp_grant(),
+ * vmp_grant_until(), vmp_quantum() and vmp_send_frame() fail with
+ * -ETIMEDOUT and the session is over (part of the message may have gone).
+ * vmp_set_send_timeout(): -EINVAL below -1.
+ */
+#define VMP_SEND_TIMEOUT_MS	10000
+int vmp_set_send_timeout(struct vmp *v, int timeout_ms);
 
 /*
  * The framed protocol (VMP_PROTO_FRAMED, vmpace --proto framed, see

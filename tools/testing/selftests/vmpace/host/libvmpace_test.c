@@ -223,7 +223,8 @@ static int fr_peer(const char *mode, int fd)
 	    vp_get_be32(m.payload + 4) != 1 || vp_get_be32(m.payload + 8))
 		return 23;
 	vp_put_be32(pl, strcmp(mode, "fr-v2") ? 1 : 2);
-	vp_put_be16(pl + 8, strcmp(mode, "fr-net") ? 0 : 2);
+	/* fr-deaf too: the library may read the reply while it sends */
+	vp_put_be16(pl + 8, strcmp(mode, "fr-net") && strcmp(mode, "fr-deaf") ? 0 : 2);
 	len = vp_fr_encode(out, VP_FR_HELLO_REPLY, 0, 0, pl, VP_FR_HELLO_LEN);
 	if (!strcmp(mode, "fr-early"))
 		len = vp_fr_encode(out, VP_FR_REPORT, 0, 0, NULL, 0);
@@ -238,6 +239,15 @@ static int fr_peer(const char *mode, int fd)
 			write_all(fd, out + i, 1);
 	else
 		write_all(fd, out, len);
+	if (!strcmp(mode, "fr-deaf")) {
+		/* a vmpace that stops reading: it only waits for the hang-up */
+		struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+		while (!(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return 25;
+		return 0;
+	}
 	for (;;) {
 		rc = fr_peer_read(fd, &d, &m);
 		if (rc == 0)
@@ -761,6 +771,34 @@ static void test_frames(void)
 	vmp_free(v);
 }
 
+/* A vmpace that stops reading fails a send after the send timeout. */
+static void test_send_timeout(void)
+{
+	static uint8_t big[VP_FR_MAX_FRAME];
+	struct vmp *v = spawn("fr-deaf", VMP_PROTO_FRAMED, 3);
+	struct timespec t0, t1;
+	int r = 0, i, st;
+	long ms;
+
+	ok(vmp_set_send_timeout(v, -2) == -EINVAL && strstr(vmp_errmsg(v), "-2 ms"),
+	   "a send timeout of -2 ms is -EINVAL (%s)", vmp_errmsg(v));
+	ok(!vmp_set_send_timeout(v, 200), "a send timeout of 200 ms");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 1000 && !r; i++)
+		r = vmp_send_frame(v, 0, i, big, sizeof(big), NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ok(r == -ETIMEDOUT && i > 1 && ms >= 200 && ms < 5000 &&
+	   strstr(vmp_errmsg(v), "sending a frame: vmpace did not take it within the send timeout (200 ms)"),
+	   "frames to a vmpace that does not read: frame %d fails after %ld ms: \"%s\"",
+	   i, ms, vmp_errmsg(v));
+	ok(vmp_send_frame(v, 0, i, "x", 1, NULL) == -EPIPE && vmp_grant(v, 1) == -EPIPE,
+	   "after a send timeout the session is over (-EPIPE)");
+	ok(!vmp_close(v, 5000, &st) && WIFEXITED(st) && !WEXITSTATUS(st),
+	   "the deaf peer sees the hang-up and exits");
+	vmp_free(v);
+}
+
 static void test_bad_arguments(void)
 {
 	const char *argv[] = { "/nonexistent/vmpace", "run", NULL };
@@ -931,6 +969,7 @@ int main(int argc, char **argv)
 	test_bad_reports();
 	test_framed();
 	test_frames();
+	test_send_timeout();
 	test_timeouts_and_signals();
 	test_bad_arguments();
 	test_connect();
