@@ -127,6 +127,41 @@ static u64 pace_vm_tsc(const struct kvm_pace_vm_arch *a, u64 host_tsc)
 }
 
 /*
+ * @vcpu's TSC at host TSC @host_tsc while the VM is not paced, on a host
+ * whose TSC is unstable: each vcpu_load() (every vCPU ioctl) restarts the
+ * guest TSC from where it last left the guest, and the next entry catches it
+ * up to the host time since the last TSC write (kvm_guest_time_update()).
+ * Pacing starts from the caught-up value, as the PIT, which counts host
+ * time, did not stop in the meantime either.
+ */
+static u64 pace_unpaced_tsc(struct kvm_vcpu *vcpu, u64 host_tsc)
+{
+	struct kvm_pace_vm *pvm = vcpu->kvm->pace;
+	struct kvm_pace_vcpu *pv = vcpu->pace;
+	u64 tsc = kvm_read_l1_tsc(vcpu, host_tsc), write, now, caught_up;
+	s64 ns;
+
+	if (!READ_ONCE(vcpu->arch.tsc_catchup))
+		return tsc;
+	now = pvm && pv && pvm->frozen ? pvm->arch.freeze_raw_ns :
+					  kvm_pace_clock_base_ns();
+	/*
+	 * Not under tsc_write_lock, which kvm_arch_pace_start() holds here
+	 * (a pvclock update): a VMM that writes the TSC while it arms pacing
+	 * races its own ioctls.
+	 */
+	write = READ_ONCE(vcpu->arch.this_tsc_write);
+	ns = now - READ_ONCE(vcpu->arch.this_tsc_nsec);
+	/* less the frozen time that this vCPU has not taken out yet */
+	if (pvm && pv)
+		ns -= pvm->arch.frozen_raw_ns - pv->arch.applied_raw_ns;
+	caught_up = write + pace_mul_div(max_t(s64, ns, 0),
+					 READ_ONCE(vcpu->arch.virtual_tsc_khz),
+					 NSEC_PER_MSEC);
+	return (s64)(caught_up - tsc) > 0 ? caught_up : tsc;
+}
+
+/*
  * @vcpu's TSC at host TSC @host_tsc as the guest would read it, frozen while
  * the VM is frozen, also before the vCPU has applied the frozen time to its
  * TSC offset; kvm_pace_vm.lock held.
@@ -138,12 +173,13 @@ static u64 pace_vcpu_tsc(struct kvm_vcpu *vcpu, u64 host_tsc)
 	s64 unapplied;
 
 	if (!pvm || !pv)
-		return kvm_read_l1_tsc(vcpu, host_tsc);
+		return kvm_pace_tsc_unstable() ? pace_unpaced_tsc(vcpu, host_tsc) :
+						 kvm_read_l1_tsc(vcpu, host_tsc);
 	lockdep_assert_held(&pvm->lock);
 	/* Only while paced does the VM's guest time have an anchor. */
 	if (kvm_pace_tsc_unstable())
 		return pvm->arch.clock_active ? pace_vm_tsc(&pvm->arch, host_tsc) :
-						kvm_read_l1_tsc(vcpu, host_tsc);
+						pace_unpaced_tsc(vcpu, host_tsc);
 	if (pvm->frozen)
 		host_tsc = pvm->arch.freeze_host_tsc;
 	unapplied = pvm->arch.frozen_cycles - pv->arch.applied_cycles;
@@ -230,6 +266,8 @@ int kvm_arch_pace_start(struct kvm *kvm, struct kvm_vcpu *vcpu)
 	pace_set_anchor(a, tsc, host_tsc);
 	pace_set_clock(a, tsc, ns, khz);
 	WRITE_ONCE(a->clock_active, true);
+	/* each vCPU goes on from the anchor at its next resume */
+	a->start_gen++;
 	raw_spin_unlock_irqrestore(&a->time_lock, flags);
 	kvm_pace_end_clock_update(kvm);
 	return 0;
@@ -545,10 +583,17 @@ void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu)
 	u64 ratio = vcpu->arch.l1_tsc_scaling_ratio;
 	s64 cycles = a->frozen_cycles - pa->applied_cycles;
 	s64 ns = a->frozen_raw_ns - pa->applied_raw_ns;
+	bool rejoin = pa->start_gen != a->start_gen && a->clock_active;
 	u64 host_tsc, vm_tsc;
 	unsigned long flags;
 
-	if (kvm_pace_tsc_unstable() && (cycles || ns || pa->timers_held)) {
+	/*
+	 * Pacing started since this vCPU last ran: a vCPU loaded before
+	 * then (on an unstable-TSC host, with its TSC not caught up yet) goes
+	 * on from the guest time pacing started from.
+	 */
+	pa->start_gen = a->start_gen;
+	if (kvm_pace_tsc_unstable() && (cycles || ns || pa->timers_held || rejoin)) {
 		/*
 		 * The offset dates from the last vcpu_load(), and the host
 		 * TSC ran on through the hold: rejoin the VM's time, which
@@ -566,7 +611,7 @@ void kvm_arch_pace_vcpu_resume(struct kvm_vcpu *vcpu)
 		kvm_pace_write_tsc_offset(vcpu, vcpu->arch.l1_tsc_offset -
 					  pace_scale_delta(cycles, ratio));
 	}
-	if (cycles || ns || pa->timers_held) {
+	if (cycles || ns || pa->timers_held || rejoin) {
 		/*
 		 * KVM's TSC catch-up (a host with an unstable TSC, or a guest
 		 * TSC faster than the host's) goes on from here once pacing

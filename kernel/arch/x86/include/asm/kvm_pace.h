@@ -52,6 +52,9 @@ struct kvm_pace_vm_arch {
 	u64 gen_applied_cycles;
 	u64 gen_applied_raw_ns;
 
+	/* Pacing starts (kvm_pace_vm.lock), seen by each vCPU's resume. */
+	u32 start_gen;
+
 	/* The in-kernel PIT stands still while the VM is frozen. */
 	bool pit_paused;
 	s64 pit_remaining_ns;
@@ -61,6 +64,7 @@ struct kvm_pace_vcpu_arch {
 	/* kvm_pace_vm_arch.frozen_* already applied to this vCPU. */
 	u64 applied_cycles;
 	u64 applied_raw_ns;
+	u32 start_gen;			/* kvm_pace_vm_arch.start_gen seen */
 
 	/*
 	 * The LAPIC timer does not run while the vCPU is held: it is

@@ -504,6 +504,17 @@ static void child_ops(int fd, const struct op *o)
 	poll(&pfd, 1, o->d % 20);
 }
 
+/*
+ * No SMIs: these VMs have no memory in the SMM address space, so KVM kills
+ * the VM when it saves the state to SMRAM (enter_smm(): kvm_vm_dead(), with
+ * any KVM modules), and every later ioctl on it fails with EIO.  MSI data
+ * and LVT entries hold the delivery mode in the same bits: SMI becomes fixed.
+ */
+static uint32_t no_smi(uint32_t v)
+{
+	return (v & APIC_DM_FIXED_MASK) == APIC_DM_SMI ? v & ~APIC_DM_FIXED_MASK : v;
+}
+
 /* Returns false when the op had nothing to act on. */
 static bool exec_op(struct world *w, const struct op *o)
 {
@@ -800,8 +811,12 @@ static bool exec_op(struct world *w, const struct op *o)
 		r = ioctl(fd, KVM_GET_LAPIC, &lapic);
 		if (r || !(o->c & 1))
 			break;
-		if (o->c & 2)	/* a new initial count, or a new LVT timer mode */
-			memcpy(&lapic.regs[o->c & 4 ? APIC_TMICT : APIC_LVTT], &o->d, 4);
+		if (o->c & 2) {	/* a new initial count, or a new LVT timer mode */
+			/* KVM_SET_LAPIC takes the whole LVT entry, mode and all */
+			uint32_t v = o->c & 4 ? o->d : no_smi(o->d);
+
+			memcpy(&lapic.regs[o->c & 4 ? APIC_TMICT : APIC_LVTT], &v, 4);
+		}
 		r = ioctl(fd, KVM_SET_LAPIC, &lapic);
 		break;
 	}
@@ -814,14 +829,7 @@ static bool exec_op(struct world *w, const struct op *o)
 
 		if (fd < 0)
 			return false;
-		/*
-		 * No SMIs: these VMs have no memory in the SMM address space,
-		 * so KVM kills the VM when it saves the state to SMRAM
-		 * (enter_smm(): kvm_vm_dead(), with any KVM modules), and
-		 * every later ioctl on it fails with EIO.
-		 */
-		if (((msi.data >> 8) & 7) == 2)
-			msi.data &= ~0x700u;
+		msi.data = no_smi(msi.data);
 		if (o->c & 1)
 			r = ioctl(fd, KVM_NMI, 0);
 		else

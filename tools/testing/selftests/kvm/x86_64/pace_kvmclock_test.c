@@ -188,20 +188,6 @@ static uint64_t frozen_time(struct kvm_vcpu **vcpus, int nr, uint64_t deadline,
 	return tsc;
 }
 
-/* KVM keeps several vCPUs' TSCs exactly in step only on a stable host TSC. */
-static bool host_tsc_stable(void)
-{
-	char cs[32] = "";
-	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-
-	if (f) {
-		if (!fgets(cs, sizeof(cs), f))
-			cs[0] = 0;
-		fclose(f);
-	}
-	return !strncmp(cs, "tsc", 3);
-}
-
 static void run_case(const char *name, int nr, bool idle, int quantum_ms,
 		     int nr_holds)
 {

@@ -222,12 +222,50 @@ static inline void pace_watches_after(int64_t t)
 		}
 }
 
+/*
+ * Whether the host's clocksource is the TSC.  If not (tsc=unstable, or the
+ * watchdog found it skewed), KVM rewrites a vCPU's TSC offset at every load
+ * and keeps several vCPUs' TSCs only roughly in step.
+ */
+static inline bool host_tsc_stable(void)
+{
+	char cs[32] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+
+	if (f) {
+		if (!fgets(cs, sizeof(cs), f))
+			cs[0] = 0;
+		fclose(f);
+	}
+	return !strncmp(cs, "tsc", 3);
+}
+
+/*
+ * PACE_SUBTEST=name[,name...] in the environment runs only those subtests
+ * (to reproduce one failure many times); unset, all of them run.
+ */
+static inline bool pace_subtest_wanted(const char *name)
+{
+	const char *list = getenv("PACE_SUBTEST"), *p;
+	size_t len = strlen(name);
+
+	if (!list || !*list)
+		return true;
+	for (p = list; p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
+			return true;
+	pr_info("subtest %s: skipped (PACE_SUBTEST=%s)\n", name, list);
+	return false;
+}
+
 static inline void pace_run_subtest(const char *name, void (*fn)(void))
 {
 	uint64_t stops;
 	int status, try;
 	pid_t pid;
 
+	if (!pace_subtest_wanted(name))
+		return;
 	if (!pace_nr_watch)
 		pace_start_watches();
 	for (try = 1;; try++) {
