@@ -38,6 +38,16 @@
 # pending timer vector alone is no sign: it was seen pending for seconds on
 # CPUs that were busy running nested guests.)  Every kick is logged in
 # build/vm/NAME/stalls and reported as a TAP comment.
+#
+# Wedges: a CPU can also lose its timer interrupt while it is busy (running
+# a nested guest), where the test above cannot see it, and then the in-VM
+# timeouts never fire either.  guest-run.sh moves a heartbeat counter every
+# 2 s of guest time: when it stands still for 20 s, the watchdog presses
+# Shift as well (logged in stalls the same way).  And it knows which test
+# runs and its timeout: a test with no result 60 s after its timeout means
+# the test VM is wedged for good; the watchdog stops it, the test is
+# reported "not ok ... host watchdog", and the test VM is booted again for
+# the tests after it (at most twice per run).  Nothing waits for ever.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
@@ -138,11 +148,43 @@ stalled_cpus() { # CPUs halted with their LAPIC timer vector pending in IRR
 	     /^IRR\t/ { irr[cpu] = $0 " " }
 	     END { for (c in vec) if (hlt[c] && index(irr[c], " " vec[c] " ")) print c }'
 }
+qmp_cmd() { # QMP command (JSON) -> sent to the test VM's QEMU
+	printf '%s\n' '{"execute":"qmp_capabilities"}' "$1" |
+		socat -t 0.5 - "UNIX-CONNECT:$qmp" > /dev/null 2>&1
+}
+press_shift() { # why
+	qmp_cmd '{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"shift"}]}}' ||
+		return 1
+	echo "$(date -u +%T) $1: pressed Shift" >> "$R/stalls"
+}
 watchdog() { # runs in the background: failures (no socket yet) are no errors
-	local same=0 cpus
+	local same=0 cpus hb= hb_last= hb_t=$SECONDS run= run_last= run_t=$SECONDS lim age
 	set +e +o pipefail
 	while sleep 1; do
 		[ ! -e "$R/done" ] || break
+		# a running test that never ends: the test VM is wedged
+		run=$(cat "$R/running" 2>/dev/null)
+		if [ "$run" != "$run_last" ]; then
+			run_last=$run run_t=$SECONDS
+		elif [ -n "$run" ] && [ ! -e "$R/wedged" ]; then
+			lim=$(printf '%s' "$run" | cut -f3)
+			age=$((SECONDS - run_t))
+			if [ "$age" -gt $((lim + 60)) ]; then
+				printf '%s\t%s\n' "$run" \
+					"no result ${age} s after it started (in-VM timeout ${lim} s, try $(printf '%s' "$run" | cut -f2)): the test VM is wedged; the host watchdog stopped it" \
+					> "$R/wedged"
+				qmp_cmd '{"execute":"quit"}'
+				continue
+			fi
+		fi
+		# a guest whose timers stopped: its heartbeat stands still
+		hb=$(cat "$R/heartbeat" 2>/dev/null)
+		if [ "$hb" != "$hb_last" ]; then
+			hb_last=$hb hb_t=$SECONDS
+		elif [ -n "$hb" ] && [ $((SECONDS - hb_t)) -ge 20 ]; then
+			press_shift "heartbeat of the test VM stood still for $((SECONDS - hb_t)) s (timer interrupt lost on a busy CPU)"
+			hb_t=$SECONDS
+		fi
 		cpus=$(stalled_cpus | tr '\n' ' ')
 		if [ -z "$cpus" ]; then
 			same=0
@@ -150,46 +192,77 @@ watchdog() { # runs in the background: failures (no socket yet) are no errors
 		fi
 		same=$((same + 1))
 		[ "$same" -ge 3 ] || continue
-		printf '%s\n' '{"execute":"qmp_capabilities"}' \
-			'{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"shift"}]}}' |
-			socat -t 0.5 - "UNIX-CONNECT:$qmp" > /dev/null 2>&1 || continue
-		echo "$(date -u +%T) CPU ${cpus% } halted with its LAPIC timer interrupt pending for ${same} s: pressed Shift" >> "$R/stalls"
+		press_shift "CPU ${cpus% } halted with its LAPIC timer interrupt pending for ${same} s" || continue
 		same=0
 	done
 }
 
 log "$name: booting test VM (limit ${limit}s, modules: $modules)"
-watchdog &
-wd=$!
-rc=0
-timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
-# A kernel that dies while booting, before any test ran, is booted once
-# more (seen: the debug kernel under TCG, a KASAN report in an interrupt
-# during early boot in pristine code, about one boot in six); the first
-# console is kept and the retry is reported.
-if [ ! -e "$R/done" ] && ! grep -q 'vmpace-init: running' "$R/console.log"; then
-	mv "$R/console.log" "$R/console-boot-failed.log"
-	log "$name: test VM died while booting, before any test: booting again" \
-	    "(first console: $R/console-boot-failed.log)"
-	grep -m1 -E 'BUG:|Kernel panic' "$R/console-boot-failed.log" | sed 's/^/  | /' >&2 || true
+wd=
+trap '[ -z "$wd" ] || kill "$wd" 2>/dev/null' EXIT
+wedges=0 stopped=0
+while :; do
+	# one watchdog per boot: none sees the files of an earlier boot
+	rm -f "$R/running" "$R/heartbeat" "$R/wedged"
+	watchdog &
+	wd=$!
 	rc=0
 	timeout -k 10 "$limit" "${qemu[@]}" < /dev/null > "$R/console.log" 2>&1 || rc=$?
-fi
-kill "$wd" 2>/dev/null || true
-wait "$wd" 2>/dev/null || true
+	kill "$wd" 2>/dev/null || true
+	wait "$wd" 2>/dev/null || true
+	wd=
+	# A kernel that dies while booting, before any test ran, is booted once
+	# more (seen: the debug kernel under TCG, a KASAN report in an interrupt
+	# during early boot in pristine code, about one boot in six); the first
+	# console is kept and the retry is reported.
+	if [ ! -e "$R/done" ] && [ ! -e "$R/console-boot-failed.log" ] &&
+	   ! grep -q 'vmpace-init: running' "$R/console.log"; then
+		mv "$R/console.log" "$R/console-boot-failed.log"
+		log "$name: test VM died while booting, before any test: booting again" \
+		    "(first console: $R/console-boot-failed.log)"
+		grep -m1 -E 'BUG:|Kernel panic' "$R/console-boot-failed.log" | sed 's/^/  | /' >&2 || true
+		continue
+	fi
+	stopped=0
+	[ -e "$R/wedged" ] && [ ! -e "$R/done" ] || break
+	stopped=1
+	# The watchdog stopped a wedged test VM: that test failed; the tests
+	# after it run in a new boot.
+	wedges=$((wedges + 1))
+	IFS=$'\t' read -r wn _ _ wname why < "$R/wedged"
+	mv "$R/console.log" "$R/console-wedged-$wedges.log"
+	mv "$R/wedged" "$R/wedged-$wedges"
+	log "$name: $wname: $why (console: $R/console-wedged-$wedges.log)"
+	# (unless the test gave its result just as the watchdog stopped it)
+	grep -q "^\(not \)\?ok $wn " "$R/tap" 2>/dev/null || {
+		echo "not ok $wn - $wname # TIMEOUT host watchdog: $why"
+		{ tail -n 15 "$R/logs/${wname//\//_}.log" 2>/dev/null || true; } |
+			tr -d '\r' | cut -c1-200 | sed 's/^/# /'
+		echo "# the test VM's console before it was stopped:"
+		{ tail -n 10 "$R/console-wedged-$wedges.log" || true; } |
+			tr -d '\r' | cut -c1-200 | sed 's/^/#   | /'
+	} >> "$R/tap"
+	[ "$wn" -lt "$(wc -l < "$R/tests")" ] && [ "$wedges" -le 2 ] || break
+	sed -i '/^SKIP=/d' "$R/job"
+	echo "SKIP=$wn" >> "$R/job"
+	log "$name: booting the test VM again for the tests after $wname"
+done
 [ -z "$tmpq" ] || rm -rf "$tmpq"
 if [ -s "$R/stalls" ]; then
 	log "$name: the test VM stalled $(wc -l < "$R/stalls") time(s) (lost LAPIC timer interrupt, QEMU TCG) and was kicked, see $R/stalls"
 fi
 
 fail=0
+[ "$wedges" -eq 0 ] || fail=1
 if [ ! -e "$R/done" ]; then
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	if [ "$stopped" = 1 ]; then
+		log "$name: the host watchdog stopped the test VM $wedges time(s), see $R/wedged-*"
+	elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		log "$name: test VM did not finish within ${limit}s: console log follows"
 	else
 		log "$name: test VM stopped early (qemu exit $rc): console log follows"
 	fi
-	tail -n 60 "$R/console.log" | sed 's/^/  | /' >&2
+	[ "$stopped" = 1 ] || tail -n 60 "$R/console.log" | sed 's/^/  | /' >&2
 	fail=1
 fi
 [ -s "$R/tap" ] && sed "s/^\(\(not \)\?ok [0-9]* - \)/\1$name: /" "$R/tap" | grep -v '^1\.\.'
@@ -201,13 +274,9 @@ fi
 grep -hE 'Marking (clocksource .tsc.|TSC) (as )?unstable' "$R/dmesg" "$R/console.log" 2>/dev/null |
 	sort -u | sed "s/^/# $name: test VM TSC: /" || true
 # Report what did not run at all
-if [ -e "$R/done" ] || [ -s "$R/tap" ]; then
-	ran=$(grep -c '^\(not \)\?ok' "$R/tap" || true)
-else
-	ran=0
-fi
 total=$(wc -l < "$R/tests")
-for i in $(seq $((ran + 1)) "$total"); do
+for i in $(seq 1 "$total"); do
+	grep -q "^\(not \)\?ok $i " "$R/tap" 2>/dev/null && continue
 	t=$(sed -n "${i}p" "$R/tests" | cut -f1)
 	echo "not ok - $name: $t # did not run (VM died)"
 done
@@ -217,9 +286,12 @@ grep '^not ok' "$R/tap" 2>/dev/null | grep -qv '# TODO' && fail=1
 # (the debug test kernel's checkers: KASAN, KFENCE and lockdep reports start
 # with BUG: or WARNING:, UBSAN's and debug objects' with their names)
 pat='WARNING:|BUG:|Oops|general protection fault|Call Trace|possible recursive locking|KASAN:|UBSAN:|KFENCE:|ODEBUG:|soft lockup|hard LOCKUP|blocked for more than|rcu_sched detected stall|RCU stall|kernel BUG|Kernel panic'
-dm=$R/dmesg
-[ -e "$dm" ] || dm=$R/console.log
-if grep -E "$pat" "$dm" > "$R/kernel-reports" 2>/dev/null; then
+logs=("$R/dmesg")
+[ -e "$R/dmesg" ] || logs=("$R/console.log")
+for f in "$R"/console-wedged-*.log; do [ ! -e "$f" ] || logs+=("$f"); done
+# (grep exits 2 when a file is missing, even after a match: only files that exist)
+for f in "${logs[@]}"; do [ ! -e "$f" ] || grep -hE "$pat" "$f"; done > "$R/kernel-reports" || true
+if [ -s "$R/kernel-reports" ]; then
 	echo "not ok - $name: guest kernel log clean"
 	sed 's/^/# /' "$R/kernel-reports" | head -n 20
 	fail=1
