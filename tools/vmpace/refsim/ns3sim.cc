@@ -139,10 +139,13 @@ struct Guest {
 	std::string dbg_path, line;
 	Ptr<VmpaceNetDevice> dev;
 	bool ready = false;
-	/* frames ns-3 sent, by id: their time */
-	std::vector<uint64_t> sent_t;
-	std::vector<long> sent_seq;	/* frames ns-3 sent, by id: their probe, or -1 */
-	long nr_frames_in = 0, nr_dropped_boot = 0;
+	/* frames ns-3 sent, by id: their time and probe (ICMP sequence, or -1) */
+	struct Sent {
+		uint64_t t = 0;
+		long seq = -1;
+	};
+	std::vector<Sent> sent;
+	long nr_frames_in = 0, nr_dropped_boot = 0, nr_dropped_dev = 0;
 };
 
 static Guest guests[2] = { Guest("A"), Guest("B") };
@@ -210,11 +213,15 @@ public:
 		Mac48Address dst;
 		PacketType type;
 
-		if (p->GetSize() < h.GetSerializedSize())
+		if (p->GetSize() < h.GetSerializedSize()) {
+			m_dropped++;
 			return;
+		}
 		p->RemoveHeader(h);
-		if (h.GetLengthType() <= 1500)
-			return;		/* 802.3 length: not for us */
+		if (h.GetLengthType() <= 1500) {
+			m_dropped++;	/* 802.3 length: not for us */
+			return;
+		}
 		dst = h.GetDestination();
 		if (dst.IsBroadcast())
 			type = PACKET_BROADCAST;
@@ -228,7 +235,12 @@ public:
 			m_promisc(this, p->Copy(), h.GetLengthType(), h.GetSource(), dst, type);
 		if (type != PACKET_OTHERHOST)
 			m_rx(this, p, h.GetLengthType(), h.GetSource());
+		else
+			m_dropped++;
 	}
+
+	/* frames from the guest it did not pass up: short, 802.3, for another host */
+	long Dropped() const { return m_dropped; }
 
 	void SetIfIndex(const uint32_t index) override { m_ifIndex = index; }
 	uint32_t GetIfIndex() const override { return m_ifIndex; }
@@ -259,7 +271,21 @@ public:
 	void SetPromiscReceiveCallback(PromiscReceiveCallback cb) override { m_promisc = cb; }
 	bool SupportsSendFrom() const override { return true; }
 
+protected:
+	/* breaks the node <-> device reference cycle */
+	void DoDispose() override
+	{
+		m_node = nullptr;
+		m_rx = MakeNullCallback<bool, Ptr<NetDevice>, Ptr<const Packet>, uint16_t,
+					const Address &>();
+		m_promisc = MakeNullCallback<bool, Ptr<NetDevice>, Ptr<const Packet>, uint16_t,
+					     const Address &, const Address &, PacketType>();
+		m_guest = nullptr;
+		NetDevice::DoDispose();
+	}
+
 private:
+	long m_dropped = 0;
 	Guest *m_guest = nullptr;
 	Ptr<Node> m_node;
 	uint32_t m_ifIndex = 0;
@@ -287,14 +313,12 @@ bool VmpaceNetDevice::SendFrom(Ptr<Packet> p, const Address &src, const Address 
 	r = vmp_send_frame(m_guest->v, 0, t, buf.data(), buf.size(), &id);
 	if (r)
 		die("guest %s: frame to the guest: %s", m_guest->name, vmp_errmsg(m_guest->v));
-	if (id >= m_guest->sent_t.size()) {
-		m_guest->sent_t.resize(id + 1);
-		m_guest->sent_seq.resize(id + 1, -1);
-	}
-	m_guest->sent_t[id] = t;
+	if (id >= m_guest->sent.size())
+		m_guest->sent.resize(id + 1);
+	m_guest->sent[id].t = t;
 	/* A's requests to B, B's replies to A */
 	uint64_t l;
-	m_guest->sent_seq[id] = icmp_seq(buf.data(), buf.size(), m_guest == &guests[1] ? 8 : 0, &l);
+	m_guest->sent[id].seq = icmp_seq(buf.data(), buf.size(), m_guest == &guests[1] ? 8 : 0, &l);
 	return true;
 }
 
@@ -498,15 +522,15 @@ static void events(Guest &g, bool network)
 				p.deferred++;
 			if (!(ev.flags & VMP_DELIVERED_IRQ))
 				p.noirq++;
-			if (ev.id < g.sent_seq.size()) {
-				if (Probe *pr = probe(g.sent_seq[ev.id]))
+			if (ev.id < g.sent.size()) {
+				const Guest::Sent &f = g.sent[ev.id];
+
+				if (Probe *pr = probe(f.seq))
 					(&g == &guests[0] ? pr->a_in : pr->b_in) = ev.t;
-			}
-			if (ev.id < g.sent_t.size()) {
-				if (ev.t < g.sent_t[ev.id])
+				if (ev.t < f.t)
 					p.early++;
 				else
-					p.max_lag = std::max(p.max_lag, ev.t - g.sent_t[ev.id]);
+					p.max_lag = std::max(p.max_lag, ev.t - f.t);
 			}
 			break;
 		}
@@ -813,6 +837,9 @@ int main(int argc, char **argv)
 	phases[ph].end_sim = now_min();
 	phases[ph].end_host = host_ns();
 	ok = close_guests(15000);
+	for (Guest &g : guests)
+		if (g.dev)
+			g.nr_dropped_dev = g.dev->Dropped();
 	Simulator::Destroy();
 
 	for (const Probe &p : probes)
@@ -824,9 +851,10 @@ int main(int argc, char **argv)
 			       opt.rate_bps / 1000000);
 			break;
 		}
-	printf("ns3sim: frames from the guests: A %ld, B %ld (%ld, %ld while booting, dropped)\n",
+	printf("ns3sim: frames from the guests: A %ld, B %ld (%ld, %ld while booting, dropped; "
+	       "%ld, %ld not passed up by the device: short, 802.3, for another host)\n",
 	       guests[0].nr_frames_in, guests[1].nr_frames_in, guests[0].nr_dropped_boot,
-	       guests[1].nr_dropped_boot);
+	       guests[1].nr_dropped_boot, guests[0].nr_dropped_dev, guests[1].nr_dropped_dev);
 	ok &= done;
 	for (const Phase &p : phases)
 		ok &= report(p, sim);
