@@ -27,13 +27,21 @@ mkdir -p "$C"
 
 "$here/build-debug-kernel.sh" modules || die "building the debug test kernel or our modules for it failed"
 
+# pace_clock_test's timing bounds are reported, not enforced, here
+# (PACE_TIMING=report, pace_util.h): beside the end-to-end test VM this
+# kernel starves the vCPU thread for whole quanta of guest time without the
+# test VM stopping (the periodic timer's guest ran no loop for 4 to 8 10-ms
+# quanta in a row in 8 of 12 runs, 2026-12-02); make check enforces them on
+# Debian's kernel with our modules.
 # pace_kvmclock_test's 3 x 10000 holds take over 10 minutes there: 2000;
 # and its idle case gets 20 ms quanta: a released vCPU thread there takes
 # longer than the default 1 ms quantum to get back into the guest (its guest
 # time passes meanwhile, as it must), so the idle vCPU hardly ever ran.
 KSELFTEST_TIMEOUT=600 "$here/kselftest-list.sh" ours |
 	grep -v '^kvm/x86_64/pace_fuzz	' |
-	sed -e '/^kvm\/x86_64\/pace_kvmclock_test	/s/$/ -n 2000 -q 20/' > "$C/debug.list" ||
+	sed -e '/^kvm\/x86_64\/pace_kvmclock_test	/s/$/ -n 2000 -q 20/' \
+	    -e '/^kvm\/x86_64\/pace_clock_test	/s/ \.\/pace_clock_test$/ PACE_TIMING=report .\/pace_clock_test/' \
+	> "$C/debug.list" ||
 	die "cannot list our kselftests"
 fuzz_list "$secs" "$seed" >> "$C/debug.list"
 # The end-to-end tests boot a nested Debian guest, whose every exit the KASAN

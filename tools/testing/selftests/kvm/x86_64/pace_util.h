@@ -130,9 +130,12 @@ static inline void pace_join_vcpu(pthread_t thread, struct kvm_vcpu *vcpu,
  * PACE_EXIT_TIMING when one fails, and runs again (three tries in all) if one
  * of the parent's watch threads, one pinned to each CPU and waking every
  * 10 ms, saw its CPU stop for PACE_STOP_MS or more meanwhile (shorter delays
- * are everyday scheduling in a loaded test VM).  Any other failure
- * (TEST_ASSERT: exact invariants) fails the test at once with its own exit
- * status, stop or not.
+ * are everyday scheduling in a loaded test VM).  A bound that failed in all
+ * three tries, each with a stop, was not measurable on this machine: the
+ * test goes on and ends with KSFT_SKIP naming that subtest.  A bound that
+ * failed without a stop fails the test (unless PACE_TIMING=report, below).  Any other failure (TEST_ASSERT:
+ * exact invariants) fails the test at once with its own exit status, stop
+ * or not.
  */
 #define PACE_STOP_MS		100
 #define PACE_EXIT_TIMING	99
@@ -258,6 +261,28 @@ static inline bool pace_subtest_wanted(const char *name)
 	return false;
 }
 
+/*
+ * Subtests whose timing bound failed in each of three tries, each while the
+ * test VM stopped: on a machine that stops that often, their timing cannot
+ * be measured.  The test then ends with KSFT_SKIP, naming them
+ * (pace_subtests_done()), not with a pass.
+ */
+static char pace_unmeasured[256];
+
+/*
+ * PACE_TIMING=report: a kernel so slow (the debug test kernel under
+ * emulation, beside another test VM) that a vCPU thread is starved for
+ * whole quanta without the test VM stopping: a timing bound that failed in
+ * three tries is reported the same way, stop or not.  The exact checks are
+ * enforced as always.
+ */
+static inline bool pace_timing_reported(void)
+{
+	const char *v = getenv("PACE_TIMING");
+
+	return v && !strcmp(v, "report");
+}
+
 static inline void pace_run_subtest(const char *name, void (*fn)(void))
 {
 	uint64_t stops;
@@ -291,15 +316,34 @@ static inline void pace_run_subtest(const char *name, void (*fn)(void))
 		/* a stop that spoiled the bound: the watches' next laps see it */
 		pace_watches_after(pace_mono_ns());
 		errno = 0;
-		TEST_ASSERT(__atomic_load_n(&pace_stops, __ATOMIC_SEQ_CST) != stops,
+		TEST_ASSERT(__atomic_load_n(&pace_stops, __ATOMIC_SEQ_CST) != stops ||
+			    pace_timing_reported(),
 			    "subtest %s: a timing bound failed (above) while the test VM did not stop",
 			    name);
-		TEST_ASSERT(try < 3,
-			    "subtest %s: a timing bound failed (above) in 3 tries, each while the test VM stopped",
-			    name);
-		pr_info("subtest %s: a timing bound failed while the test VM stopped: try %d\n",
-			name, try + 1);
+		if (try == 3) {
+			/* the exact checks before the bound passed each time */
+			pr_info("subtest %s: a timing bound failed (above) in 3 tries, each while the test VM stopped%s: not measurable here\n",
+				name, pace_timing_reported() ? " or starved it (PACE_TIMING=report)" : "");
+			snprintf(pace_unmeasured + strlen(pace_unmeasured),
+				 sizeof(pace_unmeasured) - strlen(pace_unmeasured),
+				 "%s\"%s\"", pace_unmeasured[0] ? ", " : "", name);
+			return;
+		}
+		pr_info("subtest %s: a timing bound failed while the test VM stopped%s: try %d\n",
+			name, pace_timing_reported() ? " or starved it" : "", try + 1);
 	}
+}
+
+/* main()'s exit status after its pace_run_subtest() calls. */
+static inline int pace_subtests_done(void)
+{
+	if (!pace_unmeasured[0])
+		return 0;
+	fflush(stderr);
+	printf("timing not measurable in subtest %s: its bound failed in 3 tries, each while the test VM stopped%s\n",
+	       pace_unmeasured, pace_timing_reported() ? " or starved it" : "");
+	fflush(stdout);
+	return KSFT_SKIP;
 }
 
 #endif
