@@ -133,9 +133,9 @@ static inline void pace_join_vcpu(pthread_t thread, struct kvm_vcpu *vcpu,
  * are everyday scheduling in a loaded test VM).  A bound that failed in all
  * three tries, each with a stop, was not measurable on this machine: the
  * test goes on and ends with KSFT_SKIP naming that subtest.  A bound that
- * failed without a stop fails the test (unless PACE_TIMING=report, below).  Any other failure (TEST_ASSERT:
- * exact invariants) fails the test at once with its own exit status, stop
- * or not.
+ * failed without a stop fails the test (unless PACE_TIMING=report, below).
+ * Any other failure (TEST_ASSERT: exact invariants) fails the test at once
+ * with its own exit status, stop or not.
  */
 #define PACE_STOP_MS		100
 #define PACE_EXIT_TIMING	99
@@ -283,6 +283,12 @@ static inline bool pace_timing_reported(void)
 	return v && !strcmp(v, "report");
 }
 
+/* What spoiled a timing bound that failed, for the messages. */
+static inline const char *pace_spoiled(void)
+{
+	return pace_timing_reported() ? "stopped or starved" : "stopped";
+}
+
 static inline void pace_run_subtest(const char *name, void (*fn)(void))
 {
 	uint64_t stops;
@@ -322,15 +328,15 @@ static inline void pace_run_subtest(const char *name, void (*fn)(void))
 			    name);
 		if (try == 3) {
 			/* the exact checks before the bound passed each time */
-			pr_info("subtest %s: a timing bound failed (above) in 3 tries, each while the test VM stopped%s: not measurable here\n",
-				name, pace_timing_reported() ? " or starved it (PACE_TIMING=report)" : "");
+			pr_info("subtest %s: not measurable (3 tries, the test VM %s in each)\n",
+				name, pace_spoiled());
 			snprintf(pace_unmeasured + strlen(pace_unmeasured),
 				 sizeof(pace_unmeasured) - strlen(pace_unmeasured),
 				 "%s\"%s\"", pace_unmeasured[0] ? ", " : "", name);
 			return;
 		}
-		pr_info("subtest %s: a timing bound failed while the test VM stopped%s: try %d\n",
-			name, pace_timing_reported() ? " or starved it" : "", try + 1);
+		pr_info("subtest %s: a timing bound failed while the test VM %s: try %d\n",
+			name, pace_spoiled(), try + 1);
 	}
 }
 
@@ -340,8 +346,8 @@ static inline int pace_subtests_done(void)
 	if (!pace_unmeasured[0])
 		return 0;
 	fflush(stderr);
-	printf("timing not measurable in subtest %s: its bound failed in 3 tries, each while the test VM stopped%s\n",
-	       pace_unmeasured, pace_timing_reported() ? " or starved it" : "");
+	printf("timing not measurable in subtest %s: 3 tries, the test VM %s in each\n",
+	       pace_unmeasured, pace_spoiled());
 	fflush(stdout);
 	return KSFT_SKIP;
 }
