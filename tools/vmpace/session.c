@@ -55,7 +55,7 @@ enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP =
 /* Limits of the framed protocol's network frames (vmpace-proto(7)). */
 #define TXQ_MAX_FRAMES	1024		/* queued for the guest */
 #define TXQ_MAX_BYTES	(4u << 20)
-#define OQ_LIMIT	(16u << 20)	/* unsent to the simulator: stop reading QEMU */
+#define OQ_LIMIT	(4u << 20)	/* unsent to the simulator: stop reading QEMU and it */
 
 /* A frame from the simulator, waiting for guest time t. */
 struct tx_frame {
@@ -113,6 +113,7 @@ struct session {
 	bool ports_watched;
 	uint64_t last_stamp;	/* of the last frame from the guest */
 	uint32_t from_seq;
+	uint64_t rejected;	/* frames for the guest refused (ERRORs sent) */
 	uint64_t *port_last_t;	/* of the last frame queued for each port */
 	struct tx_frame *txq;	/* frames for the guest, by time */
 	unsigned int txq_n;
@@ -301,12 +302,24 @@ static void set_state(struct session *s, enum state st)
 		timerfd_settime(s->tfd, 0, &it, NULL);
 }
 
+/*
+ * Past OQ_LIMIT bytes the simulator has not read, vmpace reads no more of
+ * its messages either (each refused FRAME_TO_GUEST queues an ERROR: a
+ * simulator that sends and never reads must not grow the queue without
+ * bound).  It reads on once the queue is below the limit; a simulator that
+ * shut down its side is read to the end (it sends no more).
+ */
+static bool sync_readable(const struct session *s)
+{
+	return s->state == ST_WAIT_GRANT && oq_pending(s) < OQ_LIMIT;
+}
+
 /* What the simulator's socket is watched for in the current state. */
 static void watch_sync(struct session *s)
 {
 	uint32_t ev = s->peer_eof ? 0 : EPOLLRDHUP;
 
-	if (s->state == ST_WAIT_GRANT)
+	if (sync_readable(s))
 		ev |= EPOLLIN;
 	if (oq_pending(s))
 		ev |= EPOLLOUT;
@@ -452,7 +465,12 @@ static uint64_t irq_sum(struct session *s)
 static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* A frame for the guest that vmpace does not take: a non-fatal ERROR. */
+/*
+ * A frame for the guest that vmpace does not take: a non-fatal ERROR for
+ * each; the log shows the first REJECT_LOG and then every REJECT_LOG-th
+ * (a simulator that sends nothing but such frames must not flood it).
+ */
+#define REJECT_LOG	100
 static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
 {
 	char text[256];
@@ -461,7 +479,11 @@ static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	vp_err("%s", text);
+	if (++s->rejected < REJECT_LOG)
+		vp_err("%s", text);
+	else if (!(s->rejected % REJECT_LOG))
+		vp_err("%s (%llu frames refused so far: every %uth is logged)", text,
+		       (unsigned long long)s->rejected, REJECT_LOG);
 	queue_error(s, 0, 0, id, text);
 }
 
@@ -1060,7 +1082,10 @@ static void on_sync(struct session *s, uint32_t events)
 		if (s->state == ST_DONE)
 			return;
 	}
-	if (s->state == ST_WAIT_GRANT && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))) {
+	if (s->state == ST_WAIT_GRANT && !sync_readable(s) &&
+	    !(events & (EPOLLHUP | EPOLLRDHUP))) {
+		watch_sync(s);	/* read once the simulator has read its queue */
+	} else if (s->state == ST_WAIT_GRANT && (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))) {
 		on_sync_readable(s);
 	} else if (events & EPOLLHUP) {
 		/* both directions closed: nobody will read a report */
@@ -1142,7 +1167,10 @@ static void on_tick(struct session *s)
 	if (s->state == ST_WAIT_GRANT || s->state == ST_REPORTING) {
 		/* the simulator may think for long: say it once per wait */
 		if (s->warnings == 1)
-			vp_err("%s for %.1f s", state_what[s->state], ns_since(&s->t_wait) / 1e9);
+			vp_err("%s for %.1f s%s", state_what[s->state], ns_since(&s->t_wait) / 1e9,
+			       s->state == ST_WAIT_GRANT && !sync_readable(s) ?
+			       " (it has not read what vmpace queued for it, past the limit: "
+			       "vmpace reads its messages once it does)" : "");
 		return;
 	}
 	for (i = 0; i < s->vm->nr_vcpus; i++) {

@@ -327,7 +327,7 @@ proto-adevs|proto-partial|proto-huge-close|proto-truncated|proto-release)
 	"$simclient" --vmpace "$vmpace" "${1#proto-}" -- "${bios_vmm[@]}" || fail=1 ;;
 proto-ns64)
 	"$simclient" --vmpace "$vmpace" --proto ns64 adevs -- "${bios_vmm[@]}" || fail=1 ;;
-proto-framed|proto-framed-errors)
+proto-framed|proto-framed-errors|proto-framed-flood)
 	sim "${1#proto-}" --proto framed "${1#proto-}" -- "${bios_vmm[@]}" ;;
 netsim-udp|netsim-stall|netsim-boundary)
 	netsim_udp "${1#netsim-}" ;;

@@ -21,6 +21,7 @@ fi
 line attach-errors 120
 for t in adevs ns64 partial huge-close truncated release framed; do line proto-$t 120; done
 line proto-framed-errors 240
+line proto-framed-flood 240
 line proto-framed-net 300
 for t in tcp-listen tcp-connect unix-listen unix-connect; do line transport-$t 120; done
 for t in kill-vmm kill-sim kill-vmpace sigterm; do line fault-$t 120; done

@@ -1283,6 +1283,125 @@ static void sim_frame(uint8_t *f, uint8_t tag)
 	f[13] = 0xb5;
 }
 
+/* vmpace's resident memory in kB (0 if it cannot be read). */
+static unsigned long rss_kb(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long kb = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/*
+ * "framed-flood": a simulator that sends and never reads.  vmpace has no
+ * network port, so it refuses every FRAME_TO_GUEST with an ERROR; past its
+ * output limit (4 MiB unsent) it reads no more of the simulator's
+ * messages, so the simulator's writes block and vmpace's memory stays
+ * bounded.  Once the simulator reads, every ERROR arrives, in order, and
+ * the session goes on.
+ */
+#define FLOOD_MAX	200000	/* frames: each ERROR is over 90 bytes, 4 MiB is < 47000 */
+static void scenario_framed_flood(char **qemu_argv, uint64_t q)
+{
+	uint8_t msg[VP_FR_HDR + VP_FR_FRAME_HDR + 1] = { 0 };	/* a frame of 1 byte */
+	size_t len = sizeof(msg), off = 0;
+	uint32_t sent = 0, got = 0, bad = 0;
+	struct kvm_pace_state s0;
+	struct pollfd p = { .events = POLLOUT };
+	unsigned long rss0, rss;
+	uint64_t rt = 0, t0;
+	struct vp_fr_msg m;
+	struct fr_seen w;
+	ssize_t n;
+	int fl;
+
+	start(qemu_argv, NULL);
+	CHECK(fr_ports == 0, "vmpace's HELLO reply names no network port (%u)", fr_ports);
+	wait_frozen(&s0);
+	rss0 = rss_kb(pacer);
+	fl = fcntl(sock, F_GETFL);
+	if (fl < 0 || fcntl(sock, F_SETFL, fl | O_NONBLOCK))
+		die("O_NONBLOCK");
+	p.fd = sock;
+	/* frames 1, 2, ... for port 0 at half the quantum, until writes block for 3 s */
+	for (t0 = now_ms(); sent < FLOOD_MAX; ) {
+		if (!off) {
+			vp_fr_encode(msg, VP_FR_FRAME_TO_GUEST, 0, q / 2, NULL, 0);
+			vp_put_be32(msg + 4, VP_FR_FRAME_HDR + 1);
+			vp_put_be32(msg + VP_FR_HDR, sent + 1);
+			vp_put_be16(msg + VP_FR_HDR + 4, 0);
+			vp_put_be16(msg + VP_FR_HDR + 6, 0);
+		}
+		n = write(sock, msg + off, len - off);
+		if (n < 0 && errno == EAGAIN) {
+			if (poll(&p, 1, 3000) == 0)
+				break;		/* vmpace stopped reading */
+			continue;
+		}
+		if (n <= 0)
+			die("write a frame");
+		off += n;
+		if (off == len) {
+			off = 0;
+			sent++;
+		}
+	}
+	rss = rss_kb(pacer);
+	CHECK(sent < FLOOD_MAX, "vmpace stopped reading a simulator that does not read: "
+	      "its writes block after %u refused frames in %llu ms", sent,
+	      (unsigned long long)(now_ms() - t0));
+	CHECK(rss && rss < rss0 + 16 * 1024, "vmpace's memory stays bounded: %lu kB resident, "
+	      "%lu kB before the flood", rss, rss0);
+	CHECK(alive(pacer) && alive(qemu), "vmpace and QEMU run on");
+	if (fcntl(sock, F_SETFL, fl))
+		die("O_NONBLOCK off");
+	/* the frame written in part is sent whole once vmpace reads again */
+	while (off || got < sent) {
+		if (off) {
+			p.events = POLLOUT | POLLIN;
+			if (poll(&p, 1, 60000) <= 0)
+				die("no progress in 60 s");
+			if (p.revents & POLLOUT) {
+				n = send(sock, msg + off, len - off, MSG_DONTWAIT);
+				if (n > 0 && (off += n) == len) {
+					off = 0;
+					sent++;
+				}
+			}
+			if (!(p.revents & POLLIN))
+				continue;
+		}
+		if (!fr_read(&m, false))
+			die("vmpace closed the connection");
+		if (m.type != VP_FR_ERROR || (m.flags & VP_FR_ERROR_FATAL) ||
+		    vp_get_be32(m.payload + 4) != got + 1) {
+			if (!bad++)
+				fprintf(stderr, "simclient: message %u: type %u flags %#x ref %u\n",
+					got + 1, m.type, m.flags, m.len >= 8 ?
+					vp_get_be32(m.payload + 4) : 0);
+		}
+		got++;
+	}
+	CHECK(!bad && got == sent, "every refused frame has its non-fatal ERROR, in order "
+	      "(%u of %u, %u not as expected)", got, sent, bad);
+	memset(&w, 0, sizeof(w));
+	send_grant(q);
+	CHECK(fr_until_report(&w, &rt, &m) && rt >= q && !w.rejected,
+	      "the session goes on: the next grant is reported (%llu ns)", (unsigned long long)rt);
+	fr_send(VP_FR_BYE, 0, NULL, 0);
+	CHECK(wait_exit(pacer, 20000) == 0, "BYE ends the session (vmpace exit 0)");
+	CHECK(wait_exit(qemu, 20000) >= 0, "and vmpace terminated the VMM");
+}
+
 /*
  * "framed-net": vmpace run --net n0 with a stock QEMU whose virtio-net NIC
  * (netdev n0) is the only boot device, so the firmware's network boot
@@ -1717,6 +1836,8 @@ int main(int argc, char **argv)
 		scenario_framed(qemu_argv, q);
 	} else if (!strcmp(scenario, "framed-net")) {
 		scenario_framed_net(qemu_argv, q);
+	} else if (!strcmp(scenario, "framed-flood")) {
+		scenario_framed_flood(qemu_argv, q);
 	} else if (!strcmp(scenario, "framed-errors")) {
 		scenario_framed_errors(qemu_argv, q);
 	} else if (!strcmp(scenario, "zero-step")) {
