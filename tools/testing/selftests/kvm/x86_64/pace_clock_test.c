@@ -509,8 +509,8 @@ static uint64_t periodic_ticks(int nr_quanta, uint64_t quantum_ms,
 	nr = run_until_sync(vcpu, elapsed);
 	pace_set(vcpu, 0, 0);
 	TEST_ASSERT(last_uc.args[4] >= 2,
-		    "no periodic tick in a second of guest time after %d hold%s (ticks/thousand loops at each hold:%s): timer lost",
-		    nr_quanta, nr_quanta > 1 ? "s" : "", seen);
+		    "%lu periodic tick(s), not 2, in a second of guest time after %d hold%s (ticks/thousand loops at each hold:%s): timer lost",
+		    (unsigned long)last_uc.args[4], nr_quanta, nr_quanta > 1 ? "s" : "", seen);
 	kvm_vm_free(vm);
 	return nr;
 }
@@ -670,8 +670,8 @@ static void test_pit(void)
 	pr_info("PIT: %lu ticks in %lu ms of guest time (ticks/ms per quantum:%s), %lu after it\n",
 		nr, elapsed / ms, quanta, (uint64_t)last_uc.args[4]);
 	TEST_ASSERT(last_uc.args[4] >= 2,
-		    "no PIT tick in a second of unpaced guest time after %lu ms of paced guest time with holds (ticks/ms per quantum:%s): PIT stopped",
-		    elapsed / ms, quanta);
+		    "%lu PIT tick(s), not 2, in a second of unpaced guest time after %lu ms of paced guest time with holds (ticks/ms per quantum:%s): PIT stopped",
+		    (unsigned long)last_uc.args[4], elapsed / ms, quanta);
 	/*
 	 * A hold the PIT counted adds 20 ticks or more.  With tsc=unstable
 	 * in the test VM, the quantum in which pacing starts once had 4
