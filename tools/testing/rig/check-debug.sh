@@ -46,7 +46,7 @@ KSELFTEST_TIMEOUT=600 "$here/kselftest-list.sh" ours |
 fuzz_list "$secs" "$seed" >> "$C/debug.list"
 # The end-to-end tests boot a nested Debian guest, whose every exit the KASAN
 # and lockdep KVM handles about 15 times slower than the production one
-# (measured: proto-adevs 122 s against 7 s): all 34 would take hours.  These
+# (measured: proto-adevs 122 s against 7 s): all of them would take hours.  These
 # cover what no kselftest does and fit beside the kselftest VM (about 12
 # minutes): a real QEMU paced from another process (the seed protocol), the
 # controller killed mid-quantum, and KVM unloaded under a netlink monitor.
