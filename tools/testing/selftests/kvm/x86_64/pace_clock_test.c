@@ -289,6 +289,9 @@ static void hold_at(struct kvm_vcpu *vcpu, uint64_t deadline, int hold_ms)
 	run_until_pace(vcpu);
 	pace_state(vcpu, &before);
 	TEST_ASSERT(before.state & KVM_PACE_STATE_FROZEN, "not frozen: 0x%x", before.state);
+	/* 10 ms of guest time past the deadline: the thread did not run */
+	if (before.guest_tsc > deadline && before.guest_tsc - deadline >= pace_ms(vcpu, 10))
+		pace_note_starved("a hold began", (before.guest_tsc - deadline) / pace_ms(vcpu, 1));
 	/* The hold's length, not synchronisation: guest time must not move. */
 	nanosleep(&ts, NULL);
 	pace_state(vcpu, &after);
