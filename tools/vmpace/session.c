@@ -55,7 +55,19 @@ enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP =
 /* Limits of the framed protocol's network frames (vmpace-proto(7)). */
 #define TXQ_MAX_FRAMES	1024		/* queued for the guest */
 #define TXQ_MAX_BYTES	(4u << 20)
-#define OQ_LIMIT	(4u << 20)	/* unsent to the simulator: stop reading QEMU and it */
+/*
+ * Unsent to the simulator: past OQ_PORTS_STOP vmpace stops reading QEMU's
+ * network ports (until below OQ_PORTS_RESUME), past OQ_LIMIT the
+ * simulator's own messages.  Frames from the guest alone stay below
+ * OQ_PORTS_STOP + one frame, so only ERRORs for the simulator's own refused
+ * frames can keep vmpace from reading it.
+ */
+#define OQ_LIMIT	(4u << 20)
+#define OQ_PORTS_STOP	(OQ_LIMIT / 2)
+#define OQ_PORTS_RESUME	(OQ_LIMIT / 4)
+
+/* Why a frame for the guest was refused (each reason's log is limited apart). */
+enum { REJ_PORT, REJ_QUEUE, REJ_QEMU, REJ_NR };
 
 /* A frame from the simulator, waiting for guest time t. */
 struct tx_frame {
@@ -113,7 +125,8 @@ struct session {
 	bool ports_watched;
 	uint64_t last_stamp;	/* of the last frame from the guest */
 	uint32_t from_seq;
-	uint64_t rejected;	/* frames for the guest refused (ERRORs sent) */
+	uint64_t rejected[REJ_NR];	/* frames for the guest refused, by reason */
+	bool sync_full;		/* not reading the simulator: OQ_LIMIT unsent */
 	uint64_t *port_last_t;	/* of the last frame queued for each port */
 	struct tx_frame *txq;	/* frames for the guest, by time */
 	unsigned int txq_n;
@@ -304,14 +317,14 @@ static void set_state(struct session *s, enum state st)
 
 /*
  * Past OQ_LIMIT bytes the simulator has not read, vmpace reads no more of
- * its messages either (each refused FRAME_TO_GUEST queues an ERROR: a
- * simulator that sends and never reads must not grow the queue without
- * bound).  It reads on once the queue is below the limit; a simulator that
- * shut down its side is read to the end (it sends no more).
+ * its messages (each refused FRAME_TO_GUEST queues an ERROR: a simulator
+ * that sends and never reads must not grow the queue without bound).  It
+ * reads on once the queue is below the limit; a simulator that shut down
+ * its side is read to the end (what is left is in the socket's buffer).
  */
 static bool sync_readable(const struct session *s)
 {
-	return s->state == ST_WAIT_GRANT && oq_pending(s) < OQ_LIMIT;
+	return s->state == ST_WAIT_GRANT && (oq_pending(s) < OQ_LIMIT || s->peer_eof);
 }
 
 /* What the simulator's socket is watched for in the current state. */
@@ -321,6 +334,12 @@ static void watch_sync(struct session *s)
 
 	if (sync_readable(s))
 		ev |= EPOLLIN;
+	if (s->state == ST_WAIT_GRANT && !sync_readable(s) != s->sync_full) {
+		s->sync_full = !s->sync_full;
+		if (s->sync_full)
+			vp_err("the simulator has not read %zu bytes: vmpace reads no more "
+			       "of its messages until it does", oq_pending(s));
+	}
 	if (oq_pending(s))
 		ev |= EPOLLOUT;
 	if (ep_set(s, EPOLL_CTL_MOD, s->o->sync_fd, ev, TAG_SYNC))
@@ -386,13 +405,13 @@ static void watch_ports(struct session *s, bool on)
 /* QEMU is read again once the simulator has taken most of what waits. */
 static void resume_ports(struct session *s)
 {
-	if (s->hello_done && s->state != ST_DONE && oq_pending(s) < OQ_LIMIT / 2)
+	if (s->hello_done && s->state != ST_DONE && oq_pending(s) < OQ_PORTS_RESUME)
 		watch_ports(s, true);
 }
 
 /*
  * Frames the guest sent on port @i: each goes to the simulator stamped with
- * the guest time it was received at.  Past OQ_LIMIT bytes that the
+ * the guest time it was received at.  Past OQ_PORTS_STOP bytes that the
  * simulator has not read, vmpace stops reading QEMU (whose queue then
  * fills, and the guest's NIC waits): nothing is dropped.
  */
@@ -404,7 +423,7 @@ static void on_port(struct session *s, int i)
 	ssize_t n;
 
 	while (s->state != ST_DONE) {
-		if (oq_pending(s) >= OQ_LIMIT) {
+		if (oq_pending(s) >= OQ_PORTS_STOP) {
 			watch_ports(s, false);
 			break;
 		}
@@ -462,16 +481,17 @@ static uint64_t irq_sum(struct session *s)
 	return sum;
 }
 
-static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void reject_frame(struct session *s, int why, uint32_t id, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /*
  * A frame for the guest that vmpace does not take: a non-fatal ERROR for
- * each; the log shows the first REJECT_LOG and then every REJECT_LOG-th
- * (a simulator that sends nothing but such frames must not flood it).
+ * each; the log shows the first REJECT_LOG - 1 refusals for each reason,
+ * then one in REJECT_LOG with the count (a simulator that sends nothing but
+ * such frames must not flood it).
  */
 #define REJECT_LOG	100
-static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
+static void reject_frame(struct session *s, int why, uint32_t id, const char *fmt, ...)
 {
 	char text[256];
 	va_list ap;
@@ -479,11 +499,11 @@ static void reject_frame(struct session *s, uint32_t id, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (++s->rejected < REJECT_LOG)
+	if (++s->rejected[why] < REJECT_LOG)
 		vp_err("%s", text);
-	else if (!(s->rejected % REJECT_LOG))
-		vp_err("%s (%llu frames refused so far: every %uth is logged)", text,
-		       (unsigned long long)s->rejected, REJECT_LOG);
+	else if (!(s->rejected[why] % REJECT_LOG))
+		vp_err("%s (%llu refused so far for this reason: one in %u is logged)", text,
+		       (unsigned long long)s->rejected[why], REJECT_LOG);
 	queue_error(s, 0, 0, id, text);
 }
 
@@ -527,8 +547,8 @@ static bool hand_over(struct session *s, struct tx_frame *f)
 			break;
 	}
 	if (n < 0) {
-		reject_frame(s, f->id, "FRAME_TO_GUEST %u: QEMU does not read network port %u "
-			     "(%s): %s", f->id, f->port, s->o->net_id[f->port],
+		reject_frame(s, REJ_QEMU, f->id, "FRAME_TO_GUEST %u: QEMU does not read "
+			     "network port %u (%s): %s", f->id, f->port, s->o->net_id[f->port],
 			     e == EAGAIN ? "its queue is full (the guest's NIC does not "
 			     "receive)" : strerror(e));
 		return false;
@@ -622,8 +642,8 @@ static void queue_tx(struct session *s, const struct vp_fr_msg *m)
 		return;
 	}
 	if (port >= s->nr_ports) {
-		reject_frame(s, id, "FRAME_TO_GUEST %u: no network port %u (vmpace has %d: "
-			     "--net)", id, port, s->nr_ports);
+		reject_frame(s, REJ_PORT, id, "FRAME_TO_GUEST %u: no network port %u "
+			     "(vmpace has %d: --net)", id, port, s->nr_ports);
 		return;
 	}
 	if (m->t < s->port_last_t[port]) {
@@ -633,8 +653,9 @@ static void queue_tx(struct session *s, const struct vp_fr_msg *m)
 		return;
 	}
 	if (s->txq_n >= TXQ_MAX_FRAMES || s->txq_bytes + len > TXQ_MAX_BYTES) {
-		reject_frame(s, id, "FRAME_TO_GUEST %u: %u frames (%zu bytes) wait for the "
-			     "guest already, the most vmpace queues is %u (%u bytes)", id,
+		reject_frame(s, REJ_QUEUE, id, "FRAME_TO_GUEST %u: %u frames (%zu bytes) "
+			     "wait for the guest already, the most vmpace queues is %u "
+			     "(%u bytes)", id,
 			     s->txq_n, s->txq_bytes, TXQ_MAX_FRAMES, TXQ_MAX_BYTES);
 		return;
 	}
