@@ -26,7 +26,9 @@ if [ -z "$vmlinux" ]; then
 	     [ "$(realpath "$KERNEL_SRC")" = "$(realpath "/lib/modules/$(uname -r)/build")" ]; then
 		vmlinux=/sys/kernel/btf/vmlinux
 	else
-		echo "abi-check: error: no BTF for the target kernel: set ABI_VMLINUX=" >&2
+		echo "abi-check: error: no BTF for the target kernel (no vmlinux in $KERNEL_SRC," \
+		     "and it is not the running kernel): install its image package (its" \
+		     "/boot/vmlinuz-<release>) or set ABI_VMLINUX= to an ELF vmlinux of it" >&2
 		exit 1
 	fi
 fi

@@ -10,7 +10,7 @@
 #   5. check the ABI against the target vmlinux, strip, install into build/modules.
 #
 # The target kernel is the pinned one (tools/testing/rig/versions) unless
-# KVER=<release> or KERNEL_SRC=<build tree> names another Linux 6.12: then
+# KVER=<release> or KERNEL_SRC=<build tree> names another Linux 6.12 or 6.1: then
 # its source is Debian's linux-source of the same version (fetched once) or
 # KERNEL_TARBALL, and everything goes to build/kver/<release>/.
 #
@@ -48,7 +48,7 @@ pristine=$(pristine_src)
 tree=$TK_OUT/tree
 stamp="$(overlay_stamp) $KPKG_VERSION"
 if [ "$(cat "$tree/.vmpace-stamp" 2>/dev/null)" != "$stamp" ]; then
-	log "patched tree: overlay + kernel/patches/series"
+	log "patched tree: overlay + ${SERIES_DIR#"$repo"/}/series"
 	rm -rf "$tree"
 	cp -al "$pristine" "$tree"
 	overlay_list | while IFS= read -r pair; do
@@ -60,10 +60,16 @@ if [ "$(cat "$tree/.vmpace-stamp" 2>/dev/null)" != "$stamp" ]; then
 		# cp to a fresh name: never write through a hard link into pristine
 		cp "$repo/$src" "$tree/$dst"
 	done
-	if [ -s "$repo/kernel/patches/series" ]; then
-		(cd "$tree" && QUILT_PATCHES="$repo/kernel/patches" QUILT_PC=.pc \
+	if [ -s "$SERIES_DIR/series" ]; then
+		(cd "$tree" && QUILT_PATCHES="$SERIES_DIR" QUILT_PC=.pc \
 			quilt push -a -q --fuzz=0 >/dev/null) ||
-			die "kernel/patches/series does not apply to $KSRC_PKG $KPKG_VERSION"
+			die "${SERIES_DIR#"$repo"/}/series does not apply to $KSRC_PKG $KPKG_VERSION"
+	fi
+	# The kselftests are built from the 6.12 tree and run on 6.1 as well.
+	if [ "$SERIES_DIR" = "$repo/kernel/patches" ]; then
+		patch -d "$tree" -p1 -s --fuzz=0 --no-backup-if-mismatch \
+			< "$here/selftests-pre-6.8.patch" ||
+			die "tools/testing/rig/selftests-pre-6.8.patch does not apply to $KSRC_PKG $KPKG_VERSION"
 	fi
 	echo "$stamp" > "$tree/.vmpace-stamp"
 fi
@@ -112,7 +118,22 @@ make -C "$KERNEL_SRC" M="$kmod" NOSTDINC_FLAGS="$nostdinc" $werror \
 
 # --- 5. ABI check, strip, install ----------------------------------------------
 if [ "${ABI_CHECK:-y}" = y ]; then
-	"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko"
+	# The target's BTF: its headers' vmlinux (Debian 6.12), else the
+	# ELF inside its installed image (Debian's 6.1 headers ship no
+	# vmlinux), unpacked once; abi-check.sh also knows the running
+	# kernel's /sys/kernel/btf/vmlinux.
+	abi_vmlinux=${ABI_VMLINUX:-}
+	if [ -z "$abi_vmlinux" ] && [ ! -e "$KERNEL_SRC/vmlinux" ] &&
+	   [ "$TK_REL" != "$(uname -r)" ] && [ -e "/boot/vmlinuz-$TK_REL" ]; then
+		abi_vmlinux=$TK_OUT/vmlinux
+		if [ ! -s "$abi_vmlinux" ] || [ "/boot/vmlinuz-$TK_REL" -nt "$abi_vmlinux" ]; then
+			log "unpacking the BTF of $TK_REL from /boot/vmlinuz-$TK_REL"
+			"$pristine/scripts/extract-vmlinux" "/boot/vmlinuz-$TK_REL" > "$abi_vmlinux.part" ||
+				{ rm -f "$abi_vmlinux.part"; die "cannot unpack /boot/vmlinuz-$TK_REL for the ABI check"; }
+			mv "$abi_vmlinux.part" "$abi_vmlinux"
+		fi
+	fi
+	"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko" $abi_vmlinux
 else
 	log "ABI check skipped: ${ABI_CHECK}"
 fi

@@ -12,6 +12,8 @@ pinned=(
 	"$KSRC_PKG=$KPKG_VERSION"
 	"linux-headers-$KREL=$KPKG_VERSION"
 	"linux-image-$KREL-unsigned=$KPKG_VERSION"
+	"linux-headers-$KREL61=$KPKG61_VERSION"
+	"linux-image-$KREL61=$KPKG61_VERSION"
 	"libns3-dev=$NS3_PKG_VERSION"
 )
 # Unpinned: whatever Debian 12 ships.
@@ -54,4 +56,5 @@ for p in "${pinned[@]}"; do
 done
 # --allow-downgrades: a pin that something else moved (an apt-get install of
 # another kernel's headers upgrades linux-source-6.12 with it) is restored.
-apt-get install -y -q --no-install-recommends --allow-downgrades "${missing[@]}"
+# INITRD=No: the test VMs boot the kernel images with the rig's own initramfs.
+INITRD=No apt-get install -y -q --no-install-recommends --allow-downgrades "${missing[@]}"

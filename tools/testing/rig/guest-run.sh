@@ -24,26 +24,31 @@ loadmod() { # path [params...]
 	insmod "$@" || { echo "guest: insmod $* failed" >&2; return 1; }
 }
 
-modfile() { # name -> $MODULES/name.ko, or .ko.xz if only that exists
-	if [ ! -e "$MODULES/$1.ko" ] && [ -e "$MODULES/$1.ko.xz" ]; then
-		echo "$MODULES/$1.ko.xz"
+kofile() { # dir name -> dir/name.ko, or .ko.xz if only that exists
+	if [ ! -e "$1/$2.ko" ] && [ -e "$1/$2.ko.xz" ]; then
+		echo "$1/$2.ko.xz"
 	else
-		echo "$MODULES/$1.ko"
+		echo "$1/$2.ko"
 	fi
 }
 
+modfile() { # name -> $MODULES/name.ko, or .ko.xz if only that exists
+	kofile "$MODULES" "$1"
+}
+
 load_kvm() {
+	# Debian's 6.12 modules are .ko.xz, its 6.1 modules .ko
 	local d=/lib/modules/$krel/kernel
 	if [ "$MODULES" != distro ] && [ -e "$MODULES/irqbypass.ko" ]; then
 		# the debug test kernel: no SEV, so kvm-amd needs no ccp
 		loadmod "$MODULES/irqbypass.ko" || return 1
 	else
-		loadmod $d/virt/lib/irqbypass.ko.xz &&
-		loadmod $d/drivers/crypto/ccp/ccp.ko.xz || return 1
+		loadmod "$(kofile $d/virt/lib irqbypass)" &&
+		loadmod "$(kofile $d/drivers/crypto/ccp ccp)" || return 1
 	fi
 	if [ "$MODULES" = distro ]; then
-		loadmod $d/arch/x86/kvm/kvm.ko.xz &&
-		loadmod $d/arch/x86/kvm/kvm-amd.ko.xz $KVM_AMD_PARAMS
+		loadmod "$(kofile $d/arch/x86/kvm kvm)" &&
+		loadmod "$(kofile $d/arch/x86/kvm kvm-amd)" $KVM_AMD_PARAMS
 	else
 		# ours: the build's kvm.ko, or DKMS's kvm.ko.xz (make check-deb)
 		loadmod "$(modfile kvm)" &&

@@ -17,18 +17,22 @@ need_file() {
 # Our files that go into the kernel tree, as "repo-path<TAB>tree-path" lines.
 overlay_list() {
 	(cd "$repo" &&
-	 { find kernel -type f ! -path 'kernel/patches/*' | sed 's,^kernel/\(.*\),&\t\1,'
+	 { find kernel -type f ! -path 'kernel/patches*/*' | sed 's,^kernel/\(.*\),&\t\1,'
 	   for d in tools/testing/selftests/kvm Documentation/virt; do
 		[ ! -d "$d" ] || find "$d" -type f
 	   done | sed 's,.*,&\t&,'; } | LC_ALL=C sort)
 }
 
+# The patch series for the target kernel's base: kernel/patches (Linux
+# 6.12, the one mailed upstream) unless target_kernel chose another.
+SERIES_DIR=${SERIES_DIR:-$repo/kernel/patches}
+
 # Patches named by the series, in order.
 series_patches() {
-	local s=$repo/kernel/patches/series
+	local s=$SERIES_DIR/series
 	[ -f "$s" ] || return 0
 	sed -e 's/#.*//' -e 's/[[:space:]].*//' -e '/^$/d' "$s" |
-		sed "s,^,$repo/kernel/patches/,"
+		sed "s,^,$SERIES_DIR/,"
 }
 
 # Upstream files the series modifies or creates.
@@ -41,11 +45,11 @@ series_files() {
 # Everything that decides the content of the patched tree.
 overlay_stamp() {
 	{
-		cat "$repo/tools/testing/rig/versions"
+		cat "$repo/tools/testing/rig/versions" "$repo/tools/testing/rig/selftests-pre-6.8.patch"
 		overlay_list | while IFS= read -r pair; do
 			printf '%s ' "$pair"; sha1sum < "$repo/${pair%%	*}"
 		done
-		cat "$repo/kernel/patches/series" 2>/dev/null
+		cat "$SERIES_DIR/series" 2>/dev/null
 		series_patches | xargs -r cat
 	} | sha1sum | cut -d' ' -f1
 }
@@ -74,8 +78,9 @@ pristine_src() {
 	echo "$top"
 }
 
-# Bases the patch series is written for (major.minor).
-SUPPORTED_BASES="6.12"
+# Bases a patch series is written for (major.minor): 6.12 in kernel/patches,
+# every other one in kernel/patches-<base>.
+SUPPORTED_BASES="6.12 6.1"
 
 # apt-get install for the rig's extra kernel packages.  Debian 12's apt
 # upgrades every installed binary of the same source package with the one
@@ -152,10 +157,11 @@ target_kernel() {
 	base=$(echo "$TK_VERSION" | cut -d. -f1-2)
 	case " $SUPPORTED_BASES " in
 	*" $base "*) ;;
-	*) die "kernel $TK_REL is Linux $TK_VERSION: vmpace's patch series is for Linux" \
-	       "$SUPPORTED_BASES (Debian 12: linux-image-6.12.*-amd64); no series for $base yet." \
-	       "See README.md, \"Kernels\"." ;;
+	*) die "kernel $TK_REL is Linux $TK_VERSION: vmpace's patch series are for Linux" \
+	       "$SUPPORTED_BASES (Debian 12: linux-image-6.12.*-amd64, linux-image-6.1.0-*-amd64);" \
+	       "no series for $base yet. See README.md, \"Kernels\"." ;;
 	esac
+	[ "$base" = 6.12 ] || SERIES_DIR=$repo/kernel/patches-$base
 	TK_OUT=$BUILD
 	# The pinned kernel, or one built from its source (the debug test
 	# kernel: an O= build tree whose 'source' is the pinned source).

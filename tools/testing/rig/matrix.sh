@@ -5,9 +5,10 @@
 # configured archives serve.  For each linux-source-6.12 version: the series
 # applies (quilt, no fuzz), kvm.ko kvm-amd.ko kvm-intel.ko build with
 # KVM_WERROR=y against that kernel's linux-headers, and the ABI check passes
-# against its vmlinux.  linux-source-6.1 versions (Debian 12's default
-# kernel) are listed as unsupported, and 'make modules' for the newest one
-# must fail with the clear "no series" error, not in kbuild.
+# against its vmlinux; the same for each linux-source-6.1 version (Debian
+# 12's default kernel) with kernel/patches-6.1, the ABI check against the
+# vmlinux inside its linux-image package (fetched, not installed).  A base
+# without a series must fail with the clear "no series" error, not in kbuild.
 #
 # As root, installs the linux-headers package of each version (pulls its
 # -common and linux-kbuild); otherwise a version whose headers are missing
@@ -16,8 +17,8 @@
 # (1.6 GB each).  Writes build/matrix/{matrix.md,matrix.tap}; ends with
 # "N passed, N failed, N skipped".
 #
-# MATRIX_NEWEST=N builds only the N newest 6.12 versions and the pinned
-# one; the others get a row saying so and count as skipped.  CI runs
+# MATRIX_NEWEST=N builds only the N newest versions of each base and the
+# pinned ones; the others get a row saying so and count as skipped.  CI runs
 # MATRIX_NEWEST=1: the whole matrix (about 13 minutes on 2 cores, most of
 # it one build per version) does not fit CI's 90 minutes beside the rest.
 set -uo pipefail
@@ -70,33 +71,49 @@ result() { # ok|skip|fail, description, skip reason or log
 
 newest=${MATRIX_NEWEST:-0}
 [[ "$newest" =~ ^[0-9]+$ ]] || die "MATRIX_NEWEST must be a number (0: all versions)"
-nth=0
-for ver in $v612; do
-	up=${ver%%-*}
-	krel=$up+deb12-amd64
-	lg=$M/logs/$krel.log
-	nth=$((nth + 1))
-	if [ "$newest" -gt 0 ] && [ "$nth" -gt "$newest" ] && [ "$ver" != "$KPKG_VERSION" ]; then
-		row "$ver" "$krel" - - - "not built in this run (MATRIX_NEWEST=$newest)"
-		result skip "matrix: $krel" "not built in this run (MATRIX_NEWEST=$newest: the newest $newest and the pinned version)"
-		continue
+
+# The BTF of kernel $1 at version $2 for the ABI check: its headers'
+# vmlinux (6.12), else the ELF inside its image package, fetched without
+# installing it (Debian's 6.1 headers ship no vmlinux).  Prints the path.
+target_btf() { # krel version log
+	local t=$BUILD/kver/$1/vmlinux tmp
+	if [ -e "/usr/src/linux-headers-$1/vmlinux" ]; then
+		echo "/usr/src/linux-headers-$1/vmlinux"
+		return 0
 	fi
+	if [ ! -s "$t" ]; then
+		tmp=$(mktemp -d "$BUILD/debs/get.XXXXXX")
+		(cd "$tmp" && apt-get download -q "linux-image-$1=$2") >> "$3" 2>&1 &&
+			dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -xO "./boot/vmlinuz-$1" > "$tmp/vmlinuz" &&
+			"$(pristine_of "$2")/scripts/extract-vmlinux" "$tmp/vmlinuz" > "$t.part" &&
+			mv "$t.part" "$t"
+		rm -rf "$tmp" "$t.part"
+	fi
+	[ -s "$t" ] && echo "$t"
+}
+pristine_of() { # version -> its extracted source tree
+	find "$BUILD/src-$1" -mindepth 1 -maxdepth 1 -type d | head -n 1
+}
+
+# One row: headers installed, series applies, builds, ABI check.
+build_row() { # base version krel
+	local base=$1 ver=$2 krel=$3 lg=$M/logs/$3.log start rc applies builds abi kmod btf
 	start=$(date +%s)
 	if ! grep -qxF "$ver" <<<"$(versions_of "linux-headers-$krel")"; then
 		echo "no linux-headers-$krel $ver in the archives" > "$lg"
 		row "$ver" "$krel?" - - - "**no headers package of that name and version**"
 		result fail "matrix: $ver: linux-headers-$krel $ver exists" "$lg"
-		continue
+		return
 	fi
 	if ! have_pkg "linux-headers-$krel" "$ver" && [ "$(id -u)" -ne 0 ]; then
 		row "$ver" "$krel" - - - "skipped: linux-headers-$krel $ver not installed"
 		result skip "matrix: $krel" "linux-headers-$krel $ver not installed (run as root)"
-		continue
+		return
 	fi
 	if ! get_pkg "linux-headers-$krel" "$ver" "$lg"; then
 		row "$ver" "$krel" - - - "**cannot install linux-headers-$krel $ver**"
 		result fail "matrix: $krel: linux-headers-$krel $ver installs" "$lg"
-		continue
+		return
 	fi
 	# Build with the ABI check apart, so that the table says which step failed.
 	ABI_CHECK=n KVER=$krel KERNEL_SRC= "$here/build-kvm.sh" modules > "$lg" 2>&1
@@ -105,9 +122,11 @@ for ver in $v612; do
 	if [ $rc -ne 0 ]; then
 		if grep -q 'does not apply' "$lg"; then applies=**no** builds=-; else builds=**no**; fi
 	else
-		kmod=$(dirname "$(KVER=$krel KERNEL_SRC= "$here/build-kvm.sh" outdir)")/kmod
-		if KERNEL_SRC=/usr/src/linux-headers-$krel \
-		   "$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko" >> "$lg" 2>&1; then
+		kmod=$BUILD/kver/$krel/kmod
+		[ "$ver" != "$KPKG_VERSION" ] || kmod=$BUILD/kmod
+		if btf=$(target_btf "$krel" "$ver" "$lg") &&
+		   KERNEL_SRC=/usr/src/linux-headers-$krel \
+		   "$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko" "$btf" >> "$lg" 2>&1; then
 			abi=ok
 		else
 			abi=**failed**
@@ -116,47 +135,64 @@ for ver in $v612; do
 	fi
 	row "$ver" "$krel" "$applies" "$builds" "$abi" "$(( $(date +%s) - start )) s"
 	if [ $rc -eq 0 ]; then
-		result ok "matrix: $krel: series applies, builds, ABI check"
+		result ok "matrix: $krel: ${SERIES_NAME[$base]} applies, builds, ABI check"
 	else
-		result fail "matrix: $krel: series applies, builds, ABI check" "$lg"
+		result fail "matrix: $krel: ${SERIES_NAME[$base]} applies, builds, ABI check" "$lg"
 	fi
 	# Keep the fetched tarball, not the 1.6 GB trees of other versions.
-	if [ "$ver" != "$KPKG_VERSION" ]; then
+	if [ "$ver" != "$KPKG_VERSION" ] && [ "$ver" != "$KPKG61_VERSION" ]; then
 		rm -rf "$BUILD/src-$ver" "$BUILD/kver/$krel/tree"
 	fi
+}
+declare -A SERIES_NAME=([6.12]=kernel/patches [6.1]=kernel/patches-6.1)
+
+nth=0
+for ver in $v612; do
+	krel=${ver%%-*}+deb12-amd64
+	nth=$((nth + 1))
+	if [ "$newest" -gt 0 ] && [ "$nth" -gt "$newest" ] && [ "$ver" != "$KPKG_VERSION" ]; then
+		row "$ver" "$krel" - - - "not built in this run (MATRIX_NEWEST=$newest)"
+		result skip "matrix: $krel" "not built in this run (MATRIX_NEWEST=$newest: the newest $newest and the pinned version)"
+		continue
+	fi
+	build_row 6.12 "$ver" "$krel"
 done
 
-# 6.1: no series yet; the newest must be refused with the clear error.
-first=1
+# 6.1: Debian's ABI name (6.1.0-N-amd64) of each source version.
+nth=0
 for ver in $v61; do
-	if [ $first = 1 ]; then
-		first=0
-		lg=$M/logs/6.1-$ver.log
-		# Debian's 6.1 ABI name (6.1.0-N-amd64) of this source version.
-		hdr=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
-		      cut -d' ' -f1 | while read -r p; do
-			grep -qxF "$ver" <<<"$(versions_of "$p")" && echo "$p"
-		      done | head -n 1)
-		krel=${hdr#linux-headers-}
-		if [ -z "$hdr" ] || ! get_pkg "$hdr" "$ver" "$lg"; then
-			row "$ver" "${krel:--}" "no 6.1 series" - - "refusal not checked: headers not installed"
-			result skip "matrix: 6.1 $ver: make modules refuses with a clear error" \
-				"linux-headers for 6.1 $ver not installed (run as root)"
-			continue
-		fi
-		KVER=$krel KERNEL_SRC= "$here/build-kvm.sh" modules > "$lg" 2>&1
-		rc=$?
-		if [ $rc -ne 0 ] && grep -q "no series for 6.1" "$lg"; then
-			row "$ver" "$krel" "no 6.1 series" - - "refused: \"$(grep -o 'no series for 6.1 yet' "$lg")\""
-			result ok "matrix: 6.1 $ver ($krel): make modules refuses with a clear error"
-		else
-			row "$ver" "$krel" "no 6.1 series" - - "**not refused clearly** (exit $rc)"
-			result fail "matrix: 6.1 $ver ($krel): make modules refuses with a clear error" "$lg"
-		fi
-	else
-		row "$ver" "-" "no 6.1 series" - - "not built"
+	nth=$((nth + 1))
+	hdr=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' 2>/dev/null |
+	      cut -d' ' -f1 | while read -r p; do
+		grep -qxF "$ver" <<<"$(versions_of "$p")" && echo "$p"
+	      done | head -n 1)
+	krel=${hdr#linux-headers-}
+	if [ -z "$hdr" ]; then
+		row "$ver" - - - - "no linux-headers-6.1.0-N-amd64 of this version in the archives"
+		result skip "matrix: 6.1 $ver" "no headers package of this version in the archives"
+		continue
 	fi
+	if [ "$newest" -gt 0 ] && [ "$nth" -gt "$newest" ] && [ "$ver" != "$KPKG61_VERSION" ]; then
+		row "$ver" "$krel" - - - "not built in this run (MATRIX_NEWEST=$newest)"
+		result skip "matrix: $krel" "not built in this run (MATRIX_NEWEST=$newest: the newest $newest and the pinned version)"
+		continue
+	fi
+	build_row 6.1 "$ver" "$krel"
 done
+
+# A base without a series must be refused before kbuild, with a clear error.
+lg=$M/logs/unsupported.log
+mkdir -p "$M/fake-5.10/include/generated"
+printf 'VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 0\nEXTRAVERSION =\nkernelversion:\n\t@echo 5.10.0\n' \
+	> "$M/fake-5.10/Makefile"
+echo '#define UTS_RELEASE "5.10.0-fake"' > "$M/fake-5.10/include/generated/utsrelease.h"
+KERNEL_SRC=$M/fake-5.10 "$here/build-kvm.sh" modules > "$lg" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "no series for 5.10 yet" "$lg"; then
+	result ok "matrix: a kernel without a series (Linux 5.10) is refused with a clear error"
+else
+	result fail "matrix: a kernel without a series (Linux 5.10) is refused with a clear error" "$lg"
+fi
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

@@ -1,22 +1,37 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the test VM's initramfs (busybox + 9p modules + guest-init), cached
-# under build/ by kernel release and content; prints its path.
+# Build the test VM's initramfs (busybox + the 9p modules of the kernel it
+# boots + guest-init), cached under build/ by kernel release and content;
+# prints its path.
+#
+# Usage: mkinitramfs.sh [RELEASE]   (default: the pinned kernel, $KREL)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions"
 . "$here/lib.sh"
 
-moddir=/lib/modules/$KREL/kernel
-mods=("$moddir/fs/netfs/netfs.ko.xz" "$moddir/net/9p/9pnet.ko.xz"
-      "$moddir/net/9p/9pnet_virtio.ko.xz" "$moddir/fs/9p/9p.ko.xz")
-need_file /boot/vmlinuz-$KREL "linux-image-$KREL-unsigned $KPKG_VERSION"
+rel=${1:-$KREL}
+pkg="linux-image-$rel"
+[ "$rel" != "$KREL" ] || pkg="linux-image-$KREL-unsigned $KPKG_VERSION"
+need_file "/boot/vmlinuz-$rel" "$pkg"
 need_file /bin/busybox busybox-static
-for m in "${mods[@]}"; do need_file "$m" "linux-image-$KREL-unsigned $KPKG_VERSION"; done
+
+# What 9p over virtio needs, in load order (Debian's 6.12 has virtio built
+# in, 6.1 has it as modules); built-in ones are skipped.
+mods=()
+for m in virtio_pci 9pnet_virtio 9p; do
+	deps=$(modprobe -S "$rel" --show-depends "$m" 2>&1) ||
+		die "modprobe -S $rel: $m: $deps (install $pkg)"
+	while read -r what path _; do
+		[ "$what" = insmod ] || continue
+		case " ${mods[*]} " in *" $path "*) ;; *) mods+=("$path") ;; esac
+	done <<<"$deps"
+done
+[ ${#mods[@]} -gt 0 ] || die "$rel: no 9p modules found"
 
 key=$(cat "$here/guest-init" /bin/busybox "${mods[@]}" | sha1sum | cut -c1-12)
-out=$BUILD/initramfs-$KREL-$key.cpio.gz
+out=$BUILD/initramfs-$rel-$key.cpio.gz
 if [ ! -e "$out" ]; then
 	d=$(mktemp -d "$BUILD/initramfs.XXXXXX")
 	trap 'rm -rf "$d" "$d.cpio.gz"' EXIT
@@ -25,8 +40,12 @@ if [ ! -e "$out" ]; then
 	cp "$here/guest-init" "$d/init"
 	chmod +x "$d/init"
 	for m in "${mods[@]}"; do
-		b=$(basename "$m" .ko.xz)
-		xz -dc "$m" > "$d/lib/modules/$b.ko"
+		b=$(basename "$m"); b=${b%.xz}; b=${b%.ko}
+		case $m in
+		*.xz) xz -dc "$m" > "$d/lib/modules/$b.ko" ;;
+		*) cp "$m" "$d/lib/modules/$b.ko" ;;
+		esac
+		echo "$b" >> "$d/lib/modules/order"
 	done
 	# Test VMs start in parallel: build privately, rename atomically.
 	(cd "$d" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$d.cpio.gz"

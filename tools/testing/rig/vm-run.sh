@@ -7,9 +7,12 @@
 # Usage: vm-run.sh [options] TESTS-FILE | --shell
 #   --modules distro|DIR   KVM modules to load (default: build/modules, or
 #                          build/modules-debug with --kernel debug)
-#   --kernel distro|debug  boot Debian's kernel (default) or the debug test
-#                          kernel (build-debug-kernel.sh: KASAN, lockdep,
-#                          UBSAN, KFENCE, panic_on_warn)
+#   --kernel distro|debug|RELEASE
+#                          boot Debian's pinned kernel (default), the debug
+#                          test kernel (build-debug-kernel.sh: KASAN, lockdep,
+#                          UBSAN, KFENCE, panic_on_warn), or another installed
+#                          Debian kernel, e.g. 6.1.0-57-amd64 (modules: its
+#                          build, build/kver/RELEASE/modules)
 #   --name NAME            results go to build/vm/NAME (default: tests file name)
 #   --smp N --mem MB       test VM size (default 2, 3072)
 #   --retry                rerun a failing test once (regression runs)
@@ -71,7 +74,8 @@ while [ $# -gt 0 ]; do
 done
 [ "$shell" = 1 ] || [ -n "$tests" ] || die "usage: vm-run.sh [options] TESTS-FILE | --shell"
 case "$kernel_kind" in
-distro)
+distro|"$KREL")
+	kernel_kind=distro
 	kernel=/boot/vmlinuz-$KREL
 	modules=${modules:-$BUILD/modules}
 	kparams="loglevel=4"
@@ -93,14 +97,23 @@ debug)
 	# memset()s).  4-level paging has no such window.
 	kparams="loglevel=5 panic_on_warn=1 kasan.fault=panic hung_task_panic=1 no5lvl"
 	;;
-*) die "--kernel distro|debug" ;;
+[0-9]*)
+	kernel=/boot/vmlinuz-$kernel_kind
+	[ -e "$kernel" ] || die "no $kernel: install linux-image-$kernel_kind"
+	modules=${modules:-$BUILD/kver/$kernel_kind/modules}
+	kparams="loglevel=4"
+	;;
+*) die "--kernel distro|debug|RELEASE" ;;
 esac
 [ "$modules" = distro ] || [ -e "$modules/kvm.ko" ] || [ -e "$modules/kvm.ko.xz" ] ||
 	die "no kvm.ko in $modules: run 'make modules'"
 [ "$modules" = distro ] || modules=$(cd "$modules" && pwd)
 name=${name:-$( [ "$shell" = 1 ] && echo shell || basename "$tests" )}
 
-initrd=$("$here/mkinitramfs.sh")
+case "$kernel_kind" in
+[0-9]*) initrd=$("$here/mkinitramfs.sh" "$kernel_kind") ;;
+*) initrd=$("$here/mkinitramfs.sh") ;;
+esac
 R=$BUILD/vm/$name
 rm -rf "$R"
 mkdir -p "$R"
