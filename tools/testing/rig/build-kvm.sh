@@ -126,12 +126,8 @@ if [ "${ABI_CHECK:-y}" = y ]; then
 	if [ -z "$abi_vmlinux" ] && [ ! -e "$KERNEL_SRC/vmlinux" ] &&
 	   [ "$TK_REL" != "$(uname -r)" ] && [ -e "/boot/vmlinuz-$TK_REL" ]; then
 		abi_vmlinux=$TK_OUT/vmlinux
-		if [ ! -s "$abi_vmlinux" ] || [ "/boot/vmlinuz-$TK_REL" -nt "$abi_vmlinux" ]; then
-			log "unpacking the BTF of $TK_REL from /boot/vmlinuz-$TK_REL"
-			"$pristine/scripts/extract-vmlinux" "/boot/vmlinuz-$TK_REL" > "$abi_vmlinux.part" ||
-				{ rm -f "$abi_vmlinux.part"; die "cannot unpack /boot/vmlinuz-$TK_REL for the ABI check"; }
-			mv "$abi_vmlinux.part" "$abi_vmlinux"
-		fi
+		unpack_vmlinux "/boot/vmlinuz-$TK_REL" "$abi_vmlinux" "$pristine" ||
+			die "cannot unpack /boot/vmlinuz-$TK_REL for the ABI check"
 	fi
 	"$here/abi-check.sh" "$kmod/arch/x86/kvm/kvm.ko" $abi_vmlinux
 else

@@ -78,6 +78,14 @@ pristine_src() {
 	echo "$top"
 }
 
+# The ELF vmlinux (with its BTF) inside kernel image VMLINUZ, unpacked into
+# OUT with the extract-vmlinux of source tree SRC, unless OUT is newer.
+unpack_vmlinux() { # vmlinuz out src
+	[ -s "$2" ] && [ ! "$1" -nt "$2" ] && return 0
+	"$3/scripts/extract-vmlinux" "$1" > "$2.part" && mv "$2.part" "$2" ||
+		{ rm -f "$2.part"; return 1; }
+}
+
 # Bases a patch series is written for (major.minor): 6.12 in kernel/patches,
 # every other one in kernel/patches-<base>.
 SUPPORTED_BASES="6.12 6.1"

@@ -85,9 +85,8 @@ target_btf() { # krel version log
 		tmp=$(mktemp -d "$BUILD/debs/get.XXXXXX")
 		(cd "$tmp" && apt-get download -q "linux-image-$1=$2") >> "$3" 2>&1 &&
 			dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -xO "./boot/vmlinuz-$1" > "$tmp/vmlinuz" &&
-			"$(pristine_of "$2")/scripts/extract-vmlinux" "$tmp/vmlinuz" > "$t.part" &&
-			mv "$t.part" "$t"
-		rm -rf "$tmp" "$t.part"
+			unpack_vmlinux "$tmp/vmlinuz" "$t" "$(pristine_of "$2")"
+		rm -rf "$tmp"
 	fi
 	[ -s "$t" ] && echo "$t"
 }
