@@ -6,12 +6,14 @@
 #   1. apt-get install ./vmpace-dkms_*.deb ./vmpace_*.deb ./libvmpace0_*.deb
 #      ./libvmpace-dev_*.deb: DKMS builds the
 #      modules for every installed kernel with headers (this machine's own
-#      kernel is not among them: it is the host's), 6.12 ones built and
-#      installed into /lib/modules/<release>/updates/dkms, others skipped;
+#      kernel is not among them: it is the host's), 6.12 and 6.1 ones built
+#      (each from its base's series) and installed into
+#      /lib/modules/<release>/updates/dkms, others skipped;
 #   2. the test VM boots $KREL with the modules DKMS installed, checks that
 #      they are the ones loaded, runs pace_test and the lockstep end-to-end
 #      test with the installed /usr/bin/vmpace and a refsim built against the
-#      installed libvmpace with pkg-config (linked to libvmpace.so.0);
+#      installed libvmpace with pkg-config (linked to libvmpace.so.0); a
+#      second one boots $KREL61 with its DKMS modules and runs pace_test;
 #   3. apt-get remove: the modules, the tool and the library are gone and modprobe finds
 #      Debian's own KVM modules again.
 # Ends with "N passed, N failed, N skipped".
@@ -82,24 +84,31 @@ check "kvm, kvm-amd and kvm-intel are in $upd" \
 	eval "(for m in kvm kvm-amd kvm-intel; do ls $upd/\$m.ko* || exit 1; done)"
 check "modprobe's kvm and kvm_amd for $KREL are DKMS's" \
 	eval "modpath kvm | grep -q '^$upd/' && modpath kvm_amd | grep -q '^$upd/'"
+# Every other installed kernel with headers: a 6.12 or 6.1 one got the
+# modules (built from its own base's series), any other was skipped.
 for k in $(ls /lib/modules); do
+	[ "$k" != "$KREL" ] && [ -e "/lib/modules/$k/build/include" ] || continue
 	case $k in
-	6.12.*) ;;
-	*) [ -e "/lib/modules/$k/build" ] || continue
-	   check "no modules for $k (not 6.12): DKMS skipped it" \
+	6.12.*|6.1.*)
+	   check "kvm, kvm-amd and kvm-intel for $k are in its updates/dkms, built for it" \
+		eval "(for m in kvm kvm-amd kvm-intel; do
+			f=\$(ls /lib/modules/$k/updates/dkms/\$m.ko*) &&
+			modinfo -F vermagic \$f | grep -q '^$k ' || exit 1; done)" ;;
+	*) check "no modules for $k (neither 6.12 nor 6.1): DKMS skipped it" \
 		eval "! ls /lib/modules/$k/updates/dkms/kvm.ko* 2>/dev/null" ;;
 	esac
 done
-# A kernel package's dkms hook: a 6.12 kernel gets the modules built, any
-# other kernel is left alone, and neither fails (that would fail the kernel
-# package's installation).
+# A kernel package's dkms hook: a 6.12 or 6.1 kernel gets the modules
+# built, any other kernel is left alone, and neither fails (that would fail
+# the kernel package's installation).  The other kernel is a stand-in: a
+# release of Linux 5.10 with a headers directory, removed afterwards.
 ver=$(dpkg-query -W -f='${Version}' vmpace-dkms)
-other=$(ls /lib/modules | grep -v '^6\.12\.' | while read -r k; do
-	[ -e "/lib/modules/$k/build/include" ] && echo "$k"; done | head -n 1)
-if [ -n "$other" ]; then
-	check "the kernel hook for $other (not 6.12) succeeds and builds nothing" \
-		eval "/etc/kernel/postinst.d/dkms '$other' && ! ls /lib/modules/$other/updates/dkms/kvm.ko* 2>/dev/null"
-fi
+fake=5.10.0-0-vmpace-check-deb
+mkdir -p "/lib/modules/$fake/build/include"
+check "the kernel hook for $fake (Linux 5.10, a stand-in) succeeds and builds nothing" \
+	eval "/etc/kernel/postinst.d/dkms '$fake' && ! ls /lib/modules/$fake/updates/dkms/kvm.ko* 2>/dev/null &&
+	      ! grep -q '$fake' <<<\"\$(dkms status -m vmpace)\""
+rm -rf "/lib/modules/$fake"
 again=$(ls /lib/modules | grep '^6\.12\.' | grep -vxF "$KREL" | head -n 1)
 if [ -n "$again" ]; then
 	dkms remove "vmpace/$ver" -k "$again" >> "$C/checks.log" 2>&1
@@ -140,38 +149,58 @@ check "netsim (the framed protocol's calls, LIBVMPACE_0.2) builds against it too
 # The loaded modules are DKMS's: their GNU build IDs (sysfs notes) match.
 build_id() { xz -dcf "$1" > "$C/m.ko" && readelf -n "$C/m.ko" | sed -n 's/.*Build ID: //p'; }
 sys_id='$(od -An -tx1 -v /sys/module/$m/notes/.note.gnu.build-id | tr -d " \\n" | tail -c 40)'
-{
+loaded_are() { # the test line: the loaded kvm and kvm_amd are those in DIR
 	printf 'deb/loaded-modules-are-dkms\t30\t'
 	for m in kvm kvm_amd; do
-		printf 'm=%s; test "%s" = "%s" && ' "$m" "$sys_id" "$(build_id "$upd/${m//_/-}".ko*)"
+		printf 'm=%s; test "%s" = "%s" && ' "$m" "$sys_id" "$(build_id "$1/${m//_/-}".ko*)"
 	done
 	echo true
-} > "$C/vm.list"
+}
+# vm-run.sh ARGS... LIST: its TAP counted here, a skip is a failure.
+vm_tests() { # name list vm-run args...
+	local name=$1 list=$2 l t nvm
+	shift 2
+	"$here/vm-run.sh" "$@" --name "$name" "$list" > "$C/$name.tap" 2> "$C/$name.err" || true
+	while IFS= read -r l; do
+		t=$(echo "$l" | sed -E 's/^(not )?ok( [0-9]+)? - //')
+		case $l in
+		'ok '*'# SKIP'*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $t (a skip here is a failure)" ;;
+		'ok '*) n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - $t" ;;
+		'not ok '*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $t" ;;
+		'#'*) echo "$l" ;;
+		esac
+	done < "$C/$name.tap"
+	nvm=$(grep -c . "$list")
+	check "the $name test VM ran all $nvm tests (see $C/$name.err)" \
+		test "$(grep -cE '^(not )?ok [0-9]+ ' "$C/$name.tap")" -eq "$nvm"
+}
+loaded_are "$upd" > "$C/vm.list"
 cat >> "$C/vm.list" <<EOF
 kvm/x86_64/pace_test	300	cd $BUILD/kselftest-kvm/x86_64 && ./pace_test
 vmpace/lockstep-1vcpu	300	VMPACE=/usr/bin/vmpace REFSIM=$C/refsim BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh lockstep-1vcpu
 vmpace/netsim-udp	300	VMPACE=/usr/bin/vmpace NETSIM=$C/netsim BUILD=$BUILD $repo/tools/testing/selftests/vmpace/e2e.sh netsim-udp
 EOF
-if "$here/vm-run.sh" --smp 1 --modules "$upd" --name deb "$C/vm.list" > "$C/vm.tap" 2> "$C/vm.err"; then
-	:
+vm_tests deb "$C/vm.list" --smp 1 --modules "$upd"
+# Debian 12's default kernel with the modules DKMS built for it from the
+# 6.1 series: loaded, and pace_test passes (the rest of the 6.1 tests run
+# in make check with the build tree's modules).
+upd61=/lib/modules/$KREL61/updates/dkms
+if [ -e "/boot/vmlinuz-$KREL61" ] && ls "$upd61"/kvm-amd.ko* > /dev/null 2>&1; then
+	{ loaded_are "$upd61"
+	  printf 'kvm/x86_64/pace_test\t300\tcd %s/kselftest-kvm/x86_64 && ./pace_test\n' "$BUILD"
+	} > "$C/vm61.list"
+	vm_tests deb-6.1 "$C/vm61.list" --smp 1 --kernel "$KREL61" --modules "$upd61"
+else
+	n=$((n + 1)) fail=$((fail + 1))
+	echo "not ok $n - deb: a test VM with $KREL61 and its DKMS modules (no /boot/vmlinuz-$KREL61 or no modules in $upd61: make deps installs the kernel and its headers)"
 fi
-while IFS= read -r l; do
-	t=$(echo "$l" | sed -E 's/^(not )?ok( [0-9]+)? - //')
-	case $l in
-	'ok '*'# SKIP'*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $t (a skip here is a failure)" ;;
-	'ok '*) n=$((n + 1)); pass=$((pass + 1)); echo "ok $n - $t" ;;
-	'not ok '*) n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $t" ;;
-	'#'*) echo "$l" ;;
-	esac
-done < "$C/vm.tap"
-nvm=$(grep -c . "$C/vm.list")
-check "the test VM ran all $nvm tests (see $C/vm.err)" test "$(grep -cE '^(not )?ok [0-9]+ ' "$C/vm.tap")" -eq "$nvm"
 
 # --- 3. remove -------------------------------------------------------------------------
 apt-get remove -y -q "${pkgs[@]}" > "$C/remove.log" 2>&1
 rc=$?
 check "apt-get remove of the four packages succeeds (exit $rc)" test "$rc" -eq 0
-check "no vmpace modules left in $upd" eval "! ls $upd/kvm.ko* $upd/kvm-amd.ko* 2>/dev/null"
+check "no vmpace modules left in $upd or $upd61" \
+	eval "! ls $upd/kvm.ko* $upd/kvm-amd.ko* $upd61/kvm.ko* $upd61/kvm-amd.ko* 2>/dev/null"
 check "dkms knows no vmpace any more" eval '[ -z "$(dkms status -m vmpace)" ]'
 check "modprobe's kvm for $KREL is Debian's again ($distro_kvm)" test "$(modpath kvm)" = "$distro_kvm"
 check "/usr/bin/vmpace and libvmpace are gone" \

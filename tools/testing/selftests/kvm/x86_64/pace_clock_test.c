@@ -203,10 +203,12 @@ static void pit_handler(struct ex_regs *regs)
 	x2apic_write_reg(APIC_EOI, 0);
 }
 
+#define CALIB_TRIES	5
+
 /* The in-kernel PIT at ~1 kHz, IRQ0 routed to this vCPU's LAPIC. */
 static void guest_pit_code(uint64_t ms)
 {
-	uint64_t start, count, calib, after, end, more;
+	uint64_t start, count, calib, after, end, more, tries;
 
 	x2apic_enable();
 	/* IRQ0 through the IOAPIC only, not the PIC's virtual wire. */
@@ -217,12 +219,19 @@ static void guest_pit_code(uint64_t ms)
 	port_outb(0x40, 1193 & 0xff);
 	port_outb(0x40, 1193 >> 8);
 	asm volatile("sti");
-	/* the ticks this machine delivers in 20 ms of unpaced guest time */
-	start = rdtsc();
-	count = READ_ONCE(ticks);
-	while (rdtsc() - start < 20 * ms)
-		cpu_relax();
-	calib = READ_ONCE(ticks) - count;
+	/*
+	 * The ticks this machine delivers in 20 ms of unpaced guest time.
+	 * Unpaced, guest time also passes while the host does not run the
+	 * vCPU thread, and a window it slept through has no tick: such a
+	 * window is measured again, up to CALIB_TRIES windows in all.
+	 */
+	for (tries = 1, calib = 0; !calib && tries <= CALIB_TRIES; tries++) {
+		start = rdtsc();
+		count = READ_ONCE(ticks);
+		while (rdtsc() - start < 20 * ms)
+			cpu_relax();
+		calib = READ_ONCE(ticks) - count;
+	}
 	/*
 	 * Reloading the count drops the ticks KVM still owes from before
 	 * (reinjected one per EOI, they would be counted below): a guest this
@@ -232,7 +241,7 @@ static void guest_pit_code(uint64_t ms)
 	port_outb(0x40, 1193 >> 8);
 	start = rdtsc();
 	count = READ_ONCE(ticks);
-	GUEST_SYNC_ARGS(0, start, calib, 0, 0);
+	GUEST_SYNC_ARGS(0, start, calib, tries - 1, 0);
 	while (!READ_ONCE(guest_stop))
 		cpu_relax();
 	after = READ_ONCE(ticks);
@@ -648,7 +657,11 @@ static void test_pit(void)
 	 * the guest a millisecond (a debug kernel under emulation): the
 	 * "slowed down" bound below is half of what this machine delivers.
 	 */
-	PACE_TIMING_ASSERT(calib, "no PIT tick in 20 ms of guest time before pacing");
+	PACE_TIMING_ASSERT(calib, "no PIT tick in %d windows of 20 ms of guest time before pacing",
+			   CALIB_TRIES);
+	if (last_uc.args[4] > 1)
+		pr_info("PIT: calibration window %lu of %d had the first ticks\n",
+			(uint64_t)last_uc.args[4], CALIB_TRIES);
 	calib = min_t(uint64_t, calib, 20);
 
 	/*
