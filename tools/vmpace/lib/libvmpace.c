@@ -53,6 +53,7 @@ struct vmp {
 	struct vp_decoder dec;
 	struct vp_fr_decoder fdec;	/* VMP_PROTO_FRAMED */
 	struct ev_node *evq, **evq_tail, *ev_cur;
+	size_t evq_bytes;		/* queued, of VMP_EVENTS_MAX_BYTES */
 	unsigned int nr_ports;		/* from vmpace's HELLO reply */
 	uint32_t next_id;		/* of frames to the guest */
 	uint64_t *port_last_t;		/* of the last frame sent on each port */
@@ -645,12 +646,18 @@ static int wait_report(struct vmp *v, int64_t deadline, int timeout_ms)
 	return 0;
 }
 
+/* The memory an event takes in the queue. */
+static size_t ev_size(size_t len)
+{
+	return sizeof(struct ev_node) + len + 1;
+}
+
 /* Framed: an event for vmp_next_event(). */
 static int queue_event(struct vmp *v, const struct vp_fr_msg *m)
 {
 	size_t off = m->type == VP_FR_DELIVERED ? m->len : m->type == VP_FR_ERROR ? 8 :
 		     VP_FR_FRAME_HDR;
-	struct ev_node *n = malloc(sizeof(*n) + m->len - off + 1);
+	struct ev_node *n = malloc(ev_size(m->len - off));
 
 	if (!n) {
 		v->over = true;
@@ -680,6 +687,7 @@ static int queue_event(struct vmp *v, const struct vp_fr_msg *m)
 	}
 	*v->evq_tail = n;
 	v->evq_tail = &n->next;
+	v->evq_bytes += ev_size(n->ev.len);
 	return 0;
 }
 
@@ -700,6 +708,15 @@ static int fr_read(struct vmp *v, int64_t deadline, int timeout_ms, struct vp_fr
 	for (;;) {
 		ssize_t n;
 
+		/*
+		 * A simulator that does not take its events: stop reading
+		 * (vmpace, then QEMU and the guest's NIC, wait) rather than
+		 * queue without end.  Not an end of the session.
+		 */
+		if (v->evq_bytes >= VMP_EVENTS_MAX_BYTES)
+			return fail(v, ENOBUFS, "%zu bytes of vmpace's events are queued (at most "
+				    "%u): take them with vmp_next_event(), then call again; "
+				    "nothing is lost", v->evq_bytes, VMP_EVENTS_MAX_BYTES);
 		if ((r = wait_report(v, deadline, timeout_ms)))
 			return r;
 		want = vp_fr_want(&v->fdec);
@@ -784,7 +801,8 @@ static int fr_unsolicited(struct vmp *v)
 
 	while (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
 		r = fr_read(v, 0, 0, &m);
-		if (r == -ETIMEDOUT) {	/* part of a message: the rest comes later */
+		/* part of a message (the rest comes later), or a full queue */
+		if (r == -ETIMEDOUT || r == -ENOBUFS) {
 			v->err[0] = '\0';
 			return 0;
 		}
@@ -840,6 +858,7 @@ API int vmp_next_event(struct vmp *v, struct vmp_event *ev)
 	v->evq = v->ev_cur->next;
 	if (!v->evq)
 		v->evq_tail = &v->evq;
+	v->evq_bytes -= ev_size(v->ev_cur->ev.len);
 	*ev = v->ev_cur->ev;
 	return 0;
 }

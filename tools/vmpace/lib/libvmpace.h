@@ -82,13 +82,16 @@ int vmp_from_fd(struct vmp **vp, enum vmp_proto proto, int fd);
  * Errors: -EBUSY (a grant is outstanding: await it first), -ERANGE (the
  * grant does not fit the protocol), -EALREADY (vmp_await without a grant),
  * -ETIMEDOUT (from vmp_await: no report yet, call it again, nothing is
- * lost; from sending: see the send timeout below), -EPIPE (vmpace ended the
- * session or died: the message says how, with its exit status if our child
- * has already exited; vmp_close() waits for it), -EPROTO (a report smaller
- * than its grant, bytes without a grant), other errno values of the socket.
+ * lost; from sending: see the send timeout below), -ENOBUFS (from
+ * vmp_await, framed: VMP_EVENTS_MAX_BYTES of events are queued; take them
+ * with vmp_next_event() and call vmp_await() again, nothing is lost),
+ * -EPIPE (vmpace ended the session or died: the message says how, with its
+ * exit status if our child has already exited; vmp_close() waits for it),
+ * -EPROTO (a report smaller than its grant, bytes without a grant), other
+ * errno values of the socket.
  * No call waits longer than its timeout or the send timeout.  After an error
- * other than -EBUSY, -ERANGE, -EALREADY and vmp_await()'s -ETIMEDOUT the
- * session is over.
+ * other than -EBUSY, -ERANGE, -EALREADY and vmp_await()'s -ETIMEDOUT and
+ * -ENOBUFS the session is over.
  *
  * A grant of 0 ends the session (vmpace's default, --zero-grant=end: the
  * report never comes, vmp_await() returns -EPIPE) or is a step of no guest
@@ -141,7 +144,11 @@ uint64_t vmp_now(const struct vmp *v);
  * read from vmpace: 0, or -EAGAIN if there is none.  ev->data stays valid
  * until the next vmp_next_event() or vmp_free().  Events of a quantum are
  * read by the vmp_await() of its report; a frame that QEMU relayed after
- * the guest froze comes after that report, stamped with its time.
+ * the guest froze comes after that report, stamped with its time.  The
+ * queue holds at most VMP_EVENTS_MAX_BYTES (a little more: the message
+ * that reaches it is queued whole); then vmp_await() stops reading from
+ * vmpace and returns -ENOBUFS until events are taken (vmpace, and behind
+ * it QEMU and the guest's NIC, wait meanwhile).
  *
  * vmp_net_ports(): the ports vmpace has, known from the first report on.
  */
@@ -164,6 +171,8 @@ struct vmp_event {
 	const void *data;
 	size_t len;
 };
+
+#define VMP_EVENTS_MAX_BYTES	(16u << 20)
 
 int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
 		   size_t len, uint32_t *id);

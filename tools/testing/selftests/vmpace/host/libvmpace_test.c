@@ -202,11 +202,36 @@ static void fr_net_quantum(int fd, uint64_t until, struct fr_held *q, int *nq)
 	*nq = k;
 }
 
+/*
+ * "fr-flood": a guest that sends FLOOD_FRAMES frames of the largest size in
+ * its first quantum (byte i of frame n is n + i), more than the library
+ * queues: the report comes after them.
+ */
+#define FLOOD_FRAMES	(VMP_EVENTS_MAX_BYTES / VP_FR_MAX_FRAME + 40)
+
+static void fr_flood_quantum(int fd, uint64_t until)
+{
+	static uint8_t out[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
+	uint8_t pl[VP_FR_FRAME_HDR];
+	uint32_t n, i;
+
+	for (n = 1; n <= FLOOD_FRAMES; n++) {
+		vp_put_be32(pl, n);
+		vp_put_be16(pl + 4, 0);
+		vp_put_be16(pl + 6, 0);
+		vp_fr_encode(out, VP_FR_FRAME_FROM_GUEST, 0, until - FLOOD_FRAMES + n, pl, 8);
+		vp_put_be32(out + 4, 8 + VP_FR_MAX_FRAME);
+		for (i = 0; i < VP_FR_MAX_FRAME; i++)
+			out[VP_FR_HDR + 8 + i] = n + i;
+		write_all(fd, out, VP_FR_HDR + 8 + VP_FR_MAX_FRAME);
+	}
+}
+
 static int fr_peer(const char *mode, int fd)
 {
 	static struct vp_fr_decoder d;
 	static struct fr_held held[8];
-	int nheld = 0;
+	int nheld = 0, flooded = 0;
 	uint8_t out[VP_FR_HDR + 8 + VP_FR_MAX_TEXT], pl[8 + VP_FR_MAX_TEXT] = { 0 };
 	struct vp_fr_msg m;
 	size_t len, i;
@@ -279,6 +304,8 @@ static int fr_peer(const char *mode, int fd)
 			return 24;
 		if (!strcmp(mode, "fr-net"))
 			fr_net_quantum(fd, m.t, held, &nheld);
+		if (!strcmp(mode, "fr-flood") && !flooded++)
+			fr_flood_quantum(fd, m.t);
 		if (!strcmp(mode, "fr-error")) {
 			static const char text[] = "quantum 1: the VMM (pid 1) exited";
 
@@ -771,6 +798,63 @@ static void test_frames(void)
 	vmp_free(v);
 }
 
+/*
+ * A simulator that leaves vmpace's events queued: vmp_await() stops reading
+ * at VMP_EVENTS_MAX_BYTES with -ENOBUFS, the session goes on, and once the
+ * events are taken every frame arrives, in order and whole.
+ */
+static void test_event_queue_limit(void)
+{
+	struct vmp *v = spawn("fr-flood", VMP_PROTO_FRAMED, 3);
+	uint32_t next = 1, bad = 0, i;
+	size_t most = 0, round;
+	struct vmp_event ev;
+	int r, full = 0;
+	uint64_t e = 0;
+	char msg[256];
+
+	r = vmp_grant(v, 1000000);
+	while (!r || r == -ENOBUFS) {
+		r = vmp_await(v, &e, 10000);
+		if (r == -ENOBUFS) {
+			if (!full++) {
+				snprintf(msg, sizeof(msg), "%s", vmp_errmsg(v));
+				ok(strstr(msg, "take them with vmp_next_event()") &&
+				   vmp_grant(v, 1) == -EBUSY,
+				   "event queue: full: -ENOBUFS, the grant still outstanding (%s)",
+				   msg);
+			}
+		} else if (r) {
+			break;
+		}
+		for (round = 0; !vmp_next_event(v, &ev); next++) {
+			round += ev.len;
+			if (ev.type != VMP_EV_FRAME || ev.id != next || ev.len != VP_FR_MAX_FRAME ||
+			    ev.t != 1000000 - FLOOD_FRAMES + next)
+				bad++;
+			for (i = 0; i < ev.len && !bad; i++)
+				bad += ((const uint8_t *)ev.data)[i] != (uint8_t)(next + i);
+		}
+		if (round > most)
+			most = round;
+		if (!r)
+			break;
+	}
+	ok(!r && e >= 1000000 && vmp_now(v) == e,
+	   "event queue: the report after %d full queue(s) %s", full, r ? vmp_errmsg(v) : "");
+	/* the message that reaches the limit is queued whole */
+	ok(full >= 1 && most > VMP_EVENTS_MAX_BYTES / 2 &&
+	   most < VMP_EVENTS_MAX_BYTES + VP_FR_MAX_FRAME,
+	   "event queue: reading stopped at the limit (%zu bytes of frames at most in a queue)",
+	   most);
+	ok(next - 1 == FLOOD_FRAMES && !bad,
+	   "event queue: all %u frames taken, in order and whole (%u, %u bad)",
+	   (unsigned int)FLOOD_FRAMES, next - 1, bad);
+	ok(!vmp_quantum(v, 1000, &e, 10000) && vmp_next_event(v, &ev) == -EAGAIN,
+	   "event queue: the session goes on");
+	vmp_free(v);
+}
+
 /* A vmpace that stops reading fails a send after the send timeout. */
 static void test_send_timeout(void)
 {
@@ -969,6 +1053,7 @@ int main(int argc, char **argv)
 	test_bad_reports();
 	test_framed();
 	test_frames();
+	test_event_queue_limit();
 	test_send_timeout();
 	test_timeouts_and_signals();
 	test_bad_arguments();
