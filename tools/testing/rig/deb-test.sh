@@ -68,6 +68,14 @@ case $distro_kvm in
 *) die "modprobe's kvm for $KREL is '$distro_kvm', not Debian's: remove what installed it first" ;;
 esac
 
+# A kernel of a base with no series, a stand-in with a headers directory
+# (a release of Linux 5.10) while the packages are installed: DKMS must skip
+# it, at installation and in its kernel hook, without failing either.
+fake=5.10.0-0-vmpace-check-deb
+rm -rf "/lib/modules/$fake"
+mkdir -p "/lib/modules/$fake/build/include"
+trap 'rm -rf "/lib/modules/$fake"' EXIT
+
 # --- 1. install ------------------------------------------------------------------
 log "apt-get install ${debs[*]##*/} (DKMS builds for each kernel with headers)"
 start=$(date +%s)
@@ -100,11 +108,16 @@ for k in $(ls /lib/modules); do
 done
 # A kernel package's dkms hook: a 6.12 or 6.1 kernel gets the modules
 # built, any other kernel is left alone, and neither fails (that would fail
-# the kernel package's installation).  The other kernel is a stand-in: a
-# release of Linux 5.10 with a headers directory, removed afterwards.
+# the kernel package's installation).  The hook runs "dkms autoinstall",
+# whose choice dkms.conf makes from that command line: asked the way dkms
+# asks, for Debian 12's 6.1 kernel it must say yes.
 ver=$(dpkg-query -W -f='${Version}' vmpace-dkms)
-fake=5.10.0-0-vmpace-check-deb
-mkdir -p "/lib/modules/$fake/build/include"
+autoinstall_for() { # release: dkms.conf's AUTOINSTALL for "dkms autoinstall -k" it
+	bash -c '. "$1"; echo "$AUTOINSTALL"' _ "/usr/src/vmpace-$ver/dkms.conf" autoinstall -k "$1" 2>&1
+}
+check "the kernel hook would build for $KREL61 and $KREL, not for 6.10.1 or $fake" \
+	eval "[ \"\$(autoinstall_for $KREL61)\$(autoinstall_for $KREL)\" = yesyes ] &&
+	      [ -z \"\$(autoinstall_for 6.10.1)\$(autoinstall_for $fake)\" ]"
 check "the kernel hook for $fake (Linux 5.10, a stand-in) succeeds and builds nothing" \
 	eval "/etc/kernel/postinst.d/dkms '$fake' && ! ls /lib/modules/$fake/updates/dkms/kvm.ko* 2>/dev/null &&
 	      ! grep -q '$fake' <<<\"\$(dkms status -m vmpace)\""
@@ -152,7 +165,8 @@ sys_id='$(od -An -tx1 -v /sys/module/$m/notes/.note.gnu.build-id | tr -d " \\n" 
 loaded_are() { # the test line: the loaded kvm and kvm_amd are those in DIR
 	printf 'deb/loaded-modules-are-dkms\t30\t'
 	for m in kvm kvm_amd; do
-		printf 'm=%s; test "%s" = "%s" && ' "$m" "$sys_id" "$(build_id "$1/${m//_/-}".ko*)"
+		id=$(build_id "$1/${m//_/-}".ko*)
+		printf 'm=%s; test -n "%s" && test "%s" = "%s" && ' "$m" "$id" "$sys_id" "$id"
 	done
 	echo true
 }
