@@ -72,36 +72,9 @@ run_vm unstable-tsc --append tsc=unstable "$C/unstable-tsc.list"
 cat "$C/distro.err" "$C/unstable-tsc.err" "$C/ours.err" "$C/e2e1.err" "$C/e2e2.err" >&2
 
 # --- results ------------------------------------------------------------------
-# status NAME FILE -> pass | skip | fail | none
-status() {
-	awk -v n="$1" '
-	/^(not )?ok / {
-		t = $0; sub(/^(not )?ok [0-9]* - [a-z0-9-]+: /, "", t); sub(/ #.*/, "", t)
-		if (t != n) next
-		if ($0 ~ /^not ok/) s = "fail"; else if ($0 ~ /# SKIP/) s = "skip"; else s = "pass"
-		print s; found = 1; exit
-	}
-	END { if (!found) print "none" }' "$2"
-}
-
 {
 cat "$C/host.tap"
-while IFS=$'\t' read -r name _; do
-	d=$(status "$name" "$C/distro.tap")
-	o=$(status "$name" "$C/ours.tap")
-	if [ "$d" = none ] || [ "$o" = none ]; then
-		# a test that did not run at all is never a pass or a skip
-		echo "not ok - regression: $name # no result: distro '$d', ours '$o'"
-	elif [ "$d" = pass ] && [ "$o" = pass ]; then
-		echo "ok - regression: $name"
-	elif [ "$d" = pass ]; then
-		echo "not ok - regression: $name # passes with distro modules, '$o' with ours"
-	elif [ "$o" = pass ]; then
-		echo "ok - regression: $name # SKIP '$d' with distro modules (passes with ours)"
-	else
-		echo "ok - regression: $name # SKIP '$d' with distro modules, '$o' with ours"
-	fi
-done < "$C/upstream.list"
+regression_tap "$C/upstream.list" "$C/distro.tap" "$C/ours.tap"
 grep -v ' - ours: upstream/' "$C/ours.tap"
 grep -v ' - distro: upstream/' "$C/distro.tap"
 cat "$C/unstable-tsc.tap" "$C/e2e1.tap" "$C/e2e2.tap"
@@ -109,7 +82,7 @@ for l in "$C"/distro.list "$C"/ours.list "$C"/unstable-tsc.list "$C"/e2e1.list "
 	# every listed test of ours must have a result too
 	n=${l##*/}; n=${n%.list}
 	grep -v '^upstream/' "$l" | cut -f1 | while IFS= read -r t; do
-		[ "$(status "$t" "$C/$n.tap")" != none ] ||
+		[ "$(tap_status "$t" "$C/$n.tap")" != none ] ||
 			echo "not ok - $n: $t # no result"
 	done
 done
@@ -122,23 +95,4 @@ cat "$C/all.tap"
 		"$(grep -cE '^ok .* - ours: upstream/[^#]*(# time|$)' "$C/ours.tap")" \
 		"$(wc -l < "$C/upstream.list")"
 } | tee "$C/regression-summary"
-pass=$(grep -E '^ok ' "$C/all.tap" | grep -vc '# SKIP')
-skip=$(grep -E '^ok ' "$C/all.tap" | grep -c '# SKIP')
-fail=$(grep -E '^not ok ' "$C/all.tap" | grep -vc '# TODO')
-todo=$(grep -E '^not ok ' "$C/all.tap" | grep -c '# TODO')
-# The end of each failed test's log, here at the end where a CI excerpt that
-# keeps only the last lines still shows why (the logs stay on the machine).
-grep -E '^not ok ' "$C/all.tap" | grep -v '# TODO' |
-	sed -n 's/^not ok [0-9]* *- \([a-z0-9-]*\): \([^#]*[^# ]\).*/\1 \2/p' | head -n 4 |
-while read -r vm t; do
-	lg=$BUILD/vm/$vm/logs/${t//\//_}.log
-	[ -s "$lg" ] || continue
-	echo "# --- $vm: $t: the last lines of $lg"
-	tail -n 15 "$lg" | cut -c1-200 | sed 's/^/#   /'
-	[ ! -s "$BUILD/vm/$vm/stalls" ] ||
-		echo "#   (that test VM stalled $(wc -l < "$BUILD/vm/$vm/stalls") time(s) and was kicked: $BUILD/vm/$vm/stalls)"
-done
-echo "results: $C (per-test logs and dmesg under $BUILD/vm/)"
-[ "$todo" -eq 0 ] || echo "known bugs that showed (TAP TODO, not counted as failures): $todo"
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+tap_summary "$C/all.tap"

@@ -226,3 +226,65 @@ fuzz_summary() { # vm-run name
 	fi
 	[ ! -d "$R/gcov" ] || "$repo/tools/testing/rig/coverage.sh" "$R" | sed 's/^/# /'
 }
+
+# tap_status NAME FILE -> pass | skip | fail | none: the result of test NAME
+# in vm-run.sh TAP FILE (lines "ok N - vm: NAME ...").
+tap_status() {
+	awk -v n="$1" '
+	/^(not )?ok / {
+		t = $0; sub(/^(not )?ok [0-9]* - [a-z0-9.-]+: /, "", t); sub(/ #.*/, "", t)
+		if (t != n) next
+		if ($0 ~ /^not ok/) s = "fail"; else if ($0 ~ /# SKIP/) s = "skip"; else s = "pass"
+		print s; found = 1; exit
+	}
+	END { if (!found) print "none" }' "$2"
+}
+
+# The regression verdict, as TAP, of each upstream selftest in LIST: one that
+# passes with the distro modules (DISTRO_TAP) must pass with ours (OURS_TAP).
+regression_tap() { # list distro_tap ours_tap
+	local name d o
+	while IFS=$'\t' read -r name _; do
+		d=$(tap_status "$name" "$2")
+		o=$(tap_status "$name" "$3")
+		if [ "$d" = none ] || [ "$o" = none ]; then
+			# a test that did not run at all is never a pass or a skip
+			echo "not ok - regression: $name # no result: distro '$d', ours '$o'"
+		elif [ "$d" = pass ] && [ "$o" = pass ]; then
+			echo "ok - regression: $name"
+		elif [ "$d" = pass ]; then
+			echo "not ok - regression: $name # passes with distro modules, '$o' with ours"
+		elif [ "$o" = pass ]; then
+			echo "ok - regression: $name # SKIP '$d' with distro modules (passes with ours)"
+		else
+			echo "ok - regression: $name # SKIP '$d' with distro modules, '$o' with ours"
+		fi
+	done < "$1"
+}
+
+# The end of a check: the last lines of the first failed tests' logs (where
+# a CI excerpt that keeps only the last lines still shows why), then
+# "N passed, N failed, N skipped" for TAP file ALL; fails if any failed or
+# none passed.  A known bug that shows (TAP "not ok ... # TODO") is counted
+# apart.
+tap_summary() { # all.tap
+	local pass skip fail todo vm t lg
+	pass=$(grep -E '^ok ' "$1" | grep -vc '# SKIP')
+	skip=$(grep -E '^ok ' "$1" | grep -c '# SKIP')
+	fail=$(grep -E '^not ok ' "$1" | grep -vc '# TODO')
+	todo=$(grep -E '^not ok ' "$1" | grep -c '# TODO')
+	grep -E '^not ok ' "$1" | grep -v '# TODO' |
+		sed -n 's/^not ok [0-9]* *- \([a-z0-9.-]*\): \([^#]*[^# ]\).*/\1 \2/p' | head -n 4 |
+	while read -r vm t; do
+		lg=$BUILD/vm/$vm/logs/${t//\//_}.log
+		[ -s "$lg" ] || continue
+		echo "# --- $vm: $t: the last lines of $lg"
+		tail -n 15 "$lg" | cut -c1-200 | sed 's/^/#   /'
+		[ ! -s "$BUILD/vm/$vm/stalls" ] ||
+			echo "#   (that test VM stalled $(wc -l < "$BUILD/vm/$vm/stalls") time(s) and was kicked: $BUILD/vm/$vm/stalls)"
+	done
+	echo "results: $(dirname "$1") (per-test logs and dmesg under $BUILD/vm/)"
+	[ "$todo" -eq 0 ] || echo "known bugs that showed (TAP TODO, not counted as failures): $todo"
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+}
