@@ -52,12 +52,6 @@ grep -v '^kvm/x86_64/pace_smp_test	' "$C/kselftests.list" > "$C/unstable-tsc.lis
 log "test VMs: $(wc -l < "$C/upstream.list") upstream selftests with distro and with our" \
     "modules, $(( $(wc -l < "$C/ours.list") - $(wc -l < "$C/upstream.list") )) kselftests" \
     "and $(wc -l < "$C/e2e.list") end-to-end tests of ours"
-run_vm() { # name, then vm-run.sh arguments; a VM that could not run is a failure
-	local name=$1; shift
-	"$here/vm-run.sh" --name "$name" "$@" > "$C/$name.tap" 2>"$C/$name.err" ||
-		grep -q '^\(not \)\?ok' "$C/$name.tap" ||
-		echo "not ok - $name: test VM run (see $C/$name.err)" >> "$C/$name.tap"
-}
 run_vm distro --modules distro --retry "$C/distro.list" &
 distro_pid=$!
 run_vm ours --retry --smp 2 "$C/ours.list"
@@ -81,10 +75,7 @@ cat "$C/unstable-tsc.tap" "$C/e2e1.tap" "$C/e2e2.tap"
 for l in "$C"/distro.list "$C"/ours.list "$C"/unstable-tsc.list "$C"/e2e1.list "$C"/e2e2.list; do
 	# every listed test of ours must have a result too
 	n=${l##*/}; n=${n%.list}
-	grep -v '^upstream/' "$l" | cut -f1 | while IFS= read -r t; do
-		[ "$(tap_status "$t" "$C/$n.tap")" != none ] ||
-			echo "not ok - $n: $t # no result"
-	done
+	no_result_tap "$l" "$C/$n.tap" "$n"
 done
 } > "$C/all.tap"
 

@@ -240,6 +240,24 @@ tap_status() {
 	END { if (!found) print "none" }' "$2"
 }
 
+# vm-run.sh ARGS... as test VM NAME, its TAP into $C/NAME.tap and its
+# messages into $C/NAME.err; a test VM that could not run is a failure.
+run_vm() { # name, then vm-run.sh arguments
+	local name=$1; shift
+	"$repo/tools/testing/rig/vm-run.sh" --name "$name" "$@" > "$C/$name.tap" 2>"$C/$name.err" ||
+		grep -q '^\(not \)\?ok' "$C/$name.tap" ||
+		echo "not ok - $name: test VM run (see $C/$name.err)" >> "$C/$name.tap"
+}
+
+# A "no result" failure for each test of ours in vm-run.sh LIST that test VM
+# NAME's TAP_FILE has no line for (upstream selftests are judged apart).
+no_result_tap() { # list tap_file name
+	local t
+	grep -v '^upstream/' "$1" | cut -f1 | while IFS= read -r t; do
+		[ "$(tap_status "$t" "$2")" != none ] || echo "not ok - $3: $t # no result"
+	done
+}
+
 # The regression verdict, as TAP, of each upstream selftest in LIST: one that
 # passes with the distro modules (DISTRO_TAP) must pass with ours (OURS_TAP).
 regression_tap() { # list distro_tap ours_tap
