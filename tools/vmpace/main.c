@@ -95,7 +95,7 @@ static const struct cmd cmds[] = {
 
 enum { OPT_SYNC_FD = 256, OPT_SYNC_UNIX, OPT_SYNC_TCP, OPT_LISTEN, OPT_PROTO,
        OPT_ON_CLOSE, OPT_KILL_TIMEOUT, OPT_TRACE, OPT_ZERO_GRANT, OPT_STALL_WARN,
-       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_IO_TIMEOUT };
+       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_SERIAL, OPT_IO_TIMEOUT };
 
 struct opt {
 	const char *name;
@@ -127,7 +127,9 @@ static const struct opt pace_opts[] = {
 	{ "trace", 1, OPT_TRACE, "FILE", "one CSV row per quantum" },
 	{ "net", 1, OPT_NET, "ID",
 	  "run, framed: network port for QEMU's -device ...,netdev=ID (repeatable)" },
-	{ "io-timeout", 1, OPT_IO_TIMEOUT, "MS", "framed: wait this long for QEMU to take a frame (1000)" },
+	{ "serial", 1, OPT_SERIAL, "ID",
+	  "run, framed: serial port for QEMU's -serial chardev:ID (repeatable)" },
+	{ "io-timeout", 1, OPT_IO_TIMEOUT, "MS", "framed: wait this long for QEMU to take a frame or bytes (1000)" },
 	{ "verbose", 0, 'v', NULL, "say what happens (also: VMPACE_VERBOSE=1)" },
 	{ "help", 0, 'h', NULL, "this text" },
 	{ NULL }
@@ -201,6 +203,34 @@ static int pick(const char *s, const char *opt, const char *words)
 	}
 	vp_err("--%s is %s, not '%s'", opt, words, s);
 	return -1;
+}
+
+/*
+ * --net/--serial ID: a QEMU netdev or chardev id, each named once; appended
+ * to @ids.  0 or -1 (said why).
+ */
+static int add_port(const char *id, const char *opt, const char *what, const char **ids,
+		    int *nr, int max)
+{
+	int i;
+
+	if (*nr == max) {
+		vp_err("at most %d %s ports", max, opt);
+		return -1;
+	}
+	if (!*id || strpbrk(id, ", =") || strlen(id) > 64) {
+		vp_err("%s '%s': a QEMU %s id (at most 64 characters, no comma, blank or '=')",
+		       opt, id, what);
+		return -1;
+	}
+	for (i = 0; i < *nr; i++) {
+		if (!strcmp(ids[i], id)) {
+			vp_err("%s %s is named twice", opt, id);
+			return -1;
+		}
+	}
+	ids[(*nr)++] = id;
+	return 0;
 }
 
 int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
@@ -284,23 +314,16 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 			o->trace = optarg;
 			break;
 		case OPT_NET:
-			if (o->nr_net == VP_MAX_NET) {
-				vp_err("at most %d --net ports", VP_MAX_NET);
+			if (add_port(optarg, "--net", "netdev", o->net_id, &o->nr_net, VP_MAX_NET))
 				return VP_EXIT_USAGE;
-			}
-			if (!*optarg || strpbrk(optarg, ", =") || strlen(optarg) > 64) {
-				vp_err("--net '%s': a QEMU netdev id (at most 64 characters, "
-				       "no comma, blank or '=')", optarg);
+			o->net_fd[o->nr_net - 1] = -1;
+			break;
+		case OPT_SERIAL:
+			if (add_port(optarg, "--serial", "chardev", o->serial_id, &o->nr_serial,
+				     VP_MAX_SERIAL))
 				return VP_EXIT_USAGE;
-			}
-			for (i = 0; i < o->nr_net; i++) {
-				if (!strcmp(o->net_id[i], optarg)) {
-					vp_err("--net %s is named twice", optarg);
-					return VP_EXIT_USAGE;
-				}
-			}
-			o->net_id[o->nr_net] = optarg;
-			o->net_fd[o->nr_net++] = -1;
+			o->serial_fd[o->nr_serial - 1] = -1;
+			o->serial_qemu_fd[o->nr_serial - 1] = -1;
 			break;
 		case OPT_IO_TIMEOUT:
 			if (parse_num(optarg, "--io-timeout", 3600000, &v))
@@ -342,13 +365,17 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 		vp_err("'vmpace run' starts a QEMU, which has one VM: no --vm");
 		return VP_EXIT_USAGE;
 	}
-	if (o->nr_net && want_pid) {
-		vp_err("--net needs 'vmpace run': QEMU gets the port's socket on its "
-		       "command line");
+	if ((o->nr_net || o->nr_serial) && want_pid) {
+		vp_err("%s needs 'vmpace run': QEMU gets the port's socket on its "
+		       "command line", o->nr_net ? "--net" : "--serial");
 		return VP_EXIT_USAGE;
 	}
 	if (o->nr_net && o->proto != VP_PROTO_FRAMED) {
 		vp_err("--net carries frames in the framed protocol: add --proto framed");
+		return VP_EXIT_USAGE;
+	}
+	if (o->nr_serial && o->proto != VP_PROTO_FRAMED) {
+		vp_err("--serial carries bytes in the framed protocol: add --proto framed");
 		return VP_EXIT_USAGE;
 	}
 	/* Only the simulator's socket survives: no inherited copy of its end. */

@@ -102,6 +102,8 @@ const char *vp_fr_type_name(uint16_t type)
 	case VP_FR_FRAME_TO_GUEST:	return "FRAME_TO_GUEST";
 	case VP_FR_FRAME_FROM_GUEST:	return "FRAME_FROM_GUEST";
 	case VP_FR_DELIVERED:	return "DELIVERED";
+	case VP_FR_SERIAL_TO_GUEST:	return "SERIAL_TO_GUEST";
+	case VP_FR_SERIAL_FROM_GUEST:	return "SERIAL_FROM_GUEST";
 	}
 	return "unknown";
 }
@@ -125,6 +127,10 @@ static bool fr_allowed(enum vp_fr_from from, uint16_t type, uint32_t *min, uint3
 			*min = VP_FR_FRAME_HDR + 1;
 			*max = VP_FR_MAX_PAYLOAD;
 			return true;
+		case VP_FR_SERIAL_TO_GUEST:
+			*min = VP_FR_FRAME_HDR + 1;
+			*max = VP_FR_FRAME_HDR + VP_FR_MAX_SERIAL;
+			return true;
 		}
 		return false;
 	}
@@ -137,6 +143,10 @@ static bool fr_allowed(enum vp_fr_from from, uint16_t type, uint32_t *min, uint3
 	case VP_FR_FRAME_FROM_GUEST:
 		*min = VP_FR_FRAME_HDR + 1;
 		*max = VP_FR_MAX_PAYLOAD;
+		return true;
+	case VP_FR_SERIAL_FROM_GUEST:
+		*min = VP_FR_FRAME_HDR + 1;
+		*max = VP_FR_FRAME_HDR + VP_FR_MAX_SERIAL;
 		return true;
 	case VP_FR_DELIVERED:
 		*min = *max = VP_FR_DELIVERED_LEN;

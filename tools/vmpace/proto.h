@@ -65,6 +65,11 @@ int vp_encode(enum vp_proto proto, uint64_t value, uint8_t out[8]);
 #define VP_FR_MAX_FRAME		65535	/* bytes of a network frame */
 #define VP_FR_FRAME_HDR		8	/* u32 id, u16 port, u16 reserved */
 #define VP_FR_MAX_PAYLOAD	(VP_FR_FRAME_HDR + VP_FR_MAX_FRAME)
+#define VP_FR_MAX_SERIAL	4096	/* bytes of a SERIAL message */
+
+/* HELLO features (asked by the simulator, granted in the HELLO reply) */
+#define VP_FR_FEAT_SERIAL	0x1	/* serial ports: SERIAL_TO/FROM_GUEST */
+#define VP_FR_FEATURES		VP_FR_FEAT_SERIAL	/* all that vmpace knows */
 
 enum vp_fr_type {
 	/* simulator -> vmpace */
@@ -72,11 +77,13 @@ enum vp_fr_type {
 	VP_FR_GRANT		= 0x0010,	/* run until guest time t */
 	VP_FR_BYE		= 0x0011,	/* end of session */
 	VP_FR_FRAME_TO_GUEST	= 0x0020,	/* u32 id, u16 port, u16 0, frame; at t */
+	VP_FR_SERIAL_TO_GUEST	= 0x0030,	/* u32 id, u16 port, u16 0, bytes; at t */
 	/* vmpace -> simulator */
-	VP_FR_HELLO_REPLY	= 0x8001,	/* u32 version, features, u16 net ports, u16 0 */
+	VP_FR_HELLO_REPLY	= 0x8001,	/* u32 version, features, u16 net, serial ports */
 	VP_FR_REPORT		= 0x8010,	/* frozen at guest time t */
 	VP_FR_FRAME_FROM_GUEST	= 0x8020,	/* u32 seq, u16 port, u16 0, frame; at t */
 	VP_FR_DELIVERED		= 0x8021,	/* u32 id, u16 status, u16 flags; at t */
+	VP_FR_SERIAL_FROM_GUEST	= 0x8030,	/* u32 seq, u16 port, u16 0, bytes; at t */
 	VP_FR_ERROR		= 0x80ff,	/* u32 exit code or 0, u32 frame id, text */
 };
 #define VP_FR_HELLO_LEN		12
@@ -87,7 +94,7 @@ enum vp_fr_type {
 enum {
 	VP_FR_DELIVERED_OK	= 0,	/* handed to QEMU at t, the first stop at or after T */
 	VP_FR_DELIVERED_LATE	= 1,	/* T had passed when it came: handed over at t */
-	VP_FR_DELIVERED_DEFERRED = 2,	/* QEMU did not take it in time: later, unknown when */
+	VP_FR_DELIVERED_DEFERRED = 2,	/* QEMU did not take (all of) it: later, unknown when */
 };
 /* DELIVERED: flags */
 #define VP_FR_DELIVERED_IRQ	0x1	/* a vCPU accepted an interrupt after QEMU took it */

@@ -43,7 +43,7 @@ static bool has_arg(char **argv, const char *a)
  */
 static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_fd,
 					       bool die_with_parent, pid_t parent,
-					       const int *net_fd, int nr_net)
+					       const int *port_fd, int nr_ports)
 {
 	sigset_t none;
 	int e, i;
@@ -55,8 +55,8 @@ static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	fcntl(qmp_fd, F_SETFD, 0);
-	for (i = 0; i < nr_net; i++)
-		fcntl(net_fd[i], F_SETFD, 0);
+	for (i = 0; i < nr_ports; i++)
+		fcntl(port_fd[i], F_SETFD, 0);
 	execvp(argv[0], argv);
 	e = errno;
 	if (write(err_fd, &e, sizeof(e)) < 0)
@@ -68,9 +68,9 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 {
 	bool user_paused = has_arg(argv, "-S");
 	int argc, i, j, sv[2], ep[2], fd, r, status = 0, pidfd, e, sigfd, k;
-	int qemu_net[VP_MAX_NET], nv[2];
+	int qemu_port[VP_MAX_NET + VP_MAX_SERIAL], nv[2];
 	struct vp_qmp qmp = { .fd = -1 };
-	char chardev[64], netdev[VP_MAX_NET][160], **av;
+	char chardev[64], netdev[VP_MAX_NET][160], serial[VP_MAX_SERIAL][160], **av;
 	struct vp_vm vm = { .pidfd = -1 };
 	sigset_t mask, old;
 	pid_t pid, self = getpid();
@@ -105,9 +105,25 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 			return VP_EXIT_ERROR;
 		}
 		o->net_fd[k] = nv[0];
-		qemu_net[k] = nv[1];
+		qemu_port[k] = nv[1];
 		snprintf(netdev[k], sizeof(netdev[k]), "dgram,id=%s,local.type=fd,local.str=%d",
 			 o->net_id[k], nv[1]);
+	}
+	/*
+	 * A serial port: a stream socketpair, QEMU's end as a connected
+	 * "-chardev socket,fd=".  vmpace keeps a copy of QEMU's end: its
+	 * unread bytes (SIOCINQ) are what QEMU has not taken yet.
+	 */
+	for (k = 0; k < o->nr_serial; k++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, nv)) {
+			vp_err("socketpair: %s", strerror(errno));
+			return VP_EXIT_ERROR;
+		}
+		o->serial_fd[k] = nv[0];
+		o->serial_qemu_fd[k] = nv[1];
+		qemu_port[o->nr_net + k] = nv[1];
+		snprintf(serial[k], sizeof(serial[k]), "socket,id=%s,fd=%d", o->serial_id[k],
+			 nv[1]);
 	}
 	/*
 	 * From here on a SIGINT, SIGTERM or SIGHUP ends the start-up in order
@@ -127,7 +143,7 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	}
 	for (argc = 0; argv[argc]; argc++)
 		;
-	av = calloc(argc + 8 + 2 * o->nr_net, sizeof(*av));
+	av = calloc(argc + 8 + 2 * (o->nr_net + o->nr_serial), sizeof(*av));
 	if (!av)
 		return VP_EXIT_ERROR;
 	snprintf(chardev, sizeof(chardev), "socket,id=vmpace-qmp,fd=%d", sv[1]);
@@ -143,6 +159,10 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		av[j++] = "-netdev";
 		av[j++] = netdev[k];
 	}
+	for (k = 0; k < o->nr_serial; k++) {
+		av[j++] = "-chardev";
+		av[j++] = serial[k];
+	}
 	while (i < argc)
 		av[j++] = argv[i++];
 
@@ -153,11 +173,11 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		goto restore;
 	}
 	if (!pid)
-		exec_vmm(av, sv[1], ep[1], o->on_close == VP_CLOSE_TERMINATE, self, qemu_net,
-			 o->nr_net);
+		exec_vmm(av, sv[1], ep[1], o->on_close == VP_CLOSE_TERMINATE, self, qemu_port,
+			 o->nr_net + o->nr_serial);
 	close(sv[1]);
 	for (k = 0; k < o->nr_net; k++)
-		close(qemu_net[k]);
+		close(qemu_port[k]);
 	close(ep[1]);
 	free(av);
 	r = read(ep[0], &e, sizeof(e));

@@ -50,11 +50,14 @@
 #include "vmpace.h"
 
 enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP = -5,
-       TAG_NET0 = -1000 /* network port i: TAG_NET0 - i */ };
+       TAG_NET0 = -1000 /* port i (network, then serial): TAG_NET0 - i */ };
+#define MAX_PORTS	(VP_MAX_NET + VP_MAX_SERIAL)
 
 /* Limits of the framed protocol's network frames (vmpace-proto(7)). */
 #define TXQ_MAX_FRAMES	1024		/* queued for the guest */
 #define TXQ_MAX_BYTES	(4u << 20)
+/* A serial port's bytes that QEMU has not taken: beyond, bytes are refused. */
+#define SERIAL_UNREAD_MAX	(64u << 10)
 /*
  * Unsent to the simulator: past OQ_PORTS_STOP vmpace stops reading QEMU's
  * network ports (until below OQ_PORTS_RESUME), past OQ_LIMIT the
@@ -69,12 +72,12 @@ enum { TAG_SYNC = -1, TAG_PIDFD = -2, TAG_SIGNAL = -3, TAG_TIMER = -4, TAG_QMP =
 /* Why a frame for the guest was refused (each reason's log is limited apart). */
 enum { REJ_PORT, REJ_QUEUE, REJ_QEMU, REJ_NR };
 
-/* A frame from the simulator, waiting for guest time t. */
+/* A frame or serial bytes from the simulator, waiting for guest time t. */
 struct tx_frame {
 	struct tx_frame *next;
 	uint64_t t;		/* ns since the session started */
 	uint32_t id, len;
-	uint16_t port;
+	uint16_t port;		/* ours: network ports, then serial ports */
 	uint16_t status;	/* of its DELIVERED */
 	bool late;		/* t had passed when it came */
 	uint8_t data[];
@@ -120,11 +123,13 @@ struct session {
 	bool reply_queued;	/* a report (or HELLO reply) is not sent yet */
 	uint64_t reply_end;	/* oq_in at its end: it is out once oq_out is */
 
-	/* framed: network ports (vmpace run --net) */
+	/* framed: network ports (vmpace run --net), then serial ports (--serial) */
 	int nr_ports;
 	bool ports_watched;
-	uint64_t last_stamp;	/* of the last frame from the guest */
-	uint32_t from_seq;
+	bool port_eof[MAX_PORTS];	/* QEMU closed this serial port */
+	bool serial;		/* the SERIAL feature was granted */
+	uint64_t last_stamp;	/* of the last frame or bytes from the guest */
+	uint32_t from_seq, serial_seq;
 	uint64_t rejected[REJ_NR];	/* frames for the guest refused, by reason */
 	bool sync_full;		/* not reading the simulator: OQ_LIMIT unsent */
 	uint64_t *port_last_t;	/* of the last frame queued for each port */
@@ -390,6 +395,34 @@ static uint64_t guest_stamp(struct session *s)
 	return t;
 }
 
+/* Port @i is a serial port (else a network port). */
+static bool is_serial(const struct session *s, int i)
+{
+	return i >= s->o->nr_net;
+}
+
+static int port_fd(const struct session *s, int i)
+{
+	return is_serial(s, i) ? s->o->serial_fd[i - s->o->nr_net] : s->o->net_fd[i];
+}
+
+/* The port's number in the protocol: network and serial ports count apart. */
+static unsigned int wire_port(const struct session *s, int i)
+{
+	return is_serial(s, i) ? i - s->o->nr_net : i;
+}
+
+/* "network port 0 (n0)", "serial port 1 (s1)" */
+static const char *port_name(const struct session *s, int i)
+{
+	static char buf[100];
+
+	snprintf(buf, sizeof(buf), "%s port %u (%s)", is_serial(s, i) ? "serial" : "network",
+		 wire_port(s, i), is_serial(s, i) ? s->o->serial_id[i - s->o->nr_net] :
+		 s->o->net_id[i]);
+	return buf;
+}
+
 static void watch_ports(struct session *s, bool on)
 {
 	int i;
@@ -398,7 +431,8 @@ static void watch_ports(struct session *s, bool on)
 		return;
 	s->ports_watched = on;
 	for (i = 0; i < s->nr_ports; i++)
-		if (ep_set(s, EPOLL_CTL_MOD, s->o->net_fd[i], on ? EPOLLIN : 0, TAG_NET0 - i))
+		if (!s->port_eof[i] &&
+		    ep_set(s, EPOLL_CTL_MOD, port_fd(s, i), on ? EPOLLIN : 0, TAG_NET0 - i))
 			fail(s, VP_EXIT_ERROR, "epoll: %s", strerror(errno));
 }
 
@@ -410,35 +444,57 @@ static void resume_ports(struct session *s)
 }
 
 /*
- * Frames the guest sent on port @i: each goes to the simulator stamped with
- * the guest time it was received at.  Past OQ_PORTS_STOP bytes that the
- * simulator has not read, vmpace stops reading QEMU (whose queue then
- * fills, and the guest's NIC waits): nothing is dropped.
+ * Frames the guest sent on port @i, or the bytes it wrote to a serial port
+ * (as much as QEMU has written, at most VP_FR_MAX_SERIAL per message): each
+ * goes to the simulator stamped with the guest time it was received at.
+ * Past OQ_PORTS_STOP bytes that the simulator has not read, vmpace stops
+ * reading QEMU (whose queue then fills, and the guest's NIC or UART waits):
+ * nothing is dropped.
  */
 static void on_port(struct session *s, int i)
 {
 	static uint8_t buf[VP_FR_MAX_FRAME + 1];
 	uint8_t pl[VP_FR_FRAME_HDR] = { 0 };
+	bool serial = is_serial(s, i);
 	char text[160];
 	ssize_t n;
 
-	while (s->state != ST_DONE) {
+	while (s->state != ST_DONE && !s->port_eof[i]) {
 		if (oq_pending(s) >= OQ_PORTS_STOP) {
 			watch_ports(s, false);
 			break;
 		}
-		n = recv(s->o->net_fd[i], buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+		if (serial)
+			n = recv(port_fd(s, i), buf, VP_FR_MAX_SERIAL, MSG_DONTWAIT);
+		else
+			n = recv(port_fd(s, i), buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n < 0) {
-			fail(s, VP_EXIT_VMM_DIED, "network port %d (%s): %s", i,
-			     s->o->net_id[i], strerror(errno));
+			fail(s, VP_EXIT_VMM_DIED, "%s: %s", port_name(s, i), strerror(errno));
 			return;
+		}
+		if (n == 0 && serial) {
+			/* QEMU closed its chardev (it is ending): nothing more comes */
+			vp_info("%s: QEMU closed it", port_name(s, i));
+			ep_set(s, EPOLL_CTL_DEL, port_fd(s, i), 0, TAG_NET0 - i);
+			s->port_eof[i] = true;
+			break;
 		}
 		if (n == 0)
 			continue;
+		if (serial) {
+			vp_put_be32(pl, ++s->serial_seq);
+			vp_put_be16(pl + 4, wire_port(s, i));
+			if (!queue_msg(s, VP_FR_SERIAL_FROM_GUEST, 0, guest_stamp(s), pl,
+				       sizeof(pl), buf, n)) {
+				fail(s, VP_EXIT_ERROR, "out of memory");
+				return;
+			}
+			continue;
+		}
 		if (n > VP_FR_MAX_FRAME) {
 			snprintf(text, sizeof(text), "network port %d: the guest sent a frame "
 				 "of %zd bytes, more than the protocol's %d: not forwarded",
@@ -465,7 +521,8 @@ static void drain_ports(struct session *s)
 	int i;
 
 	for (i = 0; s->ports_watched && i < s->nr_ports && s->state != ST_DONE; i++)
-		on_port(s, i);
+		if (!s->port_eof[i])
+			on_port(s, i);
 }
 
 /* Interrupts accepted by the VM's vCPUs so far. */
@@ -512,12 +569,81 @@ static int64_t ms_since(const struct timespec *t0)
 	return (int64_t)(ns_since(t0) / 1000000);
 }
 
-/* Unread bytes in the port's socket: QEMU has not read them yet. */
-static int port_outq(struct session *s, int port)
+/*
+ * What QEMU has not read of port @port yet: > 0 if it has not.  A network
+ * port's socket charges its datagrams to vmpace's end until QEMU has read
+ * them (SIOCOUTQ: their memory, not their bytes); a serial port's unread
+ * bytes are counted on QEMU's end, of which vmpace keeps a copy (SIOCINQ:
+ * the bytes).
+ */
+static int port_unread(struct session *s, int port)
 {
-	int outq = 1;
+	int n = 1;
 
-	return ioctl(s->o->net_fd[port], SIOCOUTQ, &outq) ? 1 : outq;
+	if (is_serial(s, port))
+		return ioctl(s->o->serial_qemu_fd[port - s->o->nr_net], SIOCINQ, &n) ? 1 : n;
+	return ioctl(s->o->net_fd[port], SIOCOUTQ, &n) ? 1 : n;
+}
+
+/* What a queued message is, for messages: "FRAME_TO_GUEST 7" */
+static const char *tx_name(struct session *s, const struct tx_frame *f)
+{
+	static char buf[48];
+
+	snprintf(buf, sizeof(buf), "%s %u", is_serial(s, f->port) ? "SERIAL_TO_GUEST" :
+		 "FRAME_TO_GUEST", f->id);
+	return buf;
+}
+
+/*
+ * Serial bytes go to QEMU whole, while the VM is frozen: QEMU's device
+ * takes what it can (a UART as much as its receive FIFO holds), the rest
+ * stays in QEMU's socket and follows as the guest reads.  A port whose
+ * unread bytes would pass SERIAL_UNREAD_MAX (the guest does not read it)
+ * refuses them; below, the socket's buffer takes them at once.  Sets
+ * f->status; false if refused, or if QEMU took only part of them within
+ * --io-timeout (the session then ends: the rest could not follow in order).
+ */
+static bool hand_over_serial(struct session *s, struct tx_frame *f)
+{
+	int fd = port_fd(s, f->port), unread = port_unread(s, f->port), r;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	struct timespec t0;
+	uint32_t off = 0;
+	ssize_t n;
+
+	if ((unsigned int)unread + f->len > SERIAL_UNREAD_MAX) {
+		reject_frame(s, REJ_QEMU, f->id, "%s: QEMU has not taken %d bytes of %s yet "
+			     "(the guest does not read it); at most %u may wait", tx_name(s, f),
+			     unread, port_name(s, f->port), SERIAL_UNREAD_MAX);
+		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (off < f->len) {
+		n = send(fd, f->data + off, f->len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			off += n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN) {
+			fail(s, VP_EXIT_VMM_DIED, "%s: %s: %s", tx_name(s, f),
+			     port_name(s, f->port), strerror(errno));
+			return false;
+		}
+		r = (int)(s->o->io_timeout_ms - ms_since(&t0));
+		if (r <= 0 || (poll(&p, 1, r) < 0 && errno != EINTR)) {
+			fail(s, VP_EXIT_ERROR, "%s: QEMU took %u of its %u bytes on %s "
+			     "within --io-timeout (%d ms); the rest cannot follow in order",
+			     tx_name(s, f), off, f->len, port_name(s, f->port),
+			     s->o->io_timeout_ms);
+			return false;
+		}
+	}
+	f->status = unread > 0 ? VP_FR_DELIVERED_DEFERRED :
+		    f->late ? VP_FR_DELIVERED_LATE : VP_FR_DELIVERED_OK;
+	return true;
 }
 
 /*
@@ -532,10 +658,13 @@ static bool hand_over(struct session *s, struct tx_frame *f)
 {
 	int fd = s->o->net_fd[f->port], r, e;
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	bool stuck = port_outq(s, f->port) > 0;
+	bool stuck;
 	struct timespec t0;
 	ssize_t n;
 
+	if (is_serial(s, f->port))
+		return hand_over_serial(s, f);
+	stuck = port_unread(s, f->port) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		n = send(fd, f->data, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -558,7 +687,7 @@ static bool hand_over(struct session *s, struct tx_frame *f)
 		f->status = VP_FR_DELIVERED_DEFERRED;
 		return true;
 	}
-	while (port_outq(s, f->port) > 0) {
+	while (port_unread(s, f->port) > 0) {
 		struct timespec d = { 0, 20000 };
 
 		if (ms_since(&t0) >= s->o->io_timeout_ms) {
@@ -574,12 +703,68 @@ static bool hand_over(struct session *s, struct tx_frame *f)
 }
 
 /*
- * The VM is frozen at s->last_ns: every frame due by then goes to QEMU, in
- * order.  Then one QMP command: QEMU's main loop answers it after the
- * callbacks that read the frames returned, and they passed each frame to the
- * NIC, which raised its interrupt (KVM_SIGNAL_MSI, synchronous).  Whether a
- * vCPU accepted an interrupt meanwhile is KVM_GET_PACE_STATE's irqs.  Each
- * frame gets its DELIVERED, at the frozen time.
+ * Serial bytes handed over at this stop (@done): QEMU reads a serial port
+ * as far as its device has room, a little in each pass of its main loop.
+ * Each monitor command it answers is a pass later; once one leaves a port's
+ * unread bytes where they were (or at 0), the device has taken what it can
+ * while the guest is frozen.  At most --io-timeout from @t0.  The messages
+ * whose bytes are not all taken then are DEFERRED: the rest follows as the
+ * guest reads, at guest times vmpace does not know.
+ */
+static void settle_serial(struct session *s, struct tx_frame *done, const struct timespec *t0)
+{
+	int64_t left[VP_MAX_SERIAL], cur, sent[VP_MAX_SERIAL] = { 0 };
+	struct tx_frame *f;
+	bool moved = true;
+	int j, r;
+
+	for (j = 0; j < s->o->nr_serial; j++)
+		left[j] = port_unread(s, s->o->nr_net + j);
+	while (moved && ms_since(t0) < s->o->io_timeout_ms) {
+		moved = false;
+		for (j = 0; j < s->o->nr_serial && !moved; j++)
+			moved = left[j] > 0;
+		if (!moved)
+			break;
+		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
+				   s->o->io_timeout_ms);
+		if (r) {
+			vp_info("QEMU's monitor did not answer (%s)", strerror(-r));
+			break;
+		}
+		moved = false;
+		for (j = 0; j < s->o->nr_serial; j++) {
+			cur = port_unread(s, s->o->nr_net + j);
+			moved |= cur != left[j];
+			left[j] = cur;
+		}
+	}
+	/* a port's unread bytes are its last ones: of the last messages sent */
+	for (f = done; f; f = f->next)
+		if (is_serial(s, f->port))
+			sent[f->port - s->o->nr_net] += f->len;
+	for (f = done; f; f = f->next) {
+		if (!is_serial(s, f->port))
+			continue;
+		j = f->port - s->o->nr_net;
+		/* bytes of this port handed over after this message */
+		sent[j] -= f->len;
+		if (sent[j] < left[j] && f->status != VP_FR_DELIVERED_DEFERRED) {
+			f->status = VP_FR_DELIVERED_DEFERRED;
+			vp_info("%s: QEMU took only part of it (%lld bytes of %s wait)",
+				tx_name(s, f), (long long)left[j], port_name(s, f->port));
+		}
+	}
+}
+
+/*
+ * The VM is frozen at s->last_ns: every frame and serial message due by
+ * then goes to QEMU, in order.  Then one QMP command: QEMU's main loop
+ * answers it after the callbacks that read the frames returned, and they
+ * passed each frame to the NIC, which raised its interrupt (KVM_SIGNAL_MSI,
+ * synchronous); serial bytes need a few (settle_serial()).  Whether a vCPU
+ * accepted an interrupt meanwhile is KVM_GET_PACE_STATE's irqs.  Each gets
+ * its DELIVERED, at the frozen time.
  */
 static void deliver_due(struct session *s)
 {
@@ -587,7 +772,8 @@ static void deliver_due(struct session *s)
 	struct tx_frame *f, *done = NULL, **tail = &done;
 	uint8_t pl[VP_FR_DELIVERED_LEN];
 	uint16_t flags = 0;
-	bool taken = false;
+	bool taken = false, serial = false;
+	struct timespec t0;
 	int r;
 
 	if (!s->txq || s->txq->t > now)
@@ -602,11 +788,13 @@ static void deliver_due(struct session *s)
 			continue;
 		}
 		taken |= f->status != VP_FR_DELIVERED_DEFERRED;
+		serial |= is_serial(s, f->port);
 		f->next = NULL;
 		*tail = f;
 		tail = &f->next;
 	}
 	if (taken && s->qmp) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
 				   s->o->io_timeout_ms);
 		if (r) {
@@ -614,6 +802,8 @@ static void deliver_due(struct session *s)
 				"are DEFERRED", strerror(-r));
 			for (f = done; f; f = f->next)
 				f->status = VP_FR_DELIVERED_DEFERRED;
+		} else if (serial) {
+			settle_serial(s, done, &t0);
 		}
 	}
 	if (taken && irq_sum(s) != irqs0)
@@ -630,32 +820,45 @@ static void deliver_due(struct session *s)
 	}
 }
 
-/* FRAME_TO_GUEST: queued by time, after the frames for the same time. */
+/*
+ * FRAME_TO_GUEST, SERIAL_TO_GUEST: queued by time, after the messages for
+ * the same time.
+ */
 static void queue_tx(struct session *s, const struct vp_fr_msg *m)
 {
 	uint32_t id = vp_get_be32(m->payload), len = m->len - VP_FR_FRAME_HDR;
-	uint16_t port = vp_get_be16(m->payload + 4);
+	uint16_t wport = vp_get_be16(m->payload + 4), port;
+	bool serial = m->type == VP_FR_SERIAL_TO_GUEST;
+	const char *what = vp_fr_type_name(m->type);
 	struct tx_frame *f, **pp;
 
+	if (serial && !s->serial) {
+		fail(s, VP_EXIT_PROTOCOL, "SERIAL_TO_GUEST %u without the SERIAL feature (the "
+		     "simulator's HELLO did not ask for it)", id);
+		return;
+	}
 	if (vp_get_be16(m->payload + 6)) {
-		fail(s, VP_EXIT_PROTOCOL, "FRAME_TO_GUEST %u: reserved field not 0", id);
+		fail(s, VP_EXIT_PROTOCOL, "%s %u: reserved field not 0", what, id);
 		return;
 	}
-	if (port >= s->nr_ports) {
-		reject_frame(s, REJ_PORT, id, "FRAME_TO_GUEST %u: no network port %u "
-			     "(vmpace has %d: --net)", id, port, s->nr_ports);
+	if (wport >= (serial ? s->o->nr_serial : s->o->nr_net)) {
+		reject_frame(s, REJ_PORT, id, "%s %u: no %s port %u (vmpace has %d: %s)", what,
+			     id, serial ? "serial" : "network", wport,
+			     serial ? s->o->nr_serial : s->o->nr_net, serial ? "--serial" : "--net");
 		return;
 	}
+	port = serial ? s->o->nr_net + wport : wport;
 	if (m->t < s->port_last_t[port]) {
-		fail(s, VP_EXIT_PROTOCOL, "FRAME_TO_GUEST %u for port %u at %llu ns, before "
-		     "the frame sent before it (%llu ns): a port delivers in order", id, port,
-		     (unsigned long long)m->t, (unsigned long long)s->port_last_t[port]);
+		fail(s, VP_EXIT_PROTOCOL, "%s %u for %s at %llu ns, before the message sent "
+		     "before it (%llu ns): a port delivers in order", what, id,
+		     port_name(s, port), (unsigned long long)m->t,
+		     (unsigned long long)s->port_last_t[port]);
 		return;
 	}
 	if (s->txq_n >= TXQ_MAX_FRAMES || s->txq_bytes + len > TXQ_MAX_BYTES) {
-		reject_frame(s, REJ_QUEUE, id, "FRAME_TO_GUEST %u: %u frames (%zu bytes) "
+		reject_frame(s, REJ_QUEUE, id, "%s %u: %u frames (%zu bytes) "
 			     "wait for the guest already, the most vmpace queues is %u "
-			     "(%u bytes)", id,
+			     "(%u bytes)", what, id,
 			     s->txq_n, s->txq_bytes, TXQ_MAX_FRAMES, TXQ_MAX_BYTES);
 		return;
 	}
@@ -996,7 +1199,7 @@ static void peer_lost(struct session *s)
 /* A framed message from the simulator. */
 static void on_message(struct session *s, const struct vp_fr_msg *m)
 {
-	uint32_t vmin, vmax;
+	uint32_t vmin, vmax, feat;
 	uint8_t pl[VP_FR_HELLO_LEN] = { 0 };
 
 	if (!s->hello_done && m->type != VP_FR_HELLO) {
@@ -1017,17 +1220,29 @@ static void on_message(struct session *s, const struct vp_fr_msg *m)
 			     "framed protocol, vmpace %u", vmin, vmax, VP_FR_VERSION);
 			return;
 		}
-		/* no features are defined in version 1: none is granted */
+		/* the features asked for that vmpace knows are granted */
+		feat = vp_get_be32(m->payload + 8) & VP_FR_FEATURES;
+		s->serial = feat & VP_FR_FEAT_SERIAL;
+		if (s->o->nr_serial && !s->serial) {
+			/* an ERROR instead of the reply: the simulator learns why */
+			s->hello_done = true;
+			fail(s, VP_EXIT_PROTOCOL, "vmpace has serial ports (--serial) but the "
+			     "simulator's HELLO does not ask for the SERIAL feature: it would "
+			     "not understand the guest's bytes");
+			return;
+		}
 		vp_put_be32(pl, VP_FR_VERSION);
-		vp_put_be16(pl + 8, s->nr_ports);
+		vp_put_be32(pl + 4, feat);
+		vp_put_be16(pl + 8, s->o->nr_net);
+		vp_put_be16(pl + 10, s->serial ? s->o->nr_serial : 0);
 		s->hello_done = true;
 		if (!queue_msg(s, VP_FR_HELLO_REPLY, 0, 0, pl, sizeof(pl), NULL, 0)) {
 			fail(s, VP_EXIT_ERROR, "out of memory");
 			return;
 		}
 		mark_reply(s);
-		vp_info("framed protocol version %u, %d network port(s)", VP_FR_VERSION,
-			s->nr_ports);
+		vp_info("framed protocol version %u, features 0x%x, %d network and %d serial "
+			"port(s)", VP_FR_VERSION, feat, s->o->nr_net, s->o->nr_serial);
 		send_report(s);
 		return;
 	case VP_FR_GRANT:
@@ -1044,6 +1259,7 @@ static void on_message(struct session *s, const struct vp_fr_msg *m)
 		finish(s, VP_EXIT_OK);
 		return;
 	case VP_FR_FRAME_TO_GUEST:
+	case VP_FR_SERIAL_TO_GUEST:
 		queue_tx(s, m);
 		if (s->state != ST_DONE && oq_pending(s))
 			send_report(s);
@@ -1356,7 +1572,7 @@ static int setup(struct session *s)
 		r = ep_set(s, EPOLL_CTL_ADD, s->vm->vcpu_fd[i], 0, i);
 	/* read once the HELLO is answered: the reply is the first message */
 	for (i = 0; !r && i < s->nr_ports; i++)
-		r = ep_set(s, EPOLL_CTL_ADD, s->o->net_fd[i], 0, TAG_NET0 - i);
+		r = ep_set(s, EPOLL_CTL_ADD, port_fd(s, i), 0, TAG_NET0 - i);
 	return r;
 }
 
@@ -1404,13 +1620,13 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 	if (o->proto == VP_PROTO_FRAMED) {
 		s.framed = true;
 		s.fdec = malloc(sizeof(*s.fdec));
-		s.port_last_t = calloc(o->nr_net ? o->nr_net : 1, sizeof(uint64_t));
+		s.port_last_t = calloc(MAX_PORTS, sizeof(uint64_t));
 		if (!s.fdec || !s.port_last_t) {
 			fail(&s, VP_EXIT_ERROR, "out of memory");
 			goto out;
 		}
 		vp_fr_decoder_init(s.fdec, VP_FR_FROM_SIM);
-		s.nr_ports = o->nr_net;
+		s.nr_ports = o->nr_net + o->nr_serial;
 	} else {
 		vp_decoder_init(&s.dec, o->proto);
 	}
@@ -1480,6 +1696,10 @@ out:
 	}
 	for (i = 0; i < o->nr_net; i++)
 		close(o->net_fd[i]);
+	for (i = 0; i < o->nr_serial; i++) {
+		close(o->serial_fd[i]);
+		close(o->serial_qemu_fd[i]);
+	}
 	if (s.epfd >= 0)
 		close(s.epfd);
 	if (s.sigfd >= 0)

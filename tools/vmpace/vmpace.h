@@ -46,6 +46,7 @@ int vp_disarm_all(struct vp_vm *vm);
 
 enum vp_on_close { VP_CLOSE_TERMINATE, VP_CLOSE_RELEASE };
 #define VP_MAX_NET	8
+#define VP_MAX_SERIAL	4
 enum vp_zero_grant { VP_ZERO_END, VP_ZERO_STEP };
 
 struct vp_opts {
@@ -66,6 +67,11 @@ struct vp_opts {
 	int nr_net;
 	const char *net_id[VP_MAX_NET];
 	int net_fd[VP_MAX_NET];		/* vmpace's ends, once QEMU is started */
+	/* serial ports, vmpace run --serial ID: stream socketpairs */
+	int nr_serial;
+	const char *serial_id[VP_MAX_SERIAL];
+	int serial_fd[VP_MAX_SERIAL];	/* vmpace's ends */
+	int serial_qemu_fd[VP_MAX_SERIAL];	/* QEMU's ends, kept: its unread bytes */
 	int io_timeout_ms;		/* for QEMU to take a frame */
 };
 

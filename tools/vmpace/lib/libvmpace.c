@@ -36,6 +36,8 @@
 
 #define API __attribute__((visibility("default")))
 
+_Static_assert(VMP_SERIAL_MAX == VP_FR_MAX_SERIAL, "the header's limit is the protocol's");
+
 /* vmp_free() of an open session: vmpace's --kill-timeout is 10 s */
 #define FREE_CLOSE_MS	15000
 /* pause between connection attempts while vmpace does not listen yet */
@@ -54,10 +56,14 @@ struct vmp {
 	struct vp_fr_decoder fdec;	/* VMP_PROTO_FRAMED */
 	struct ev_node *evq, **evq_tail, *ev_cur;
 	size_t evq_bytes;		/* queued, of VMP_EVENTS_MAX_BYTES */
-	unsigned int nr_ports;		/* from vmpace's HELLO reply */
-	uint32_t next_id;		/* of frames to the guest */
-	uint64_t *port_last_t;		/* of the last frame sent on each port */
-	unsigned int port_last_n;
+	unsigned int nr_ports;		/* from vmpace's HELLO reply: network, */
+	unsigned int nr_serial;		/* serial ports (0 without the feature) */
+	uint32_t features;		/* that vmpace granted */
+	uint32_t next_id;		/* of frames and serial bytes to the guest */
+	struct port_times {		/* of the last message sent on each port */
+		uint64_t *t;
+		unsigned int n;
+	} net_last, serial_last;
 	bool framed;
 	bool hello_pending;	/* framed: vmpace's HELLO reply not read yet */
 	bool pending;		/* a grant was sent, its report not read */
@@ -313,8 +319,9 @@ static int opened(struct vmp *v)
 	v->over = false;
 	if (!v->framed)
 		return 0;
-	vp_put_be32(hello, VP_FR_VERSION);	/* versions 1 to 1, no features */
+	vp_put_be32(hello, VP_FR_VERSION);	/* versions 1 to 1 */
 	vp_put_be32(hello + 4, VP_FR_VERSION);
+	vp_put_be32(hello + 8, VP_FR_FEAT_SERIAL);
 	vp_fr_encode(msg + VP_FR_HDR, VP_FR_HELLO, 0, 0, hello, sizeof(hello));
 	/* 44 bytes into a new connection's empty buffer: no real wait */
 	r = send_all(v, msg, sizeof(msg), deadline_of(FREE_CLOSE_MS));
@@ -673,7 +680,8 @@ static int queue_event(struct vmp *v, const struct vp_fr_msg *m)
 	n->ev.data = n->data;
 	switch (m->type) {
 	case VP_FR_FRAME_FROM_GUEST:
-		n->ev.type = VMP_EV_FRAME;
+	case VP_FR_SERIAL_FROM_GUEST:
+		n->ev.type = m->type == VP_FR_FRAME_FROM_GUEST ? VMP_EV_FRAME : VMP_EV_SERIAL;
 		n->ev.port = vp_get_be16(m->payload + 4);
 		break;
 	case VP_FR_DELIVERED:
@@ -759,9 +767,28 @@ static int fr_read(struct vmp *v, int64_t deadline, int timeout_ms, struct vp_fr
 					    "framed protocol, not %u", vp_get_be32(m->payload),
 					    VP_FR_VERSION);
 			}
+			v->features = vp_get_be32(m->payload + 4);
+			if (v->features & ~(uint32_t)VP_FR_FEAT_SERIAL) {
+				v->over = true;
+				return fail(v, EPROTO, "vmpace granted features 0x%x, which "
+					    "were not asked for", v->features);
+			}
 			v->nr_ports = vp_get_be16(m->payload + 8);
+			v->nr_serial = vp_get_be16(m->payload + 10);
+			if (v->nr_serial && !(v->features & VP_FR_FEAT_SERIAL)) {
+				v->over = true;
+				return fail(v, EPROTO, "vmpace names %u serial ports without "
+					    "the SERIAL feature", v->nr_serial);
+			}
 			v->hello_pending = false;
 			continue;
+		case VP_FR_SERIAL_FROM_GUEST:
+			if (!(v->features & VP_FR_FEAT_SERIAL)) {
+				v->over = true;
+				return fail(v, EPROTO, "vmpace sent serial bytes without the "
+					    "SERIAL feature");
+			}
+			/* fall through */
 		case VP_FR_FRAME_FROM_GUEST:
 		case VP_FR_DELIVERED:
 			if ((r = queue_event(v, m)))
@@ -877,43 +904,62 @@ API unsigned int vmp_net_ports(const struct vmp *v)
 	return v->nr_ports;
 }
 
-API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
-		       size_t len, uint32_t *id)
+API unsigned int vmp_serial_ports(const struct vmp *v)
 {
+	return v->nr_serial;
+}
+
+/*
+ * FRAME_TO_GUEST or SERIAL_TO_GUEST: @len bytes of @data for @port at guest
+ * time @t, whole or not at all (but for the send timeout).
+ */
+static int send_timed(struct vmp *v, bool serial, unsigned int port, uint64_t t,
+		      const void *data, size_t len, uint32_t *id)
+{
+	struct port_times *last = serial ? &v->serial_last : &v->net_last;
+	const char *what = serial ? "serial bytes" : "a frame";
+	unsigned int nr, max = serial ? VP_FR_MAX_SERIAL : VP_FR_MAX_FRAME;
 	uint8_t hdr[VP_FR_HDR + VP_FR_FRAME_HDR];
 	int64_t deadline;
-	uint64_t *last;
+	uint64_t *lt;
 	int r;
 
 	if ((r = usable(v)))
 		return r;
 	if (!v->framed)
-		return fail(v, EOPNOTSUPP, "frames need VMP_PROTO_FRAMED");
+		return fail(v, EOPNOTSUPP, "%s need VMP_PROTO_FRAMED",
+			    serial ? "serial bytes" : "frames");
 	if (v->pending)
-		return fail(v, EBUSY, "a grant is outstanding: frames go between a report "
-			    "and the next grant");
-	if (!len || len > VP_FR_MAX_FRAME)
-		return fail(v, EMSGSIZE, "a frame of %zu bytes (1 to %d)", len, VP_FR_MAX_FRAME);
+		return fail(v, EBUSY, "a grant is outstanding: %s go between a report "
+			    "and the next grant", serial ? "serial bytes" : "frames");
+	if (!len || len > max)
+		return fail(v, EMSGSIZE, "%s of %zu bytes (1 to %u)", what, len, max);
 	/* vmpace's HELLO reply may be there: it names the ports */
 	if ((r = fr_unsolicited(v)))
 		return r;
-	if (port > UINT16_MAX || (!v->hello_pending && port >= v->nr_ports))
-		return fail(v, EINVAL, "no network port %u (vmpace has %u: its --net options)",
-			    port, v->nr_ports);
-	if (port >= v->port_last_n) {
-		last = realloc(v->port_last_t, (port + 1) * sizeof(*last));
-		if (!last)
+	if (serial && !v->hello_pending && !(v->features & VP_FR_FEAT_SERIAL))
+		return fail(v, EOPNOTSUPP, "this vmpace has no serial ports (it did not grant "
+			    "the SERIAL feature: too old?)");
+	nr = serial ? v->nr_serial : v->nr_ports;
+	if (port > UINT16_MAX || (!v->hello_pending && port >= nr))
+		return fail(v, EINVAL, "no %s port %u (vmpace has %u: its %s options)",
+			    serial ? "serial" : "network", port, nr,
+			    serial ? "--serial" : "--net");
+	if (port >= last->n) {
+		lt = realloc(last->t, (port + 1) * sizeof(*lt));
+		if (!lt)
 			return fail(v, ENOMEM, "out of memory");
-		memset(last + v->port_last_n, 0, (port + 1 - v->port_last_n) * sizeof(*last));
-		v->port_last_t = last;
-		v->port_last_n = port + 1;
+		memset(lt + last->n, 0, (port + 1 - last->n) * sizeof(*lt));
+		last->t = lt;
+		last->n = port + 1;
 	}
-	if (t < v->port_last_t[port])
-		return fail(v, EINVAL, "a frame for %llu ns on port %u after one for %llu ns: "
-			    "a port delivers in order", (unsigned long long)t, port,
-			    (unsigned long long)v->port_last_t[port]);
+	if (t < last->t[port])
+		return fail(v, EINVAL, "%s for %llu ns on %s port %u after %s for %llu ns: "
+			    "a port delivers in order", what, (unsigned long long)t,
+			    serial ? "serial" : "network", port, serial ? "bytes" : "one",
+			    (unsigned long long)last->t[port]);
 	v->next_id++;
-	vp_fr_encode(hdr, VP_FR_FRAME_TO_GUEST, 0, t, NULL, 0);
+	vp_fr_encode(hdr, serial ? VP_FR_SERIAL_TO_GUEST : VP_FR_FRAME_TO_GUEST, 0, t, NULL, 0);
 	vp_put_be32(hdr + 4, VP_FR_FRAME_HDR + len);
 	vp_put_be32(hdr + VP_FR_HDR, v->next_id);
 	vp_put_be16(hdr + VP_FR_HDR + 4, port);
@@ -921,13 +967,25 @@ API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void 
 	deadline = deadline_of(v->send_timeout_ms);
 	r = send_all(v, hdr, sizeof(hdr), deadline);
 	if (!r)
-		r = send_all(v, frame, len, deadline);
+		r = send_all(v, data, len, deadline);
 	if (r)
-		return send_failed(v, r, "a frame");
-	v->port_last_t[port] = t;
+		return send_failed(v, r, what);
+	last->t[port] = t;
 	if (id)
 		*id = v->next_id;
 	return 0;
+}
+
+API int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
+		       size_t len, uint32_t *id)
+{
+	return send_timed(v, false, port, t, frame, len, id);
+}
+
+API int vmp_send_serial(struct vmp *v, unsigned int port, uint64_t t, const void *bytes,
+			size_t len, uint32_t *id)
+{
+	return send_timed(v, true, port, t, bytes, len, id);
 }
 
 API int vmp_grant_until(struct vmp *v, uint64_t t)
@@ -1099,7 +1157,8 @@ API void vmp_free(struct vmp *v)
 		v->evq = n->next;
 		free(n);
 	}
-	free(v->port_last_t);
+	free(v->net_last.t);
+	free(v->serial_last.t);
 	free(v);
 }
 

@@ -131,8 +131,9 @@ int vmp_grant_until(struct vmp *v, uint64_t t);
 uint64_t vmp_now(const struct vmp *v);
 
 /*
- * Network frames (VMP_PROTO_FRAMED, vmpace run --net ID ...; port i is the
- * i-th --net).  vmp_send_frame() sends a frame to be handed to the guest's
+ * Network frames and serial bytes (VMP_PROTO_FRAMED, vmpace run --net ID
+ * ... --serial ID ...; network port i is the i-th --net, serial port i the
+ * i-th --serial).  vmp_send_frame() sends a frame to be handed to the guest's
  * NIC on @port when guest time reaches @t (ns, as vmp_now()): vmpace stops
  * the guest there, gives the frame to QEMU and runs on; a VMP_EV_DELIVERED
  * event says when it happened.  Frames go while no grant is outstanding
@@ -150,16 +151,26 @@ uint64_t vmp_now(const struct vmp *v);
  * vmpace and returns -ENOBUFS until events are taken (vmpace, and behind
  * it QEMU and the guest's NIC, wait meanwhile).
  *
- * vmp_net_ports(): the ports vmpace has, known from the first report on.
+ * vmp_send_serial() is vmp_send_frame() for serial bytes (1 to
+ * VMP_SERIAL_MAX per call; a stream: calls on a port follow each other):
+ * vmpace hands them to QEMU at @t, whose device takes what it has room for
+ * while the guest is frozen (a UART's receive FIFO: 16 bytes); the rest
+ * follows as the guest reads, and the event says DEFERRED.  What the guest
+ * writes comes as VMP_EV_SERIAL events, as much as QEMU had written, each
+ * stamped like a frame.  -EOPNOTSUPP from a vmpace without serial ports.
+ *
+ * vmp_net_ports(), vmp_serial_ports(): the ports vmpace has, known from the
+ * first report on.
  */
 enum vmp_event_type {
 	VMP_EV_FRAME = 1,	/* a frame from the guest: port, id (sequence), t, data */
 	VMP_EV_DELIVERED,	/* a frame reached QEMU: id, t, status, flags */
 	VMP_EV_REJECTED,	/* vmpace refused frame id: data is its reason (text) */
+	VMP_EV_SERIAL,		/* bytes from the guest: port, id (sequence), t, data */
 };
 #define VMP_DELIVERED_OK	0	/* at t, the first stop at or after the frame's time */
 #define VMP_DELIVERED_LATE	1	/* its time had passed when vmpace got it */
-#define VMP_DELIVERED_DEFERRED	2	/* QEMU had not taken it within vmpace's --io-timeout */
+#define VMP_DELIVERED_DEFERRED	2	/* QEMU had not taken (all of) it at t */
 #define VMP_DELIVERED_IRQ	0x1	/* flags: a vCPU accepted an interrupt after it */
 
 struct vmp_event {
@@ -173,11 +184,15 @@ struct vmp_event {
 };
 
 #define VMP_EVENTS_MAX_BYTES	(16u << 20)
+#define VMP_SERIAL_MAX		4096	/* bytes of one vmp_send_serial() */
 
 int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
 		   size_t len, uint32_t *id);
 int vmp_next_event(struct vmp *v, struct vmp_event *ev);
 unsigned int vmp_net_ports(const struct vmp *v);
+int vmp_send_serial(struct vmp *v, unsigned int port, uint64_t t, const void *bytes,
+		    size_t len, uint32_t *id);
+unsigned int vmp_serial_ports(const struct vmp *v);
 
 /*
  * Ends the session: closes the socket (vmpace then ends its session, and by

@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libvmpace.h"
+#include "framed-sim.h"
 
 #define MAX_RTT	256
 
@@ -51,7 +51,6 @@ static struct {
 	bool boundary;
 } opt = { "vmpace", 1000000, 1000000, 50000000, 0, false };
 
-static struct vmp *vm;
 static int dbg = -1;
 static char dbg_buf[4096];
 static size_t dbg_len;
@@ -62,16 +61,6 @@ static long nr_wire;
 static uint64_t max_delivery_lag;
 /* frames sent to the guest, by id: their time, to check the DELIVERED */
 static uint64_t sent_t[4096];
-
-static void __attribute__((noreturn)) die_vmp(const char *what)
-{
-	int status;
-
-	fprintf(stderr, "netsim: %s: %s\n", what, vmp_errmsg(vm));
-	vmp_close(vm, 15000, &status);
-	fprintf(stderr, "netsim: %s\n", vmp_errmsg(vm));
-	exit(2);
-}
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -104,17 +93,10 @@ static bool make_echo(uint8_t *f, size_t len)
 	return true;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Prints min/median/max of @n round trips against @sim; returns the minimum. */
 static int64_t rtt_stats(const char *what, int64_t *v, int n, int64_t sim)
 {
-	qsort(v, n, sizeof(v[0]), cmp_i64);
+	qsort(v, n, sizeof(v[0]), fs_cmp_i64);
 	printf("netsim: %d round trips (%ld lost): %s min %.1f median %.1f max %.1f us, "
 	       "simulated %.1f us: error %+.1f / %+.1f / %+.1f us\n", n, nr_lost, what,
 	       v[0] / 1e3, v[n / 2] / 1e3, v[n - 1] / 1e3, sim / 1e3, (v[0] - sim) / 1e3,
@@ -176,7 +158,7 @@ static void events(void)
 	uint32_t id;
 	uint64_t t;
 
-	while (!vmp_next_event(vm, &ev)) {
+	while (!vmp_next_event(fs_vm, &ev)) {
 		switch (ev.type) {
 		case VMP_EV_FRAME:
 			if (ev.len > sizeof(f))
@@ -184,9 +166,9 @@ static void events(void)
 			memcpy(f, ev.data, ev.len);
 			if (!make_echo(f, ev.len))
 				break;
-			t = (opt.boundary ? vmp_now(vm) : ev.t) + 2 * opt.delay_ns;
-			if (vmp_send_frame(vm, ev.port, t, f, ev.len, &id))
-				die_vmp("frame");
+			t = (opt.boundary ? vmp_now(fs_vm) : ev.t) + 2 * opt.delay_ns;
+			if (vmp_send_frame(fs_vm, ev.port, t, f, ev.len, &id))
+				fs_die("frame");
 			if (id < sizeof(sent_t) / sizeof(sent_t[0]))
 				sent_t[id] = t;
 			nr_sent++;
@@ -210,6 +192,8 @@ static void events(void)
 				(const char *)ev.data);
 			bad_delivery++;
 			break;
+		case VMP_EV_SERIAL:	/* netsim's vmpace has no serial ports */
+			break;
 		}
 	}
 }
@@ -218,8 +202,8 @@ static void quantum(uint64_t ns)
 {
 	struct timespec st = { opt.stall_us / 1000000, (opt.stall_us % 1000000) * 1000L };
 
-	if (vmp_quantum(vm, ns, NULL, 120000))
-		die_vmp("quantum");
+	if (vmp_quantum(fs_vm, ns, NULL, 120000))
+		fs_die("quantum");
 	events();
 	read_lines();
 	while (opt.stall_us && nanosleep(&st, &st) && errno == EINTR)
@@ -239,8 +223,11 @@ int main(int argc, char **argv)
 		{ NULL }
 	};
 	char dbg_path[] = "/tmp/netsim-debugcon-XXXXXX", chardev[128];
+	const char *dev[] = { "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
+			      "-chardev", NULL, "-device",
+			      "isa-debugcon,iobase=0xe9,chardev=netsim-dbg" };
 	const char **args;
-	int c, i = 0, status, fd;
+	int c, status, fd;
 	uint64_t limit;
 	int64_t min, min_wire = INT64_MAX, two_d;
 	bool ok;
@@ -269,51 +256,29 @@ int main(int argc, char **argv)
 	dbg = open(dbg_path, O_RDONLY | O_CLOEXEC);
 	snprintf(chardev, sizeof(chardev), "file,id=netsim-dbg,path=%s", dbg_path);
 
-	args = calloc(argc + 20, sizeof(*args));
+	dev[3] = chardev;
+	args = fs_run_argv(opt.vmpace, "--net", "n0", argv + optind, dev, 6);
 	if (!args || dbg < 0)
 		return 2;
-	args[i++] = opt.vmpace;
-	args[i++] = "run";
-	args[i++] = "--sync-fd";
-	args[i++] = "3";
-	args[i++] = "--proto";
-	args[i++] = "framed";
-	args[i++] = "--net";
-	args[i++] = "n0";
-	args[i++] = "--";
-	for (c = optind; c < argc; c++)
-		args[i++] = argv[c];
-	args[i++] = "-device";
-	args[i++] = "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56";
-	args[i++] = "-chardev";
-	args[i++] = chardev;
-	args[i++] = "-device";
-	args[i++] = "isa-debugcon,iobase=0xe9,chardev=netsim-dbg";
-	if (vmp_spawn(&vm, VMP_PROTO_FRAMED, args, NULL))
-		die_vmp("vmpace");
+	fs_name = "netsim";
+	if (vmp_spawn(&fs_vm, VMP_PROTO_FRAMED, args, NULL))
+		fs_die("vmpace");
 
-	/* boot, until the guest's UDP client is up: 120 s of guest time at most */
-	for (limit = 120000000000ull; !ready; ) {
-		quantum(opt.boot_quantum_ns);
-		if (vmp_now(vm) > limit) {
-			fprintf(stderr, "netsim: the guest did not come up in %.0f s of "
-				"simulated time\n", limit / 1e9);
-			vmp_close(vm, 15000, &status);
-			return 2;
-		}
-	}
+	/* boot, until the guest's UDP client is up */
+	if (fs_boot(quantum, opt.boot_quantum_ns, &ready))
+		return 2;
 	printf("netsim: guest up at %.3f s; link delay %.1f us each way, quanta of %.1f us, "
-	       "%s stamps, %llu us of host time between quanta\n", vmp_now(vm) / 1e9,
+	       "%s stamps, %llu us of host time between quanta\n", vmp_now(fs_vm) / 1e9,
 	       opt.delay_ns / 1e3, opt.quantum_ns / 1e3,
 	       opt.boundary ? "quantum-boundary" : "vmpace's", (unsigned long long)opt.stall_us);
 	/* the guest's round trips, 10 s of guest time at most */
-	for (limit = vmp_now(vm) + 10000000000ull; !done && vmp_now(vm) < limit; )
+	for (limit = vmp_now(fs_vm) + 10000000000ull; !done && vmp_now(fs_vm) < limit; )
 		quantum(opt.quantum_ns);
 	if (!done)
 		fprintf(stderr, "netsim: the guest did not finish its round trips in 10 s of "
 			"simulated time\n");
-	if (vmp_close(vm, 15000, &status))
-		fprintf(stderr, "netsim: %s\n", vmp_errmsg(vm));
+	if (vmp_close(fs_vm, 15000, &status))
+		fprintf(stderr, "netsim: %s\n", vmp_errmsg(fs_vm));
 	unlink(dbg_path);
 
 	if (!nr_rtt) {

@@ -539,6 +539,8 @@ static void events(Guest &g, bool network)
 				ev.id, (const char *)ev.data);
 			phases[ph].refused++;
 			break;
+		case VMP_EV_SERIAL:	/* ns3sim's vmpaces have no serial ports */
+			break;
 		}
 	}
 }

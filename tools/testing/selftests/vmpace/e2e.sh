@@ -11,6 +11,7 @@ vmpace=${VMPACE:-$BUILD/vmpace/vmpace}	# VMPACE: an installed one (make check-de
 refsim=${REFSIM:-$BUILD/vmpace/refsim}	# REFSIM: one built against the installed libvmpace
 simclient=$BUILD/vmpace/simclient
 netsim=${NETSIM:-$BUILD/vmpace/netsim}	# NETSIM: one built against the installed libvmpace
+sersim=$BUILD/vmpace/sersim
 ns3sim=$BUILD/vmpace/ns3sim
 # A VMM without an OS: SeaBIOS finds nothing to boot and idles in HLT.
 bios_vmm=(qemu-system-x86_64 -enable-kvm -display none -nodefaults -m 64 -monitor none
@@ -220,6 +221,32 @@ netsim_udp() { # udp|stall|boundary
 		grep -qE ': [0-9]+ late, 0 deferred, 0 without an interrupt, 0 out of time;' "$out"
 }
 
+# Timed serial bytes: sersim sends 10 short lines 20 ms of guest time apart,
+# then one longer than a UART's receive FIFO, to the guest's virtio console
+# ("virtio") or its second UART ("uart"); the guest answers each with the
+# time its program read it.  Every line is handed to QEMU no earlier than
+# its time, comes back whole and in order, stamped after it was handed
+# over.  Virtio console: every line with its interrupt, and at least 2 in 3
+# lines read by the guest within 5 ms of the median line's time (its clock
+# minus the delivery time: a pacer that handed the lines over when they
+# came, in host time, would spread them over 180 ms).  UART: the long line is DEFERRED (QEMU took what the
+# FIFO holds while the guest was frozen) and still arrives whole; its
+# intervals are printed (sersim(1)'s header says why they are not judged).
+serial_lines() { # virtio|uart
+	local out=/tmp/sersim-$1.out rc opts=() mode=1 long=DEFERRED
+	[ "$1" = virtio ] && opts=(--virtio) mode=2 long=OK
+	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 20 null vmpace.serial=$mode)
+	"$sersim" --vmpace "$vmpace" --lines 10 --gap-us 20000 --quantum-us 1000 \
+		--max-error-us 5000 "${opts[@]}" -- "${qemu[@]}" > "$out" 2>&1
+	rc=$?
+	cat "$out"
+	check "sersim verdict (exit $rc)" test "$rc" = 0
+	check "11 of 11 lines answered in order, the short ones handed over OK at their time" \
+		grep -qE '^sersim: 11 of 11 lines answered in order; 0 short lines not OK, [0-9]+ without an interrupt; 0 handed over' "$out"
+	check "the long line $long, and whole" \
+		grep -q "^sersim: the long line (48 bytes, more than a UART's FIFO): $long" "$out"
+}
+
 # Two paced guests on an ns-3 network (ns3sim): A pings B across a
 # point-to-point link of 10 Mbit/s and 5 ms and times each round trip with
 # its own clock, 10 times in each of three phases on the same guests: as is,
@@ -331,7 +358,12 @@ proto-framed|proto-framed-errors|proto-framed-flood)
 	sim "${1#proto-}" --proto framed "${1#proto-}" -- "${bios_vmm[@]}" ;;
 netsim-udp|netsim-stall|netsim-boundary)
 	netsim_udp "${1#netsim-}" ;;
+serial-virtio|serial-uart) serial_lines "${1#serial-}" ;;
 ns3-p2p) ns3_p2p ;;
+proto-framed-serial)
+	# a UART on vmpace's serial port that nobody reads (the firmware idles)
+	sim framed-serial --run --proto framed framed-serial -- "${bios_vmm[@]}" \
+		-serial chardev:s0 ;;
 proto-framed-net)
 	# the NIC is the only boot device: the firmware's iPXE sends DHCP
 	sim framed-net --run --proto framed framed-net -- "${bios_vmm[@]}" \

@@ -23,6 +23,7 @@ for t in adevs ns64 partial huge-close truncated release framed; do line proto-$
 line proto-framed-errors 240
 line proto-framed-flood 240
 line proto-framed-net 300
+line proto-framed-serial 240
 for t in tcp-listen tcp-connect unix-listen unix-connect; do line transport-$t 120; done
 for t in kill-vmm kill-sim kill-vmpace sigterm; do line fault-$t 120; done
 for t in first adevs-fork adevs-kill wrapper zero-step half-close half-close-early partial-write \
@@ -31,6 +32,7 @@ line wrapper-lockstep 300
 line stopcont 300
 line lockstep-1vcpu 300
 for t in udp stall boundary; do line netsim-$t 300; done
+for t in virtio uart; do line serial-$t 300; done
 line refsim-vmm-dies 180
 line lockstep-2vcpu 300
 line monitor 300

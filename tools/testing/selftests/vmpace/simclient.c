@@ -63,6 +63,8 @@ static bool framed, no_hello;
 static const char *proto_name = "us32";
 static uint64_t fr_now;		/* guest ns reported so far */
 static unsigned int fr_ports;	/* network ports, from vmpace's HELLO reply */
+static unsigned int fr_serial;	/* serial ports, from it */
+static uint32_t fr_features;	/* that the HELLO asks for */
 static struct vp_fr_decoder fr_dec;
 static const char *wrapper_path = "vmpace-qemu";
 static pid_t qemu, pacer;
@@ -202,6 +204,7 @@ static void fr_send_hello(uint32_t vmin, uint32_t vmax)
 		die("write the opening");
 	vp_put_be32(pl, vmin);
 	vp_put_be32(pl + 4, vmax);
+	vp_put_be32(pl + 8, fr_features);
 	fr_send(VP_FR_HELLO, 0, pl, sizeof(pl));
 }
 
@@ -212,10 +215,12 @@ static void fr_hello(void)
 	vp_fr_decoder_init(&fr_dec, VP_FR_FROM_VMPACE);
 	fr_now = 0;
 	fr_send_hello(1, 1);
+	/* the features asked for that vmpace knows are granted */
 	if (!fr_read(&m, false) || m.type != VP_FR_HELLO_REPLY || vp_get_be32(m.payload) != 1 ||
-	    vp_get_be32(m.payload + 4))
+	    vp_get_be32(m.payload + 4) != (fr_features & VP_FR_FEATURES))
 		die("vmpace's HELLO reply");
 	fr_ports = vp_get_be16(m.payload + 8);
+	fr_serial = vp_get_be16(m.payload + 10);
 }
 
 static void send_grant(uint64_t v)
@@ -1083,7 +1088,9 @@ static void fr_expect_error(int code, const char *what)
 	      "vmpace's ERROR, exit code %d: \"%s\"", code, text);
 	CHECK(!fr_read(&m, false), "then end of file");
 	CHECK(wait_exit(pacer, 20000) == code, "vmpace exits %d", code);
-	CHECK(wait_exit(qemu, 20000) >= 0, "and terminated the VMM");
+	/* after vmpace run, QEMU is vmpace's child, not ours */
+	CHECK(run_mode ? wait_exit_any(qemu, 20000) : wait_exit(qemu, 20000) >= 0,
+	      "and terminated the VMM");
 }
 
 /*
@@ -1184,7 +1191,7 @@ static void scenario_framed_errors(char **qemu_argv, uint64_t q)
 /* ----- framed protocol: network frames (vmpace run --net) ----------------- */
 
 struct fr_seen {
-	int delivered, frames, rejected;
+	int delivered, frames, rejected, serial;	/* serial: bytes from the guest */
 	uint32_t dl_id[16];
 	uint64_t dl_t[16];
 	uint16_t dl_status[16];
@@ -1226,6 +1233,9 @@ static bool fr_until_report(struct fr_seen *w, uint64_t *report_t, struct vp_fr_
 			}
 			w->frames++;
 			break;
+		case VP_FR_SERIAL_FROM_GUEST:
+			w->serial += m.len - VP_FR_FRAME_HDR;
+			break;
 		case VP_FR_ERROR:
 			if (m.flags & VP_FR_ERROR_FATAL)
 				return false;
@@ -1242,19 +1252,28 @@ static bool fr_until_report(struct fr_seen *w, uint64_t *report_t, struct vp_fr_
 	}
 }
 
-static void fr_frame(uint32_t id, uint16_t port, uint64_t t, const void *data, uint32_t len)
+/* FRAME_TO_GUEST or SERIAL_TO_GUEST (@type), with @reserved in its reserved field */
+static void fr_timed(uint16_t type, uint32_t id, uint16_t port, uint64_t t, const void *data,
+		     uint32_t len, uint16_t reserved)
 {
-	uint8_t msg[VP_FR_HDR + VP_FR_FRAME_HDR + 256];
+	uint8_t msg[VP_FR_HDR + VP_FR_FRAME_HDR + 4096];
 
-	vp_fr_encode(msg, VP_FR_FRAME_TO_GUEST, 0, t, NULL, 0);
+	if (len > 4096)
+		die("fr_timed: too long");
+	vp_fr_encode(msg, type, 0, t, NULL, 0);
 	vp_put_be32(msg + 4, VP_FR_FRAME_HDR + len);
 	vp_put_be32(msg + VP_FR_HDR, id);
 	vp_put_be16(msg + VP_FR_HDR + 4, port);
-	vp_put_be16(msg + VP_FR_HDR + 6, 0);
+	vp_put_be16(msg + VP_FR_HDR + 6, reserved);
 	memcpy(msg + VP_FR_HDR + VP_FR_FRAME_HDR, data, len);
 	if (write(sock, msg, VP_FR_HDR + VP_FR_FRAME_HDR + len) !=
 	    (ssize_t)(VP_FR_HDR + VP_FR_FRAME_HDR + len))
-		die("write a frame");
+		die("write a timed message");
+}
+
+static void fr_frame(uint32_t id, uint16_t port, uint64_t t, const void *data, uint32_t len)
+{
+	fr_timed(VP_FR_FRAME_TO_GUEST, id, port, t, data, len, 0);
 }
 
 /* The vCPUs' holds so far: each stop of the VM is one per vCPU. */
@@ -1538,6 +1557,100 @@ static void scenario_framed_net(char **qemu_argv, uint64_t q)
 	st = wait_exit(pacer, 20000);
 	CHECK(st == 7 && log_has("a port delivers in order"),
 	      "vmpace exits 7, saying why (exit %d)", st);
+}
+
+/*
+ * "framed-serial": vmpace run --serial s0 with a stock QEMU whose UART
+ * (-serial chardev:s0) nobody reads (the firmware idles; the UART's FIFO is
+ * off after reset: it holds one byte).  The SERIAL feature is negotiated,
+ * or the session ends saying why; bytes for the guest are handed to QEMU at
+ * their time, OK if QEMU took them all while the guest was frozen, else
+ * DEFERRED; a port whose unread bytes would pass 64 KiB refuses more; a
+ * port that does not exist refuses them, a reserved field, bytes out of
+ * order or serial bytes without the feature end the session.
+ */
+static void scenario_framed_serial(char **qemu_argv, uint64_t q)
+{
+	char *extra[] = { "--serial", "s0", "--io-timeout", "300", NULL };
+	static uint8_t big[4096];
+	static struct fr_seen w;
+	char *plain[64];
+	struct vp_fr_msg m;
+	uint64_t rt = 0, t;
+	int i, n, deferred = 0;
+
+	if (!run_mode || !framed)
+		die("framed-serial needs --run and --proto framed");
+
+	/* a simulator that does not ask for the feature: told why at once */
+	fr_features = 0;
+	no_hello = true;
+	start(qemu_argv, extra);
+	vp_fr_decoder_init(&fr_dec, VP_FR_FROM_VMPACE);
+	fr_send_hello(1, 1);
+	fr_expect_error(7, "does not ask for the SERIAL feature");
+	no_hello = false;
+
+	fr_features = VP_FR_FEAT_SERIAL | 0x80000000u;	/* and one vmpace does not know */
+	start(qemu_argv, extra);
+	CHECK(fr_serial == 1 && fr_ports == 0,
+	      "the HELLO reply grants SERIAL only and names 1 serial port, no network port "
+	      "(%u, %u)", fr_serial, fr_ports);
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 100, 1, q / 3, "x", 1, 0);
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 1, 0, q / 3, "a", 1, 0);
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 2, 0, q / 3, "bc", 2, 0);
+	send_grant(q);
+	CHECK(fr_until_report(&w, &rt, &m), "a report for the quantum with serial bytes");
+	CHECK(w.rejected == 1 && w.rej_id[0] == 100 &&
+	      strstr(w.rej_text[0], "no serial port 1 (vmpace has 1: --serial)"),
+	      "bytes for serial port 1 are refused, not fatal: \"%s\"", w.rej_text[0]);
+	CHECK(w.delivered == 2 && w.dl_id[0] == 1 && w.dl_id[1] == 2 &&
+	      w.dl_status[0] == VP_FR_DELIVERED_OK && w.dl_status[1] == VP_FR_DELIVERED_DEFERRED &&
+	      w.dl_t[0] == w.dl_t[1] && w.dl_t[0] >= q / 3 && w.dl_t[0] <= rt,
+	      "a UART nobody reads: its one byte taken (OK), the next 2 DEFERRED, at %llu ns "
+	      "(their time %llu, the report %llu; status %u %u)",
+	      (unsigned long long)w.dl_t[0], (unsigned long long)(q / 3),
+	      (unsigned long long)rt, w.dl_status[0], w.dl_status[1]);
+
+	/* the port's unread bytes: 2 + 15 x 4096 wait, the 16th message is refused */
+	memset(&w, 0, sizeof(w));
+	memset(big, 's', sizeof(big));
+	for (i = 0; i < 16; i++)
+		fr_timed(VP_FR_SERIAL_TO_GUEST, 10 + i, 0, rt, big, sizeof(big), 0);
+	send_grant(0);
+	CHECK(fr_until_report(&w, &rt, &m), "a step of no time with 16 x 4096 bytes due");
+	for (i = 0; i < w.delivered && i < 16; i++)
+		deferred += w.dl_status[i] == VP_FR_DELIVERED_DEFERRED;
+	CHECK(w.delivered == 15 && deferred == 15 && w.rejected == 1 && w.rej_id[0] == 25 &&
+	      strstr(w.rej_text[0], "has not taken 61442 bytes"),
+	      "15 handed over (DEFERRED: %d of %d), the 16th refused: \"%s\"", deferred,
+	      w.delivered, w.rej_text[0]);
+
+	/* a reserved field that is not 0 */
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 30, 0, rt + q, "r", 1, 1);
+	fr_expect_error(7, "SERIAL_TO_GUEST 30: reserved field not 0");
+
+	/* bytes earlier than the bytes before them on their port */
+	start(qemu_argv, extra);
+	t = 50 * q;
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 1, 0, t, "1", 1, 0);
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 2, 0, t - 1, "2", 1, 0);
+	fr_expect_error(7, "a port delivers in order");
+
+	/* serial bytes without the feature (no --serial, not asked for, no UART on it) */
+	for (i = 0, n = 0; qemu_argv[i] && n < 63; i++)
+		if (strcmp(qemu_argv[i], "-serial") || !qemu_argv[i + 1] ||
+		    strcmp(qemu_argv[i + 1], "chardev:s0"))
+			plain[n++] = qemu_argv[i];
+		else
+			i++;
+	plain[n] = NULL;
+	fr_features = 0;
+	start(plain, NULL);
+	CHECK(fr_serial == 0, "without the feature: no serial port in the HELLO reply (%u)",
+	      fr_serial);
+	fr_timed(VP_FR_SERIAL_TO_GUEST, 1, 0, q, "x", 1, 0);
+	fr_expect_error(7, "SERIAL_TO_GUEST 1 without the SERIAL feature");
 }
 
 /*
@@ -1840,6 +1953,8 @@ int main(int argc, char **argv)
 		scenario_framed(qemu_argv, q);
 	} else if (!strcmp(scenario, "framed-net")) {
 		scenario_framed_net(qemu_argv, q);
+	} else if (!strcmp(scenario, "framed-serial")) {
+		scenario_framed_serial(qemu_argv, q);
 	} else if (!strcmp(scenario, "framed-flood")) {
 		scenario_framed_flood(qemu_argv, q);
 	} else if (!strcmp(scenario, "framed-errors")) {

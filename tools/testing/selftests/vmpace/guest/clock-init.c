@@ -60,6 +60,12 @@
  *
  *   vmpace-guest-ready echo
  *
+ * With vmpace.serial=1 it answers lines on its second UART (ttyS1, raw,
+ * 115200 baud), with vmpace.serial=2 on its virtio console (hvc0): it says
+ * "vmpace-serial-ready" there, then answers each line L with
+ * "eL <CLOCK_MONOTONIC ns at which its read() returned L's end>" (the
+ * simulator sersim compares the intervals with simulated time).
+ *
  * It never exits: the VMM is ended by vmpace or the test.
  */
 #include <arpa/inet.h>
@@ -86,6 +92,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -485,6 +492,62 @@ static void udp_echo(void)
 	}
 }
 
+/* The answers of vmpace.serial=1 (ttyS1) or 2 (hvc0); never returns. */
+static void serial_echo(bool hvc)
+{
+	char in[256], out[320], buf[64];
+	struct termios tio;
+	long long t;
+	size_t len = 0;
+	ssize_t n, i;
+	int fd, k;
+
+	const char *dev = hvc ? "/dev/hvc0" : "/dev/ttyS1";
+
+	mknod(dev, S_IFCHR | 0600, hvc ? makedev(229, 0) : makedev(4, 65));
+	fd = open(dev, O_RDWR | O_NOCTTY);
+	if (fd < 0 || tcgetattr(fd, &tio)) {
+		say("vmpace-guest-error %s: %s\n", dev, strerror(errno));
+		for (;;)
+			pause();
+	}
+	cfmakeraw(&tio);
+	cfsetispeed(&tio, B115200);
+	cfsetospeed(&tio, B115200);
+	tio.c_cc[VMIN] = 1;
+	tio.c_cc[VTIME] = 0;
+	if (tcsetattr(fd, TCSANOW, &tio))
+		say("vmpace-guest-error %s raw mode: %s\n", dev, strerror(errno));
+	tcflush(fd, TCIFLUSH);
+	/* the console first: it is slow, the simulator starts on the port's line */
+	say("vmpace-guest-ready serial %s\n", dev);
+	if (write(fd, "vmpace-serial-ready\n", 20) != 20)
+		say("vmpace-guest-error %s: %s\n", dev, strerror(errno));
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		t = ns(CLOCK_MONOTONIC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			say("vmpace-guest-error %s read: %s\n", dev, n ? strerror(errno) : "EOF");
+			for (;;)
+				pause();
+		}
+		for (i = 0; i < n; i++) {
+			if (buf[i] != '\n') {
+				if (len < sizeof(in) - 1)
+					in[len++] = buf[i];
+				continue;
+			}
+			in[len] = '\0';
+			k = snprintf(out, sizeof(out), "e%s %lld\n", in, t);
+			if (write(fd, out, k) != k)
+				say("vmpace-guest-error %s write: %s\n", dev, strerror(errno));
+			len = 0;
+		}
+	}
+}
+
 int main(void)
 {
 	long period;
@@ -526,6 +589,8 @@ int main(void)
 		rtt_probe(param("ping", 0), period, true);
 	if (param("echo", 0))
 		udp_echo();
+	if (param("serial", 0))
+		serial_echo(param("serial", 0) == 2);
 	say("vmpace-guest-ready period_ms=%ld\n", period);
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {

@@ -168,10 +168,17 @@ static int fr_peer_read(int fd, struct vp_fr_decoder *d, struct vp_fr_msg *m)
  * as a frame from the guest at the same time, within the grant that covers
  * it; a frame for another port is rejected.
  */
+/*
+ * "fr-serial": vmpace with the SERIAL feature and 2 serial ports, no network
+ * port: serial bytes likewise (DELIVERED, echoed as SERIAL_FROM_GUEST).
+ * "fr-badfeat" grants a feature that was not asked for, "fr-serialports"
+ * names serial ports without the feature.
+ */
 struct fr_held {
 	uint64_t t;
 	uint32_t id;
 	uint16_t port;
+	bool serial;
 	uint32_t len;
 	uint8_t data[VP_FR_MAX_FRAME];
 };
@@ -194,7 +201,8 @@ static void fr_net_quantum(int fd, uint64_t until, struct fr_held *q, int *nq)
 		vp_put_be32(pl, i + 1);
 		vp_put_be16(pl + 4, q[i].port);
 		vp_put_be16(pl + 6, 0);
-		vp_fr_encode(out, VP_FR_FRAME_FROM_GUEST, 0, q[i].t, pl, 8);
+		vp_fr_encode(out, q[i].serial ? VP_FR_SERIAL_FROM_GUEST : VP_FR_FRAME_FROM_GUEST,
+			     0, q[i].t, pl, 8);
 		vp_put_be32(out + 4, 8 + q[i].len);
 		memcpy(out + VP_FR_HDR + 8, q[i].data, q[i].len);
 		write_all(fd, out, VP_FR_HDR + 8 + q[i].len);
@@ -244,12 +252,21 @@ static int fr_peer(const char *mode, int fd)
 	}
 	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
 	rc = fr_peer_read(fd, &d, &m);
+	/* the library asks for the SERIAL feature */
 	if (rc != 1 || m.type != VP_FR_HELLO || vp_get_be32(m.payload) != 1 ||
-	    vp_get_be32(m.payload + 4) != 1 || vp_get_be32(m.payload + 8))
+	    vp_get_be32(m.payload + 4) != 1 || vp_get_be32(m.payload + 8) != VP_FR_FEAT_SERIAL)
 		return 23;
 	vp_put_be32(pl, strcmp(mode, "fr-v2") ? 1 : 2);
 	/* fr-deaf too: the library may read the reply while it sends */
 	vp_put_be16(pl + 8, strcmp(mode, "fr-net") && strcmp(mode, "fr-deaf") ? 0 : 2);
+	if (!strcmp(mode, "fr-serial")) {
+		vp_put_be32(pl + 4, VP_FR_FEAT_SERIAL);
+		vp_put_be16(pl + 10, 2);
+	}
+	if (!strcmp(mode, "fr-badfeat"))
+		vp_put_be32(pl + 4, VP_FR_FEAT_SERIAL | 0x2);
+	if (!strcmp(mode, "fr-serialports"))
+		vp_put_be16(pl + 10, 1);
 	len = vp_fr_encode(out, VP_FR_HELLO_REPLY, 0, 0, pl, VP_FR_HELLO_LEN);
 	if (!strcmp(mode, "fr-early"))
 		len = vp_fr_encode(out, VP_FR_REPORT, 0, 0, NULL, 0);
@@ -281,7 +298,8 @@ static int fr_peer(const char *mode, int fd)
 			return 21;
 		if (m.type == VP_FR_BYE)
 			return 0;
-		if (m.type == VP_FR_FRAME_TO_GUEST && !strcmp(mode, "fr-net")) {
+		if ((m.type == VP_FR_FRAME_TO_GUEST && !strcmp(mode, "fr-net")) ||
+		    (m.type == VP_FR_SERIAL_TO_GUEST && !strcmp(mode, "fr-serial"))) {
 			uint32_t id = vp_get_be32(m.payload);
 			uint16_t port = vp_get_be16(m.payload + 4);
 
@@ -296,13 +314,14 @@ static int fr_peer(const char *mode, int fd)
 				continue;
 			}
 			held[nheld] = (struct fr_held){ .t = m.t, .id = id, .port = port,
-							.len = m.len - 8 };
+							.len = m.len - 8,
+							.serial = m.type == VP_FR_SERIAL_TO_GUEST };
 			memcpy(held[nheld++].data, m.payload + 8, m.len - 8);
 			continue;
 		}
 		if (m.type != VP_FR_GRANT)
 			return 24;
-		if (!strcmp(mode, "fr-net"))
+		if (!strcmp(mode, "fr-net") || !strcmp(mode, "fr-serial"))
 			fr_net_quantum(fd, m.t, held, &nheld);
 		if (!strcmp(mode, "fr-flood") && !flooded++)
 			fr_flood_quantum(fd, m.t);
@@ -803,6 +822,74 @@ static void test_frames(void)
  * at VMP_EVENTS_MAX_BYTES with -ENOBUFS, the session goes on, and once the
  * events are taken every frame arrives, in order and whole.
  */
+static void test_serial(void)
+{
+	static uint8_t big[VMP_SERIAL_MAX + 1];
+	struct vmp *v = spawn("fr-serial", VMP_PROTO_FRAMED, 3);
+	struct vmp_event ev;
+	uint32_t id1 = 0, id2 = 0;
+	uint64_t e;
+	int r, n = 0;
+
+	r = vmp_send_serial(v, 1, 700, "hi\n", 3, &id1);
+	ok(!r && id1 == 1, "serial: bytes for port 1 at 700 ns before the first grant (id %u) %s",
+	   id1, r ? vmp_errmsg(v) : "");
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(!r && vmp_serial_ports(v) == 2 && vmp_net_ports(v) == 0,
+	   "serial: a quantum; vmpace has %u serial and %u network ports %s",
+	   vmp_serial_ports(v), vmp_net_ports(v), r ? vmp_errmsg(v) : "");
+	r = vmp_next_event(v, &ev);
+	ok(!r && ev.type == VMP_EV_DELIVERED && ev.id == 1 && ev.t == 700 &&
+	   ev.status == VMP_DELIVERED_OK, "serial: DELIVERED id 1 at 700 ns");
+	r = vmp_next_event(v, &ev);
+	ok(!r && ev.type == VMP_EV_SERIAL && ev.port == 1 && ev.t == 700 && ev.len == 3 &&
+	   !memcmp(ev.data, "hi\n", 3), "serial: the guest's bytes, port 1, 700 ns");
+	ok(vmp_send_serial(v, 2, 2000, "x", 1, NULL) == -EINVAL &&
+	   strstr(vmp_errmsg(v), "no serial port 2 (vmpace has 2: its --serial"),
+	   "serial: port 2 of 2 is -EINVAL (%s)", vmp_errmsg(v));
+	ok(vmp_send_serial(v, 1, 600, "x", 1, NULL) == -EINVAL && strstr(vmp_errmsg(v), "in order"),
+	   "serial: an earlier time on a port is -EINVAL (%s)", vmp_errmsg(v));
+	ok(vmp_send_frame(v, 0, 2000, "x", 1, NULL) == -EINVAL &&
+	   strstr(vmp_errmsg(v), "no network port 0"),
+	   "serial: network ports count apart: none here (%s)", vmp_errmsg(v));
+	ok(vmp_send_serial(v, 0, 2000, "x", 0, NULL) == -EMSGSIZE &&
+	   vmp_send_serial(v, 0, 2000, big, VMP_SERIAL_MAX + 1, NULL) == -EMSGSIZE,
+	   "serial: 0 and 4097 bytes are -EMSGSIZE (%s)", vmp_errmsg(v));
+	memset(big, 'z', VMP_SERIAL_MAX);
+	r = vmp_send_serial(v, 0, 600, big, VMP_SERIAL_MAX, &id2);
+	r = r ?: vmp_quantum(v, 1000, &e, 5000);
+	while (!r && !vmp_next_event(v, &ev))
+		if ((ev.type == VMP_EV_DELIVERED && ev.id == id2 && ev.t == 600 &&
+		     ev.status == VMP_DELIVERED_OK) ||
+		    (ev.type == VMP_EV_SERIAL && ev.port == 0 && ev.len == VMP_SERIAL_MAX &&
+		     !memcmp(ev.data, big, VMP_SERIAL_MAX)))
+			n++;
+	ok(!r && n == 2, "serial: 4096 bytes to port 0 (its own order): delivered and echoed (%d) %s",
+	   n, r ? vmp_errmsg(v) : "");
+	vmp_free(v);
+
+	/* a vmpace that does not grant the feature: no serial port at all */
+	v = spawn("fr-echo", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(!r && vmp_send_serial(v, 0, 2000, "x", 1, NULL) == -EOPNOTSUPP &&
+	   strstr(vmp_errmsg(v), "did not grant the SERIAL feature") && !vmp_serial_ports(v),
+	   "serial: without the feature: -EOPNOTSUPP (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	v = spawn("fr-badfeat", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "features 0x3, which were not asked for"),
+	   "serial: a feature granted unasked is -EPROTO (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	v = spawn("fr-serialports", VMP_PROTO_FRAMED, 3);
+	r = vmp_quantum(v, 1000, &e, 5000);
+	ok(r == -EPROTO && strstr(vmp_errmsg(v), "1 serial ports without the SERIAL feature"),
+	   "serial: serial ports without the feature are -EPROTO (%s)", vmp_errmsg(v));
+	vmp_free(v);
+	v = spawn("echo64", VMP_PROTO_NS64, 3);
+	ok(vmp_send_serial(v, 0, 1, "x", 1, NULL) == -EOPNOTSUPP, "serial with ns64: -EOPNOTSUPP");
+	vmp_free(v);
+}
+
 static void test_event_queue_limit(void)
 {
 	struct vmp *v = spawn("fr-flood", VMP_PROTO_FRAMED, 3);
@@ -1053,6 +1140,7 @@ int main(int argc, char **argv)
 	test_bad_reports();
 	test_framed();
 	test_frames();
+	test_serial();
 	test_event_queue_limit();
 	test_send_timeout();
 	test_timeouts_and_signals();

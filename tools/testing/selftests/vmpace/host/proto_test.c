@@ -156,6 +156,40 @@ static void framed(void)
 	vp_fr_encode(big2, VP_FR_DELIVERED, 0, 99, big, VP_FR_DELIVERED_LEN);
 	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO,
 	  "framed: a simulator may not send DELIVERED: %s", d.err);
+
+	/* serial bytes: 1 to 4096 per message, each way in its direction */
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	vp_fr_decode(&d, in, VP_FR_HDR, &done, &m);
+	len = vp_fr_encode(big2, VP_FR_SERIAL_TO_GUEST, 0, 7, big,
+			   VP_FR_FRAME_HDR + VP_FR_MAX_SERIAL);
+	used = vp_fr_decode(&d, big2, len, &done, &m);
+	T(used == (long)len && done && m.type == VP_FR_SERIAL_TO_GUEST &&
+	  m.len == VP_FR_FRAME_HDR + 4096 && m.t == 7,
+	  "framed: a SERIAL_TO_GUEST of 4096 bytes, the largest");
+	vp_put_be32(big2 + 4, VP_FR_FRAME_HDR + VP_FR_MAX_SERIAL + 1);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO &&
+	  strstr(d.err, "SERIAL_TO_GUEST with a payload of 4105 bytes (9 to 4104)"),
+	  "framed: 4097 serial bytes are refused at the header: %s", d.err);
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	vp_fr_decode(&d, in, VP_FR_HDR, &done, &m);
+	vp_fr_encode(big2, VP_FR_SERIAL_TO_GUEST, 0, 7, big, VP_FR_FRAME_HDR);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO,
+	  "framed: SERIAL_TO_GUEST without bytes is refused: %s", d.err);
+	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
+	vp_fr_decode(&d, in, VP_FR_HDR, &done, &m);
+	vp_fr_encode(big2, VP_FR_SERIAL_FROM_GUEST, 0, 7, big, VP_FR_FRAME_HDR + 1);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO &&
+	  strstr(d.err, "0x8030 is not one a simulator sends"),
+	  "framed: a simulator may not send SERIAL_FROM_GUEST: %s", d.err);
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	len = vp_fr_encode(big2, VP_FR_SERIAL_FROM_GUEST, 0, 7, big, VP_FR_FRAME_HDR + 1);
+	used = vp_fr_decode(&d, big2, len, &done, &m);
+	T(used == (long)len && done && m.type == VP_FR_SERIAL_FROM_GUEST,
+	  "framed: SERIAL_FROM_GUEST of 1 byte from vmpace");
+	vp_fr_decoder_init(&d, VP_FR_FROM_VMPACE);
+	vp_fr_encode(big2, VP_FR_SERIAL_TO_GUEST, 0, 7, big, VP_FR_FRAME_HDR + 1);
+	T(vp_fr_decode(&d, big2, VP_FR_HDR, &done, &m) == -EPROTO,
+	  "framed: vmpace may not send SERIAL_TO_GUEST: %s", d.err);
 }
 
 int main(void)
