@@ -223,6 +223,10 @@ static int add_port(const char *id, const char *opt, const char *what, const cha
 		       opt, id, what);
 		return -1;
 	}
+	if (!strcmp(what, "chardev") && !strcmp(id, "vmpace-qmp")) {
+		vp_err("%s vmpace-qmp: the chardev id of vmpace's own monitor; pick another", opt);
+		return -1;
+	}
 	for (i = 0; i < *nr; i++) {
 		if (!strcmp(ids[i], id)) {
 			vp_err("%s %s is named twice", opt, id);

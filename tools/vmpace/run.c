@@ -37,6 +37,28 @@ static bool has_arg(char **argv, const char *a)
 }
 
 /*
+ * Whether an argument names @key@id: "KEY=ID" as an option among commas
+ * (netdev=n0 in -device virtio-net-pci,netdev=n0) or "-serial chardev:ID"'s
+ * "chardev:ID".
+ */
+static bool uses_id(char **argv, const char *key, const char *id)
+{
+	size_t kl = strlen(key), il = strlen(id);
+	const char *p;
+
+	for (; *argv; argv++) {
+		if (!strcmp(key, "chardev") && !strncmp(*argv, "chardev:", 8) &&
+		    !strcmp(*argv + 8, id))
+			return true;
+		for (p = *argv; (p = strstr(p, key)); p += kl)
+			if ((p == *argv || p[-1] == ',') && p[kl] == '=' &&
+			    !strncmp(p + kl + 1, id, il) && (!p[kl + 1 + il] || p[kl + 1 + il] == ','))
+				return true;
+	}
+	return false;
+}
+
+/*
  * The child: default signal handling, the monitor's end inherited, exec; an
  * exec failure is reported on @err_fd (close-on-exec: EOF means it ran).
  * If vmpace is to terminate QEMU at the end, its death (even SIGKILL) does.
@@ -80,6 +102,17 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		       "the foreground");
 		return VP_EXIT_USAGE;
 	}
+	/* a port that nothing uses: its messages would wait for ever, say so */
+	for (k = 0; k < o->nr_net; k++)
+		if (!uses_id(argv, "netdev", o->net_id[k]))
+			vp_err("warning: --net %s: no device on QEMU's command line uses it "
+			       "(netdev=%s): frames for it will not be taken", o->net_id[k],
+			       o->net_id[k]);
+	for (k = 0; k < o->nr_serial; k++)
+		if (!uses_id(argv, "chardev", o->serial_id[k]))
+			vp_err("warning: --serial %s: no device on QEMU's command line uses it "
+			       "(-serial chardev:%s, chardev=%s): bytes for it will not be taken",
+			       o->serial_id[k], o->serial_id[k], o->serial_id[k]);
 	fd = vp_transport_open(o);
 	if (fd < 0)
 		return -fd;

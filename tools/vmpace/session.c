@@ -126,7 +126,8 @@ struct session {
 	/* framed: network ports (vmpace run --net), then serial ports (--serial) */
 	int nr_ports;
 	bool ports_watched;
-	bool port_eof[MAX_PORTS];	/* QEMU closed this serial port */
+	bool port_eof[MAX_PORTS];	/* QEMU shut this serial port down */
+	int serial_before[VP_MAX_SERIAL];	/* unread bytes before this stop's */
 	bool serial;		/* the SERIAL feature was granted */
 	uint64_t last_stamp;	/* of the last frame or bytes from the guest */
 	uint32_t from_seq, serial_seq;
@@ -477,8 +478,12 @@ static void on_port(struct session *s, int i)
 			return;
 		}
 		if (n == 0 && serial) {
-			/* QEMU closed its chardev (it is ending): nothing more comes */
-			vp_info("%s: QEMU closed it", port_name(s, i));
+			/*
+			 * QEMU shut its end down: nothing more comes.  (A plain
+			 * close is not seen: vmpace holds a copy of QEMU's end;
+			 * QEMU's exit is seen by its pidfd.)
+			 */
+			vp_info("%s: QEMU shut it down", port_name(s, i));
 			ep_set(s, EPOLL_CTL_DEL, port_fd(s, i), 0, TAG_NET0 - i);
 			s->port_eof[i] = true;
 			break;
@@ -627,6 +632,16 @@ static bool hand_over_serial(struct session *s, struct tx_frame *f)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
+		/*
+		 * The socket's memory, not its bytes, is full (many small
+		 * messages unread): refused whole, as a frame would be.
+		 */
+		if (n < 0 && errno == EAGAIN && !off) {
+			reject_frame(s, REJ_QEMU, f->id, "%s: QEMU's socket of %s is full (%d "
+				     "bytes in many messages unread: the guest does not read it)",
+				     tx_name(s, f), port_name(s, f->port), unread);
+			return false;
+		}
 		if (n < 0 && errno != EAGAIN) {
 			fail(s, VP_EXIT_VMM_DIED, "%s: %s: %s", tx_name(s, f),
 			     port_name(s, f->port), strerror(errno));
@@ -641,7 +656,8 @@ static bool hand_over_serial(struct session *s, struct tx_frame *f)
 			return false;
 		}
 	}
-	f->status = unread > 0 ? VP_FR_DELIVERED_DEFERRED :
+	/* behind bytes of an earlier stop that QEMU has not taken: no wait */
+	f->status = s->serial_before[f->port - s->o->nr_net] > 0 ? VP_FR_DELIVERED_DEFERRED :
 		    f->late ? VP_FR_DELIVERED_LATE : VP_FR_DELIVERED_OK;
 	return true;
 }
@@ -779,6 +795,8 @@ static void deliver_due(struct session *s)
 	if (!s->txq || s->txq->t > now)
 		return;
 	irqs0 = irq_sum(s);
+	for (r = 0; r < s->o->nr_serial; r++)
+		s->serial_before[r] = port_unread(s, s->o->nr_net + r);
 	while ((f = s->txq) && f->t <= now && s->state != ST_DONE) {
 		s->txq = f->next;
 		s->txq_n--;

@@ -37,6 +37,7 @@
 #define API __attribute__((visibility("default")))
 
 _Static_assert(VMP_SERIAL_MAX == VP_FR_MAX_SERIAL, "the header's limit is the protocol's");
+_Static_assert(VMP_FEAT_SERIAL == VP_FR_FEAT_SERIAL, "the header's feature is the protocol's");
 
 /* vmp_free() of an open session: vmpace's --kill-timeout is 10 s */
 #define FREE_CLOSE_MS	15000
@@ -58,6 +59,7 @@ struct vmp {
 	size_t evq_bytes;		/* queued, of VMP_EVENTS_MAX_BYTES */
 	unsigned int nr_ports;		/* from vmpace's HELLO reply: network, */
 	unsigned int nr_serial;		/* serial ports (0 without the feature) */
+	uint32_t want;			/* features to ask for (vmp_set_features) */
 	uint32_t features;		/* that vmpace granted */
 	uint32_t next_id;		/* of frames and serial bytes to the guest */
 	struct port_times {		/* of the last message sent on each port */
@@ -65,6 +67,7 @@ struct vmp {
 		unsigned int n;
 	} net_last, serial_last;
 	bool framed;
+	bool hello_due;		/* framed: the opening and HELLO are not sent yet */
 	bool hello_pending;	/* framed: vmpace's HELLO reply not read yet */
 	bool pending;		/* a grant was sent, its report not read */
 	bool over;		/* the session ended or broke */
@@ -307,21 +310,33 @@ static int send_all(struct vmp *v, const uint8_t *msg, size_t len, int64_t deadl
 }
 
 /*
- * The session is open: with the framed protocol, send its opening (16 zero
- * bytes, which a vmpace without --proto framed takes for a zero grant and
- * ends on) and the HELLO; vmpace's reply is read with the first report.
+ * The session is open.  The framed protocol's opening and HELLO go with
+ * the first grant or message (send_hello()), so that the simulator can ask
+ * for features first.
  */
 static int opened(struct vmp *v)
+{
+	v->over = false;
+	v->hello_due = v->framed;
+	return 0;
+}
+
+/*
+ * Framed: the opening (16 zero bytes, which a vmpace without --proto framed
+ * takes for a zero grant and ends on) and the HELLO with the features asked
+ * for, once; vmpace's reply is read with the first report.
+ */
+static int send_hello(struct vmp *v)
 {
 	uint8_t msg[2 * VP_FR_HDR + VP_FR_HELLO_LEN] = { 0 }, hello[VP_FR_HELLO_LEN] = { 0 };
 	int r;
 
-	v->over = false;
-	if (!v->framed)
+	if (!v->hello_due)
 		return 0;
+	v->hello_due = false;
 	vp_put_be32(hello, VP_FR_VERSION);	/* versions 1 to 1 */
 	vp_put_be32(hello + 4, VP_FR_VERSION);
-	vp_put_be32(hello + 8, VP_FR_FEAT_SERIAL);
+	vp_put_be32(hello + 8, v->want);
 	vp_fr_encode(msg + VP_FR_HDR, VP_FR_HELLO, 0, 0, hello, sizeof(hello));
 	/* 44 bytes into a new connection's empty buffer: no real wait */
 	r = send_all(v, msg, sizeof(msg), deadline_of(FREE_CLOSE_MS));
@@ -768,7 +783,7 @@ static int fr_read(struct vmp *v, int64_t deadline, int timeout_ms, struct vp_fr
 					    VP_FR_VERSION);
 			}
 			v->features = vp_get_be32(m->payload + 4);
-			if (v->features & ~(uint32_t)VP_FR_FEAT_SERIAL) {
+			if (v->features & ~v->want) {
 				v->over = true;
 				return fail(v, EPROTO, "vmpace granted features 0x%x, which "
 					    "were not asked for", v->features);
@@ -869,7 +884,7 @@ static int fr_grant(struct vmp *v, uint64_t t)
 	uint8_t msg[VP_FR_HDR];
 	int r;
 
-	if ((r = fr_unsolicited(v)))
+	if ((r = send_hello(v)) || (r = fr_unsolicited(v)))
 		return r;
 	vp_fr_encode(msg, VP_FR_GRANT, 0, t, NULL, 0);
 	v->grant = t;
@@ -909,6 +924,47 @@ API unsigned int vmp_serial_ports(const struct vmp *v)
 	return v->nr_serial;
 }
 
+API int vmp_set_features(struct vmp *v, unsigned int features)
+{
+	int r;
+
+	if ((r = usable(v)))
+		return r;
+	if (!v->framed)
+		return fail(v, EOPNOTSUPP, "features need VMP_PROTO_FRAMED");
+	if (features & ~(unsigned int)VMP_FEAT_SERIAL)
+		return fail(v, EINVAL, "unknown features 0x%x", features & ~VMP_FEAT_SERIAL);
+	if (!v->hello_due)
+		return fail(v, EALREADY, "features are asked for before the session's first "
+			    "grant or message");
+	v->want = features;
+	return 0;
+}
+
+/*
+ * Framed: vmpace's HELLO reply, waited for up to the send timeout (it comes
+ * once vmpace has frozen the guest); -ETIMEDOUT, the session goes on.
+ */
+static int await_hello(struct vmp *v)
+{
+	int64_t deadline = deadline_of(v->send_timeout_ms);
+	struct pollfd p = { .fd = v->fd, .events = POLLIN };
+	int r, ms;
+
+	while (v->hello_pending) {
+		ms = left_ms(deadline);
+		if (!ms)
+			return fail(v, ETIMEDOUT, "no HELLO reply from vmpace within the send "
+				    "timeout (%d ms)", v->send_timeout_ms);
+		r = poll(&p, 1, ms);
+		if (r < 0 && errno != EINTR)
+			return fail(v, errno, "poll: %s", strerror(errno));
+		if ((r = fr_unsolicited(v)))
+			return r;
+	}
+	return 0;
+}
+
 /*
  * FRAME_TO_GUEST or SERIAL_TO_GUEST: @len bytes of @data for @port at guest
  * time @t, whole or not at all (but for the send timeout).
@@ -934,10 +990,15 @@ static int send_timed(struct vmp *v, bool serial, unsigned int port, uint64_t t,
 			    "and the next grant", serial ? "serial bytes" : "frames");
 	if (!len || len > max)
 		return fail(v, EMSGSIZE, "%s of %zu bytes (1 to %u)", what, len, max);
-	/* vmpace's HELLO reply may be there: it names the ports */
-	if ((r = fr_unsolicited(v)))
+	if (serial && !(v->want & VMP_FEAT_SERIAL))
+		return fail(v, EOPNOTSUPP, "serial bytes need vmp_set_features(v, "
+			    "VMP_FEAT_SERIAL) before the session's first grant or message");
+	if ((r = send_hello(v)))
 		return r;
-	if (serial && !v->hello_pending && !(v->features & VP_FR_FEAT_SERIAL))
+	/* vmpace's HELLO reply names the ports: for serial bytes, wait for it */
+	if ((r = serial ? await_hello(v) : fr_unsolicited(v)))
+		return r;
+	if (serial && !(v->features & VP_FR_FEAT_SERIAL))
 		return fail(v, EOPNOTSUPP, "this vmpace has no serial ports (it did not grant "
 			    "the SERIAL feature: too old?)");
 	nr = serial ? v->nr_serial : v->nr_ports;

@@ -113,8 +113,8 @@ int vmp_set_send_timeout(struct vmp *v, int timeout_ms);
 
 /*
  * The framed protocol (VMP_PROTO_FRAMED, vmpace --proto framed, see
- * vmpace-proto(7)): the constructors send its opening and HELLO, and the
- * first vmp_await() checks vmpace's reply (-EPIPE with "was it started with
+ * vmpace-proto(7)): the session's first grant or message sends its opening
+ * and HELLO, and the first vmp_await() checks vmpace's reply (-EPIPE with "was it started with
  * --proto framed?" if vmpace closed the connection on the opening).  Grants
  * are in ns; vmp_grant(v, g) is vmp_grant_until(v, vmp_now(v) + g), and
  * vmp_grant_until() names the guest time at which the quantum ends (-ERANGE
@@ -151,13 +151,20 @@ uint64_t vmp_now(const struct vmp *v);
  * vmpace and returns -ENOBUFS until events are taken (vmpace, and behind
  * it QEMU and the guest's NIC, wait meanwhile).
  *
+ * Serial ports are a feature the simulator asks for, before the session's
+ * first grant or message: vmp_set_features(v, VMP_FEAT_SERIAL) (-EALREADY
+ * later, -EINVAL for unknown bits, -EOPNOTSUPP with the seed protocols); a
+ * vmpace with --serial ports ends a session that did not ask.
  * vmp_send_serial() is vmp_send_frame() for serial bytes (1 to
  * VMP_SERIAL_MAX per call; a stream: calls on a port follow each other):
  * vmpace hands them to QEMU at @t, whose device takes what it has room for
  * while the guest is frozen (a UART's receive FIFO: 16 bytes); the rest
  * follows as the guest reads, and the event says DEFERRED.  What the guest
  * writes comes as VMP_EV_SERIAL events, as much as QEMU had written, each
- * stamped like a frame.  -EOPNOTSUPP from a vmpace without serial ports.
+ * stamped like a frame.  vmp_send_serial() waits (up to the send timeout)
+ * for vmpace's HELLO reply if it has not come yet; -EOPNOTSUPP if the
+ * feature was not asked for or vmpace does not know it (too old), -EINVAL
+ * for a port it does not have (none without --serial).
  *
  * vmp_net_ports(), vmp_serial_ports(): the ports vmpace has, known from the
  * first report on.
@@ -185,11 +192,13 @@ struct vmp_event {
 
 #define VMP_EVENTS_MAX_BYTES	(16u << 20)
 #define VMP_SERIAL_MAX		4096	/* bytes of one vmp_send_serial() */
+#define VMP_FEAT_SERIAL		0x1	/* vmp_set_features(): serial ports */
 
 int vmp_send_frame(struct vmp *v, unsigned int port, uint64_t t, const void *frame,
 		   size_t len, uint32_t *id);
 int vmp_next_event(struct vmp *v, struct vmp_event *ev);
 unsigned int vmp_net_ports(const struct vmp *v);
+int vmp_set_features(struct vmp *v, unsigned int features);
 int vmp_send_serial(struct vmp *v, unsigned int port, uint64_t t, const void *bytes,
 		    size_t len, uint32_t *id);
 unsigned int vmp_serial_ports(const struct vmp *v);

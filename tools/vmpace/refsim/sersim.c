@@ -239,7 +239,9 @@ int main(int argc, char **argv)
 	if (!args)
 		return 2;
 	fs_name = "sersim";
-	if (vmp_spawn(&fs_vm, VMP_PROTO_FRAMED, args, NULL))
+	/* serial ports are a feature of the protocol that a simulator asks for */
+	if (vmp_spawn(&fs_vm, VMP_PROTO_FRAMED, args, NULL) ||
+	    vmp_set_features(fs_vm, VMP_FEAT_SERIAL))
 		fs_die("vmpace");
 
 	/* boot, until the guest reads its serial port */

@@ -1191,7 +1191,7 @@ static void scenario_framed_errors(char **qemu_argv, uint64_t q)
 /* ----- framed protocol: network frames (vmpace run --net) ----------------- */
 
 struct fr_seen {
-	int delivered, frames, rejected, serial;	/* serial: bytes from the guest */
+	int delivered, frames, rejected;
 	uint32_t dl_id[16];
 	uint64_t dl_t[16];
 	uint16_t dl_status[16];
@@ -1232,9 +1232,6 @@ static bool fr_until_report(struct fr_seen *w, uint64_t *report_t, struct vp_fr_
 				       m.len - VP_FR_FRAME_HDR < 64 ? m.len - VP_FR_FRAME_HDR : 64);
 			}
 			w->frames++;
-			break;
-		case VP_FR_SERIAL_FROM_GUEST:
-			w->serial += m.len - VP_FR_FRAME_HDR;
 			break;
 		case VP_FR_ERROR:
 			if (m.flags & VP_FR_ERROR_FATAL)
@@ -1578,6 +1575,7 @@ static void scenario_framed_serial(char **qemu_argv, uint64_t q)
 	struct vp_fr_msg m;
 	uint64_t rt = 0, t;
 	int i, n, deferred = 0;
+	bool got;
 
 	if (!run_mode || !framed)
 		die("framed-serial needs --run and --proto framed");
@@ -1625,6 +1623,21 @@ static void scenario_framed_serial(char **qemu_argv, uint64_t q)
 	      strstr(w.rej_text[0], "has not taken 61442 bytes"),
 	      "15 handed over (DEFERRED: %d of %d), the 16th refused: \"%s\"", deferred,
 	      w.delivered, w.rej_text[0]);
+
+	/* many small messages: the socket's memory fills before 64 KiB of bytes */
+	memset(&w, 0, sizeof(w));
+	for (i = 0; i < 400; i++)
+		fr_timed(VP_FR_SERIAL_TO_GUEST, 100 + i, 0, rt, "m", 1, 0);
+	send_grant(0);
+	got = fr_until_report(&w, &rt, &m);
+	deferred = 0;
+	for (i = 0; i < w.delivered && i < 16; i++)
+		deferred += w.dl_status[i] == VP_FR_DELIVERED_DEFERRED;
+	CHECK(got && w.delivered + w.rejected == 400 &&
+	      w.rejected && w.delivered && deferred == (w.delivered < 16 ? w.delivered : 16) &&
+	      strstr(w.rej_text[0], "socket of serial port 0 (s0) is full"),
+	      "400 one-byte messages: %d handed over (DEFERRED), %d refused, the session goes "
+	      "on: \"%s\"", w.delivered, w.rejected, w.rej_text[0]);
 
 	/* a reserved field that is not 0 */
 	fr_timed(VP_FR_SERIAL_TO_GUEST, 30, 0, rt + q, "r", 1, 1);

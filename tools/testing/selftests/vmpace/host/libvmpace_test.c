@@ -168,12 +168,6 @@ static int fr_peer_read(int fd, struct vp_fr_decoder *d, struct vp_fr_msg *m)
  * as a frame from the guest at the same time, within the grant that covers
  * it; a frame for another port is rejected.
  */
-/*
- * "fr-serial": vmpace with the SERIAL feature and 2 serial ports, no network
- * port: serial bytes likewise (DELIVERED, echoed as SERIAL_FROM_GUEST).
- * "fr-badfeat" grants a feature that was not asked for, "fr-serialports"
- * names serial ports without the feature.
- */
 struct fr_held {
 	uint64_t t;
 	uint32_t id;
@@ -183,6 +177,13 @@ struct fr_held {
 	uint8_t data[VP_FR_MAX_FRAME];
 };
 
+/*
+ * "fr-serial": vmpace with the SERIAL feature (asked for) and 2 serial
+ * ports, no network port: serial bytes are held and answered likewise
+ * (DELIVERED, echoed as SERIAL_FROM_GUEST).  "fr-badfeat" grants a feature
+ * that was not asked for, "fr-serialports" names serial ports without the
+ * feature.
+ */
 static void fr_net_quantum(int fd, uint64_t until, struct fr_held *q, int *nq)
 {
 	static uint8_t out[VP_FR_HDR + VP_FR_MAX_PAYLOAD];
@@ -252,9 +253,10 @@ static int fr_peer(const char *mode, int fd)
 	}
 	vp_fr_decoder_init(&d, VP_FR_FROM_SIM);
 	rc = fr_peer_read(fd, &d, &m);
-	/* the library asks for the SERIAL feature */
+	/* the serial modes' simulators ask for the SERIAL feature, no other does */
 	if (rc != 1 || m.type != VP_FR_HELLO || vp_get_be32(m.payload) != 1 ||
-	    vp_get_be32(m.payload + 4) != 1 || vp_get_be32(m.payload + 8) != VP_FR_FEAT_SERIAL)
+	    vp_get_be32(m.payload + 4) != 1 || vp_get_be32(m.payload + 8) !=
+	    (strcmp(mode, "fr-serial") && strcmp(mode, "fr-badfeat") ? 0 : VP_FR_FEAT_SERIAL))
 		return 23;
 	vp_put_be32(pl, strcmp(mode, "fr-v2") ? 1 : 2);
 	/* fr-deaf too: the library may read the reply while it sends */
@@ -831,6 +833,13 @@ static void test_serial(void)
 	uint64_t e;
 	int r, n = 0;
 
+	ok(vmp_send_serial(v, 0, 700, "x", 1, NULL) == -EOPNOTSUPP &&
+	   strstr(vmp_errmsg(v), "need vmp_set_features(v, VMP_FEAT_SERIAL)"),
+	   "serial: not asked for: -EOPNOTSUPP (%s)", vmp_errmsg(v));
+	ok(vmp_set_features(v, 0x2) == -EINVAL && strstr(vmp_errmsg(v), "unknown features 0x2"),
+	   "serial: an unknown feature is -EINVAL (%s)", vmp_errmsg(v));
+	ok(!vmp_set_features(v, VMP_FEAT_SERIAL), "serial: asked for before the first grant");
+	/* the HELLO reply is awaited: it names the ports */
 	r = vmp_send_serial(v, 1, 700, "hi\n", 3, &id1);
 	ok(!r && id1 == 1, "serial: bytes for port 1 at 700 ns before the first grant (id %u) %s",
 	   id1, r ? vmp_errmsg(v) : "");
@@ -866,17 +875,19 @@ static void test_serial(void)
 			n++;
 	ok(!r && n == 2, "serial: 4096 bytes to port 0 (its own order): delivered and echoed (%d) %s",
 	   n, r ? vmp_errmsg(v) : "");
+	ok(vmp_set_features(v, 0) == -EALREADY && strstr(vmp_errmsg(v), "before the session's first"),
+	   "serial: features after the first grant are -EALREADY (%s)", vmp_errmsg(v));
 	vmp_free(v);
 
-	/* a vmpace that does not grant the feature: no serial port at all */
+	/* a simulator that did not ask, a vmpace that does not grant it */
 	v = spawn("fr-echo", VMP_PROTO_FRAMED, 3);
 	r = vmp_quantum(v, 1000, &e, 5000);
-	ok(!r && vmp_send_serial(v, 0, 2000, "x", 1, NULL) == -EOPNOTSUPP &&
-	   strstr(vmp_errmsg(v), "did not grant the SERIAL feature") && !vmp_serial_ports(v),
-	   "serial: without the feature: -EOPNOTSUPP (%s)", vmp_errmsg(v));
+	ok(!r && vmp_send_serial(v, 0, 2000, "x", 1, NULL) == -EOPNOTSUPP && !vmp_serial_ports(v),
+	   "serial: not asked for: -EOPNOTSUPP, no serial port (%s)", vmp_errmsg(v));
 	vmp_free(v);
 	v = spawn("fr-badfeat", VMP_PROTO_FRAMED, 3);
-	r = vmp_quantum(v, 1000, &e, 5000);
+	r = vmp_set_features(v, VMP_FEAT_SERIAL);
+	r = r ?: vmp_quantum(v, 1000, &e, 5000);
 	ok(r == -EPROTO && strstr(vmp_errmsg(v), "features 0x3, which were not asked for"),
 	   "serial: a feature granted unasked is -EPROTO (%s)", vmp_errmsg(v));
 	vmp_free(v);
@@ -886,7 +897,9 @@ static void test_serial(void)
 	   "serial: serial ports without the feature are -EPROTO (%s)", vmp_errmsg(v));
 	vmp_free(v);
 	v = spawn("echo64", VMP_PROTO_NS64, 3);
-	ok(vmp_send_serial(v, 0, 1, "x", 1, NULL) == -EOPNOTSUPP, "serial with ns64: -EOPNOTSUPP");
+	ok(vmp_send_serial(v, 0, 1, "x", 1, NULL) == -EOPNOTSUPP &&
+	   vmp_set_features(v, VMP_FEAT_SERIAL) == -EOPNOTSUPP,
+	   "serial and features with ns64: -EOPNOTSUPP");
 	vmp_free(v);
 }
 
