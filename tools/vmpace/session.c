@@ -719,6 +719,17 @@ static bool hand_over(struct session *s, struct tx_frame *f)
 }
 
 /*
+ * A monitor command that QEMU answered: its main loop has run a pass since
+ * (the callbacks that read what vmpace handed over returned first).
+ * 0 or -errno.
+ */
+static int qemu_pass(struct session *s)
+{
+	return vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
+			      s->o->io_timeout_ms);
+}
+
+/*
  * Serial bytes handed over at this stop (@done): QEMU reads a serial port
  * as far as its device has room, a little in each pass of its main loop.
  * Each monitor command it answers is a pass later; once one leaves a port's
@@ -729,31 +740,28 @@ static bool hand_over(struct session *s, struct tx_frame *f)
  */
 static void settle_serial(struct session *s, struct tx_frame *done, const struct timespec *t0)
 {
-	int64_t left[VP_MAX_SERIAL], cur, sent[VP_MAX_SERIAL] = { 0 };
+	int64_t left[VP_MAX_SERIAL], cur, unread = 0, sent[VP_MAX_SERIAL] = { 0 };
 	struct tx_frame *f;
-	bool moved = true;
+	bool moved;
 	int j, r;
 
 	for (j = 0; j < s->o->nr_serial; j++)
-		left[j] = port_unread(s, s->o->nr_net + j);
-	while (moved && ms_since(t0) < s->o->io_timeout_ms) {
-		moved = false;
-		for (j = 0; j < s->o->nr_serial && !moved; j++)
-			moved = left[j] > 0;
-		if (!moved)
-			break;
-		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
-				   s->o->io_timeout_ms);
+		unread += left[j] = port_unread(s, s->o->nr_net + j);
+	while (unread && ms_since(t0) < s->o->io_timeout_ms) {
+		r = qemu_pass(s);
 		if (r) {
 			vp_info("QEMU's monitor did not answer (%s)", strerror(-r));
 			break;
 		}
 		moved = false;
+		unread = 0;
 		for (j = 0; j < s->o->nr_serial; j++) {
 			cur = port_unread(s, s->o->nr_net + j);
 			moved |= cur != left[j];
-			left[j] = cur;
+			unread += left[j] = cur;
 		}
+		if (!moved)
+			break;
 	}
 	/* a port's unread bytes are its last ones: of the last messages sent */
 	for (f = done; f; f = f->next)
@@ -813,8 +821,7 @@ static void deliver_due(struct session *s)
 	}
 	if (taken && s->qmp) {
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		r = vp_qmp_command(s->qmp, "{\"execute\":\"query-status\"}\n", NULL, 0,
-				   s->o->io_timeout_ms);
+		r = qemu_pass(s);
 		if (r) {
 			vp_info("QEMU's monitor did not answer (%s): the frames handed over "
 				"are DEFERRED", strerror(-r));
