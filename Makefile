@@ -39,7 +39,7 @@ help:
 	@echo 'make demo         a stock QEMU guest paced by vmpace for refsim, in the test VM'
 	@echo 'make check        everything, then all tests in the test VM'
 	@echo 'make check-debug  kselftests, fuzzer (FUZZ_SECONDS=120) and end-to-end tests'
-	@echo '                  on a KASAN/lockdep/UBSAN test kernel (first build ~25 min)'
+	@echo '                  on a KASAN/lockdep/UBSAN test kernel (first build ~15 min)'
 	@echo 'make check-6.1    make check'"'"'s test VMs on Debian 12'"'"'s 6.1 kernel'
 	@echo 'make fuzz         the pacing uAPI fuzzer alone on the debug kernel'
 	@echo '                  (FUZZ_SECONDS=1800, FUZZ_SEED=n to replay a run)'

@@ -12,7 +12,7 @@
 # log; with panic_on_warn the VM stops at the first one and the console log
 # is shown).  Timeouts are ten times those on Debian's kernel for the
 # end-to-end tests (a subset, see below), 600 s for the kselftests.
-# Cost on 2 cores: the debug kernel's first build about 25 minutes (cached
+# Cost on 2 cores: the debug kernel's first build about 15 minutes (cached
 # in build/debug-kernel/ by source version and config hash), the runs about
 # 15 minutes.  Ends with "N passed, N failed, N skipped".
 set -uo pipefail
@@ -61,26 +61,17 @@ BUILD=$BUILD "$repo/tools/testing/selftests/vmpace/list.sh" ours |
 
 log "debug test kernel: $(($(wc -l < "$C/debug.list") - 2)) kselftests, pace_fuzz for ${secs}s" \
     "(seed $seed), KVM unload; end-to-end tests: $e2e"
-run_vm() { # name, then vm-run.sh arguments
-	local name=$1; shift
-	"$here/vm-run.sh" --kernel debug --name "$name" "$@" > "$C/$name.tap" 2>"$C/$name.err" ||
-		grep -q '^\(not \)\?ok' "$C/$name.tap" ||
-		echo "not ok - $name: test VM run (see $C/$name.err)" >> "$C/$name.tap"
-}
-run_vm debug --smp 2 "$C/debug.list" &
+run_vm debug --kernel debug --smp 2 "$C/debug.list" &
 pid=$!
-run_vm debug-e2e --smp 1 "$C/debug-e2e.list"
+run_vm debug-e2e --kernel debug --smp 1 "$C/debug-e2e.list"
 wait $pid
 cat "$C/debug.err" "$C/debug-e2e.err" >&2
 
 {
 	cat "$C/debug.tap" "$C/debug-e2e.tap"
-	for n in debug debug-e2e; do	# every listed test must have a result
-		cut -f1 "$C/$n.list" | while IFS= read -r t; do
-			grep -qE "^(not )?ok [0-9]* ?- $n: $t( #|\$)" "$C/$n.tap" ||
-				echo "not ok - $n: $t # no result"
-		done
-	done
+	# every listed test must have a result
+	no_result_tap "$C/debug.list" "$C/debug.tap" debug
+	no_result_tap "$C/debug-e2e.list" "$C/debug-e2e.tap" debug-e2e
 } > "$C/all.tap"
 cat "$C/all.tap"
 

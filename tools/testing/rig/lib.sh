@@ -306,3 +306,16 @@ tap_summary() { # all.tap
 	echo "$pass passed, $fail failed, $skip skipped"
 	[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
 }
+
+# A kernel of a base with no series (a stand-in Linux 5.10 source tree in
+# DIR): build-kvm.sh must refuse it before kbuild, with a clear error.
+# Its output goes to LOG.  make check and make matrix run it.
+UNSUPPORTED_BASE_TEST="a kernel without a series (Linux 5.10) is refused with a clear error"
+unsupported_base_refused() { # dir log
+	mkdir -p "$1/include/generated"
+	printf 'VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 0\nEXTRAVERSION =\nkernelversion:\n\t@echo 5.10.0\n' \
+		> "$1/Makefile"
+	echo '#define UTS_RELEASE "5.10.0-fake"' > "$1/include/generated/utsrelease.h"
+	! KERNEL_SRC=$1 "$repo/tools/testing/rig/build-kvm.sh" modules > "$2" 2>&1 &&
+		grep -q "no series for 5.10 yet" "$2"
+}
