@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "qmp.h"
 #include "vcpu-fds.h"
 #include "vmpace.h"
 
@@ -264,9 +265,11 @@ void vp_detach(struct vp_vm *vm)
 
 int vp_cmd_attach(int argc, char **argv)
 {
+	struct vp_qmp qmp = { .fd = -1 };
 	struct vp_opts o;
 	struct vp_vm vm;
-	int r, fd;
+	bool start;
+	int r, fd, i;
 
 	r = vp_parse_pace_opts(argc, argv, &o, true);
 	if (r)
@@ -280,13 +283,38 @@ int vp_cmd_attach(int argc, char **argv)
 		vp_detach(&vm);
 		return r;
 	}
+	r = vp_attach_ports(&o, &vm, &qmp);
+	if (r)
+		goto out;
 	fd = vp_transport_open(&o);
 	if (fd < 0) {
-		vp_detach(&vm);
-		return -fd;
+		r = -fd;
+		goto out;
 	}
 	o.sync_fd = fd;
-	r = vp_session(&o, &vm, NULL, false);
+	/*
+	 * A QEMU started with -S that has not run yet: started once every
+	 * vCPU is armed, so that the guest is paced from its first
+	 * instruction, as with "vmpace run".  One paused later stays paused.
+	 */
+	start = qmp.fd >= 0 && !qmp.running && !strcmp(qmp.status, "prelaunch");
+	if (start)
+		vp_info("QEMU has not run yet (-S): vmpace starts it once its vCPUs are armed");
+	r = vp_session(&o, &vm, qmp.fd >= 0 ? &qmp : NULL, start);
+	/* the session closed the ports */
+	o.nr_net = o.nr_serial = 0;
+out:
+	for (i = 0; i < o.nr_net; i++)
+		if (o.net_fd[i] >= 0)
+			close(o.net_fd[i]);
+	for (i = 0; i < o.nr_serial; i++) {
+		if (o.serial_fd[i] >= 0)
+			close(o.serial_fd[i]);
+		if (o.serial_qemu_fd[i] >= 0)
+			close(o.serial_qemu_fd[i]);
+	}
+	vp_release_ports(&o);
+	vp_qmp_close(&qmp);
 	vp_detach(&vm);
 	return r;
 }

@@ -95,7 +95,7 @@ static const struct cmd cmds[] = {
 
 enum { OPT_SYNC_FD = 256, OPT_SYNC_UNIX, OPT_SYNC_TCP, OPT_LISTEN, OPT_PROTO,
        OPT_ON_CLOSE, OPT_KILL_TIMEOUT, OPT_TRACE, OPT_ZERO_GRANT, OPT_STALL_WARN,
-       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_SERIAL, OPT_IO_TIMEOUT };
+       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_SERIAL, OPT_IO_TIMEOUT, OPT_QMP };
 
 struct opt {
 	const char *name;
@@ -126,9 +126,14 @@ static const struct opt pace_opts[] = {
 	{ "peer-timeout", 1, OPT_PEER_TIMEOUT, "S", "TCP: give up on an unreachable simulator (30)" },
 	{ "trace", 1, OPT_TRACE, "FILE", "one CSV row per quantum" },
 	{ "net", 1, OPT_NET, "ID",
-	  "run, framed: network port for QEMU's -device ...,netdev=ID (repeatable)" },
+	  "framed: network port for QEMU's -device ...,netdev=ID (repeatable; --pid: "
+	  "QEMU's -netdev dgram,id=ID with Unix paths)" },
 	{ "serial", 1, OPT_SERIAL, "ID",
-	  "run, framed: serial port for QEMU's -serial chardev:ID (repeatable)" },
+	  "framed: serial port for QEMU's -serial chardev:ID (repeatable; --pid: "
+	  "QEMU's -chardev socket,id=ID,path=P,server=on)" },
+	{ "qmp", 1, OPT_QMP, "PATH",
+	  "--pid: a QEMU monitor for vmpace alone (-qmp unix:PATH,server=on,wait=off); "
+	  "needed by --net and --serial" },
 	{ "io-timeout", 1, OPT_IO_TIMEOUT, "MS", "framed: wait this long for QEMU to take a frame or bytes (1000)" },
 	{ "verbose", 0, 'v', NULL, "say what happens (also: VMPACE_VERBOSE=1)" },
 	{ "help", 0, 'h', NULL, "this text" },
@@ -329,6 +334,13 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 			o->serial_fd[o->nr_serial - 1] = -1;
 			o->serial_qemu_fd[o->nr_serial - 1] = -1;
 			break;
+		case OPT_QMP:
+			if (!*optarg) {
+				vp_err("--qmp: a path");
+				return VP_EXIT_USAGE;
+			}
+			o->qmp_path = optarg;
+			break;
 		case OPT_IO_TIMEOUT:
 			if (parse_num(optarg, "--io-timeout", 3600000, &v))
 				return VP_EXIT_USAGE;
@@ -369,9 +381,14 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 		vp_err("'vmpace run' starts a QEMU, which has one VM: no --vm");
 		return VP_EXIT_USAGE;
 	}
-	if ((o->nr_net || o->nr_serial) && want_pid) {
-		vp_err("%s needs 'vmpace run': QEMU gets the port's socket on its "
-		       "command line", o->nr_net ? "--net" : "--serial");
+	if (o->qmp_path && !want_pid) {
+		vp_err("--qmp is for vmpace --pid: 'vmpace run' gives QEMU a monitor of its own");
+		return VP_EXIT_USAGE;
+	}
+	if ((o->nr_net || o->nr_serial) && want_pid && !o->qmp_path) {
+		vp_err("%s with --pid needs --qmp PATH, a monitor of QEMU's for vmpace alone "
+		       "(-qmp unix:PATH,server=on,wait=off): vmpace asks QEMU through it "
+		       "whether it took what was handed over", o->nr_net ? "--net" : "--serial");
 		return VP_EXIT_USAGE;
 	}
 	if (o->nr_net && o->proto != VP_PROTO_FRAMED) {

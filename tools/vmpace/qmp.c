@@ -171,10 +171,10 @@ int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
 	return strstr(reply, "\"return\"") ? 0 : -EREMOTEIO;
 }
 
-int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd)
+int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd, int timeout_ms)
 {
 	char reply[4096];
-	int r, timeout_ms = -1;
+	int r;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = fd;
@@ -205,6 +205,11 @@ int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd)
 		break;
 	case -EINTR:
 		vp_err("a signal came before QEMU's monitor answered");
+		break;
+	case -ETIMEDOUT:
+		vp_err("QEMU's monitor did not answer within %d ms (does another client hold "
+		       "it? QEMU serves one at a time; or is QEMU still setting its machine "
+		       "up?)", timeout_ms);
 		break;
 	default:
 		vp_err("QEMU's monitor: %s", r == -EPROTO || r == -EREMOTEIO ?

@@ -2,7 +2,9 @@
 /*
  * A minimal QMP client for the QEMU that "vmpace run" starts: one monitor on
  * a socketpair (-chardev socket,fd=N -mon mode=control), used to start the
- * guest after it is armed and to tell why a quantum does not complete.
+ * guest after it is armed, to tell why a quantum does not complete and to
+ * know that QEMU took what vmpace handed over; or, after "vmpace --pid",
+ * the monitor at --qmp PATH, for the last two.
  */
 #ifndef VMPACE_QMP_H
 #define VMPACE_QMP_H
@@ -25,11 +27,12 @@ struct vp_qmp {
 /*
  * Reads the greeting and negotiates capabilities, then queries the status;
  * returns 0 or -errno (-ESRCH if the VMM exited, -EINTR on a signal from
- * @sigfd, -EPROTO on an unexpected answer), with the reason printed.  It
- * waits as long as QEMU takes to set its machine up (a large preallocated
- * memory can take minutes), saying so every 30 s.
+ * @sigfd, -EPROTO on an unexpected answer, -ETIMEDOUT), with the reason
+ * printed.  Each answer is waited for up to @timeout_ms; < 0: as long as
+ * QEMU takes to set its machine up (a large preallocated memory can take
+ * minutes), saying so every 30 s.
  */
-int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd);
+int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd, int timeout_ms);
 
 /*
  * Sends @cmd (a JSON object) and waits up to @timeout_ms (< 0: no limit,

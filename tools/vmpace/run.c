@@ -27,37 +27,6 @@
 #include "qmp.h"
 #include "vmpace.h"
 
-static bool has_arg(char **argv, const char *a)
-{
-	for (; *argv; argv++)
-		if (!strcmp(*argv, a) || (argv[0][0] == '-' && argv[0][1] == '-' &&
-					   !strcmp(*argv + 1, a)))
-			return true;
-	return false;
-}
-
-/*
- * Whether an argument names @key@id: "KEY=ID" as an option among commas
- * (netdev=n0 in -device virtio-net-pci,netdev=n0) or "-serial chardev:ID"'s
- * "chardev:ID".
- */
-static bool uses_id(char **argv, const char *key, const char *id)
-{
-	size_t kl = strlen(key), il = strlen(id);
-	const char *p;
-
-	for (; *argv; argv++) {
-		if (!strcmp(key, "chardev") && !strncmp(*argv, "chardev:", 8) &&
-		    !strcmp(*argv + 8, id))
-			return true;
-		for (p = *argv; (p = strstr(p, key)); p += kl)
-			if ((p == *argv || p[-1] == ',') && p[kl] == '=' &&
-			    !strncmp(p + kl + 1, id, il) && (!p[kl + 1 + il] || p[kl + 1 + il] == ','))
-				return true;
-	}
-	return false;
-}
-
 /*
  * The child: default signal handling, the monitor's end inherited, exec; an
  * exec failure is reported on @err_fd (close-on-exec: EOF means it ran).
@@ -88,7 +57,7 @@ static void __attribute__((noreturn)) exec_vmm(char **argv, int qmp_fd, int err_
 
 int vp_run_qemu(struct vp_opts *o, char **argv)
 {
-	bool user_paused = has_arg(argv, "-S");
+	bool user_paused = vp_qemu_has_arg(argv, "-S");
 	int argc, i, j, sv[2], ep[2], fd, r, status = 0, pidfd, e, sigfd, k;
 	int qemu_port[VP_MAX_NET + VP_MAX_SERIAL], nv[2];
 	struct vp_qmp qmp = { .fd = -1 };
@@ -97,19 +66,19 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	sigset_t mask, old;
 	pid_t pid, self = getpid();
 
-	if (has_arg(argv, "-daemonize")) {
+	if (vp_qemu_has_arg(argv, "-daemonize")) {
 		vp_err("QEMU's -daemonize would leave vmpace without its QEMU: run it in "
 		       "the foreground");
 		return VP_EXIT_USAGE;
 	}
 	/* a port that nothing uses: its messages would wait for ever, say so */
 	for (k = 0; k < o->nr_net; k++)
-		if (!uses_id(argv, "netdev", o->net_id[k]))
+		if (!vp_qemu_uses_id(argv, "netdev", o->net_id[k]))
 			vp_err("warning: --net %s: no device on QEMU's command line uses it "
 			       "(netdev=%s): frames for it will not be taken", o->net_id[k],
 			       o->net_id[k]);
 	for (k = 0; k < o->nr_serial; k++)
-		if (!uses_id(argv, "chardev", o->serial_id[k]))
+		if (!vp_qemu_uses_id(argv, "chardev", o->serial_id[k]))
 			vp_err("warning: --serial %s: no device on QEMU's command line uses it "
 			       "(-serial chardev:%s, chardev=%s): bytes for it will not be taken",
 			       o->serial_id[k], o->serial_id[k], o->serial_id[k]);
@@ -232,7 +201,7 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	}
 
 	/* Its monitor answers once the machine, and so every vCPU, exists. */
-	r = vp_qmp_open(&qmp, sv[0], pidfd, sigfd);
+	r = vp_qmp_open(&qmp, sv[0], pidfd, sigfd, -1);
 	if (r == -ESRCH || r == -EPIPE) {
 		if (waitpid(pid, &status, 0) == pid)
 			vp_err("%s exited (%s %d) before it was ready", argv[0],

@@ -3,6 +3,7 @@
 #define VMPACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -73,7 +74,40 @@ struct vp_opts {
 	int serial_fd[VP_MAX_SERIAL];	/* vmpace's ends */
 	int serial_qemu_fd[VP_MAX_SERIAL];	/* QEMU's ends, kept: its unread bytes */
 	int io_timeout_ms;		/* for QEMU to take a frame */
+	/* vmpace --pid: QEMU's ports found on its command line (ports.c) */
+	const char *qmp_path;		/* --qmp: a monitor of QEMU's for vmpace */
+	char *net_bound[VP_MAX_NET];	/* the socket path vmpace bound, unlinked at the end */
 };
+
+/*
+ * QEMU's command line (qemu-args.c).  vp_qemu_has_arg: whether -A (or --A)
+ * is on it.  vp_qemu_uses_id: whether an option names KEY=ID among its
+ * commas (netdev=n0 in -device virtio-net-pci,netdev=n0), or it has
+ * "chardev:ID" for KEY chardev.  vp_qemu_find: the option string of the
+ * -FLAG (e.g. "-netdev") whose id is ID, or NULL.  vp_qemu_opt: KEY's value
+ * in option string OPTS into VAL (",," read as a comma; "type" is also a
+ * first element without '=', a bare KEY is "on"); false if absent or
+ * longer than LEN.  vp_qemu_on: whether a value is QEMU's "on".
+ * vp_qemu_cmdline: a running process's argv (one allocation: free() it),
+ * NULL with errno set.
+ */
+bool vp_qemu_has_arg(char **argv, const char *a);
+bool vp_qemu_uses_id(char **argv, const char *key, const char *id);
+const char *vp_qemu_find(char **argv, const char *flag, const char *id);
+bool vp_qemu_opt(const char *opts, const char *key, char *val, size_t len);
+bool vp_qemu_on(const char *v);
+char **vp_qemu_cmdline(pid_t pid);
+
+struct vp_qmp;
+
+/*
+ * vmpace --pid with --net/--serial (ports.c): opens each port on the socket
+ * QEMU's command line gave it, and QEMU's monitor at --qmp into @qmp.
+ * Returns a VP_EXIT_* code, with the reason printed.  vp_release_ports
+ * removes the socket paths vmpace bound.
+ */
+int vp_attach_ports(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp);
+void vp_release_ports(struct vp_opts *o);
 
 /* Closes every fd above 2 but @keep (-1: none). */
 void vp_close_inherited_fds(int keep);
@@ -81,7 +115,6 @@ void vp_close_inherited_fds(int keep);
 /* Connects the transport named in @o; returns a fd or -VP_EXIT_*. */
 int vp_transport_open(struct vp_opts *o);
 
-struct vp_qmp;
 
 /*
  * Freeze the VM of @vm and serve the protocol on o->sync_fd until the

@@ -24,6 +24,10 @@
  *   --boot-quantum-us N grant per quantum while it boots (50000)
  *   --stall-us N        host time spent between quanta (0)
  *   --boundary          stamp frames at the end of their quantum
+ *   --attach            start QEMU itself, its NIC's netdev a dgram socket on
+ *                       Unix paths and a monitor for vmpace, then "vmpace
+ *                       --pid" on it with --net n0 --qmp (vmpace(1), ATTACHED
+ *                       PORTS): what a QEMU that a user started looks like
  * Prints one line per round trip and a summary; exit status 0 if every
  * round trip came back, none earlier than twice the delay, every frame
  * reached QEMU no earlier than its time (at it, or LATE if netsim sent it
@@ -215,6 +219,7 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "vmpace", required_argument, NULL, 'v' },
+		{ "attach", no_argument, NULL, 'A' },
 		{ "delay-us", required_argument, NULL, 'd' },
 		{ "quantum-us", required_argument, NULL, 'q' },
 		{ "boot-quantum-us", required_argument, NULL, 'b' },
@@ -227,6 +232,7 @@ int main(int argc, char **argv)
 			      "-chardev", NULL, "-device",
 			      "isa-debugcon,iobase=0xe9,chardev=netsim-dbg" };
 	const char **args;
+	bool attach = false;
 	int c, status, fd;
 	uint64_t limit;
 	int64_t min, min_wire = INT64_MAX, two_d;
@@ -235,6 +241,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'v': opt.vmpace = optarg; break;
+		case 'A': attach = true; break;
 		case 'd': opt.delay_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 'q': opt.quantum_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 'b': opt.boot_quantum_ns = strtoull(optarg, NULL, 0) * 1000; break;
@@ -257,16 +264,20 @@ int main(int argc, char **argv)
 	snprintf(chardev, sizeof(chardev), "file,id=netsim-dbg,path=%s", dbg_path);
 
 	dev[3] = chardev;
-	args = fs_run_argv(opt.vmpace, "--net", "n0", argv + optind, dev, 6);
+	fs_name = "netsim";
+	args = (attach ? fs_attach_argv : fs_run_argv)(opt.vmpace, "--net", "n0", argv + optind,
+						       dev, 6);
 	if (!args || dbg < 0)
 		return 2;
-	fs_name = "netsim";
 	if (vmp_spawn(&fs_vm, VMP_PROTO_FRAMED, args, NULL))
 		fs_die("vmpace");
 
 	/* boot, until the guest's UDP client is up */
-	if (fs_boot(quantum, opt.boot_quantum_ns, &ready))
+	if (fs_boot(quantum, opt.boot_quantum_ns, &ready)) {
+		if (attach)
+			fs_attach_end();
 		return 2;
+	}
 	printf("netsim: guest up at %.3f s; link delay %.1f us each way, quanta of %.1f us, "
 	       "%s stamps, %llu us of host time between quanta\n", vmp_now(fs_vm) / 1e9,
 	       opt.delay_ns / 1e3, opt.quantum_ns / 1e3,
@@ -279,6 +290,8 @@ int main(int argc, char **argv)
 			"simulated time\n");
 	if (vmp_close(fs_vm, 15000, &status))
 		fprintf(stderr, "netsim: %s\n", vmp_errmsg(fs_vm));
+	if (attach)
+		fs_attach_end();
 	unlink(dbg_path);
 
 	if (!nr_rtt) {

@@ -24,6 +24,9 @@
  *   --boot-quantum-us N  grant per quantum while it boots (50000)
  *   --virtio             the guest's virtio console, not its UART
  *   --max-error-us N     the verdict's bound on a line's read time (5000)
+ *   --attach             start QEMU itself, the port a chardev socket server
+ *                        on a Unix path and a monitor for vmpace, then
+ *                        "vmpace --pid" on it with --serial s0 --qmp
  * Prints a line per line sent and a summary; exit status 0 if every line
  * came back whole and in order, each short line was handed over (OK) no
  * earlier than its time, each answer was stamped after its line was handed
@@ -196,6 +199,7 @@ int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "vmpace", required_argument, NULL, 'v' },
+		{ "attach", no_argument, NULL, 'A' },
 		{ "lines", required_argument, NULL, 'n' },
 		{ "gap-us", required_argument, NULL, 'g' },
 		{ "quantum-us", required_argument, NULL, 'q' },
@@ -208,6 +212,7 @@ int main(int argc, char **argv)
 	static const char *const virtio_dev[] = { "-device", "virtio-serial-pci", "-device",
 						  "virtconsole,chardev=s0" };
 	const char **args;
+	bool attach = false;
 	int c, i, status, late = 0, noirq = 0, early = 0, unanswered = 0;
 	uint64_t limit, t1;
 	int64_t err, median, lag[MAX_LINES];
@@ -217,6 +222,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'v': opt.vmpace = optarg; break;
+		case 'A': attach = true; break;
 		case 'n': opt.lines = atoi(optarg); break;
 		case 'g': opt.gap_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 'q': opt.quantum_ns = strtoull(optarg, NULL, 0) * 1000; break;
@@ -232,21 +238,24 @@ int main(int argc, char **argv)
 			MAX_LINES);
 		return 2;
 	}
-	if (opt.virtio)
-		args = fs_run_argv(opt.vmpace, "--serial", "s0", argv + optind, virtio_dev, 4);
-	else
-		args = fs_run_argv(opt.vmpace, "--serial", "s0", argv + optind, uart_dev, 2);
+	fs_name = "sersim";
+	args = (attach ? fs_attach_argv : fs_run_argv)(opt.vmpace, "--serial", "s0",
+						       argv + optind,
+						       opt.virtio ? virtio_dev : uart_dev,
+						       opt.virtio ? 4 : 2);
 	if (!args)
 		return 2;
-	fs_name = "sersim";
 	/* serial ports are a feature of the protocol that a simulator asks for */
 	if (vmp_spawn(&fs_vm, VMP_PROTO_FRAMED, args, NULL) ||
 	    vmp_set_features(fs_vm, VMP_FEAT_SERIAL))
 		fs_die("vmpace");
 
 	/* boot, until the guest reads its serial port */
-	if (fs_boot(quantum, opt.boot_quantum_ns, &ready))
+	if (fs_boot(quantum, opt.boot_quantum_ns, &ready)) {
+		if (attach)
+			fs_attach_end();
 		return 2;
+	}
 	printf("sersim: guest up at %.3f s; %d lines %.1f us apart to its %s, quanta of "
 	       "%.1f us\n", vmp_now(fs_vm) / 1e9, opt.lines, opt.gap_ns / 1e3,
 	       opt.virtio ? "virtio console" : "UART", opt.quantum_ns / 1e3);
@@ -262,6 +271,8 @@ int main(int argc, char **argv)
 	if (!warm) {
 		fprintf(stderr, "sersim: the guest did not answer the first line in 10 s\n");
 		vmp_close(fs_vm, 15000, &status);
+		if (attach)
+			fs_attach_end();
 		return 2;
 	}
 	t1 = vmp_now(fs_vm) + opt.gap_ns + opt.quantum_ns / 3;
@@ -277,6 +288,8 @@ int main(int argc, char **argv)
 		quantum(opt.quantum_ns);
 	if (vmp_close(fs_vm, 15000, &status))
 		fprintf(stderr, "sersim: %s\n", vmp_errmsg(fs_vm));
+	if (attach)
+		fs_attach_end();
 
 	/*
 	 * The guest's clock when it read each short line minus the simulated

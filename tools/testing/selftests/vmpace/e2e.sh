@@ -203,13 +203,16 @@ refsim_vmm_dies() {
 # with the NIC's interrupt; also when the simulator spends 20 ms of host time
 # per quantum ("stall"), and with
 # quantum-boundary stamps ("boundary", what a simulator without vmpace's
-# stamps gets), whose error netsim prints.  An echo may be LATE (delivered at
+# stamps gets), whose error netsim prints; and with a QEMU that netsim
+# starts itself, its NIC on a dgram netdev with Unix paths, then "vmpace
+# --pid" on it ("attach").  An echo may be LATE (delivered at
 # once, said so): when a quantum overshoots by more than the rest of the
 # link delay, as the test VM's stalls can make it.
 netsim_udp() { # udp|stall|boundary
 	local out=/tmp/netsim-$1.out opts=()
 	[ "$1" = stall ] && opts=(--stall-us 20000)
 	[ "$1" = boundary ] && opts=(--boundary)
+	[ "$1" = attach ] && opts=(--attach)
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 20 null vmpace.udp=10)
 	"$netsim" --vmpace "$vmpace" --delay-us 1000 --quantum-us 1000 "${opts[@]}" -- \
 		"${qemu[@]}" > "$out" 2>&1
@@ -232,9 +235,12 @@ netsim_udp() { # udp|stall|boundary
 # came, in host time, would spread them over 180 ms).  UART: the long line is DEFERRED (QEMU took what the
 # FIFO holds while the guest was frozen) and still arrives whole; its
 # intervals are printed (sersim(1)'s header says why they are not judged).
-serial_lines() { # virtio|uart
+# "attach": the virtio console of a QEMU that sersim starts itself, its
+# chardev a socket server on a Unix path, then "vmpace --pid" on it.
+serial_lines() { # virtio|uart|attach (the virtio console, attached)
 	local out=/tmp/sersim-$1.out rc opts=() mode=1 long=DEFERRED
 	[ "$1" = virtio ] && opts=(--virtio) mode=2 long=OK
+	[ "$1" = attach ] && opts=(--virtio --attach) mode=2 long=OK
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1 20 null vmpace.serial=$mode)
 	"$sersim" --vmpace "$vmpace" --lines 10 --gap-us 20000 --quantum-us 1000 \
 		--max-error-us 10000 "${opts[@]}" -- "${qemu[@]}" > "$out" 2>&1
@@ -292,6 +298,79 @@ ns3_p2p() {
 	check "20 ms of host time per round moves the median round trip A measures by less than 10 ms" \
 		awk -v a="$(ns3_field plain rtt)" -v b="$(ns3_field stall rtt)" \
 		'BEGIN { d = a - b; exit !(a != "" && b != "" && d < 10000 && d > -10000) }'
+}
+
+# A command exits with a status and says something.
+exp() { # expected-status expected-message args...
+	local want=$1 msg=$2 out rc; shift 2
+	out=$("$@" 2>&1); rc=$?
+	check "'${*##*/}' exits $want with \"$msg\" (got $rc: $out)" \
+		test "$rc" = "$want" -a -n "$(grep -F -- "$msg" <<<"$out")"
+}
+
+# Until a command succeeds, 20 s at most (a condition, polled).
+until_ok() { # command...
+	local i
+	for i in $(seq 200); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+has_vcpu() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q kvm-vcpu; }
+
+# vmpace --pid with --net/--serial on a QEMU a user started: what it
+# refuses, and how (the working case: netsim-attach, serial-attach).
+attach_io_errors() {
+	local d q h v1 v2 rc
+	d=$(mktemp -d /tmp/attach-io.XXXXXX)
+	"${bios_vmm[@]}" \
+		-netdev "dgram,id=n0,local.type=unix,local.path=$d/n0.q,remote.type=unix,remote.path=$d/n0.v" \
+		-device virtio-net-pci,netdev=n0 -netdev user,id=u0 -device virtio-net-pci,netdev=u0 \
+		-chardev "socket,id=s0,path=$d/s0,server=on,wait=off" -serial chardev:s0 \
+		-chardev "socket,id=t0,path=$d/t0,server=on,wait=off,telnet=on" \
+		-qmp "unix:$d/qmp,server=on,wait=off" -qmp "unix:$d/qmp2,server=on,wait=off" & q=$!
+	until_ok has_vcpu $q
+	local a=("$vmpace" --pid $q --sync-fd 0 --proto framed)
+	exp 2 "--net with --pid needs --qmp PATH" "${a[@]}" --net n0
+	exp 2 "--qmp is for vmpace --pid" "$vmpace" run --sync-fd 0 --qmp "$d/qmp" -- true
+	exp 2 "QEMU's command line has no -netdev with id=n9" "${a[@]}" --net n9 --qmp "$d/qmp"
+	exp 2 "QEMU's -netdev user,id=u0 is not one vmpace can attach to" "${a[@]}" --net u0 \
+		--qmp "$d/qmp"
+	exp 2 "QEMU's command line has no -chardev with id=s9" "${a[@]}" --serial s9 --qmp "$d/qmp"
+	exp 2 "is not one vmpace can attach to; it needs a plain Unix socket server" "${a[@]}" \
+		--serial t0 --qmp "$d/qmp"
+	exp 2 "cannot connect to QEMU's monitor" "${a[@]}" --net n0 --qmp "$d/none"
+	# a monitor that another client holds: QEMU serves one at a time
+	socat -u "UNIX-CONNECT:$d/qmp2" - > "$d/greeting" & h=$!
+	until_ok grep -q QMP "$d/greeting"
+	exp 1 "QEMU's monitor did not answer within 10000 ms" "${a[@]}" --net n0 --qmp "$d/qmp2" \
+		--io-timeout 500
+	kill $h
+	# a vmpace that holds both ports (waiting for its simulator)
+	VMPACE_VERBOSE=1 "$vmpace" --pid $q --sync-unix "$d/sim" --listen --proto framed \
+		--net n0 --serial s0 --qmp "$d/qmp" > "$d/v1.log" 2>&1 & v1=$!
+	check "a first vmpace opened both ports" until_ok grep -q "serial s0: connected" "$d/v1.log"
+	exp 1 "cannot bind $d/n0.v, where QEMU sends its frames: in use (by another vmpace?)" \
+		"${a[@]}" --net n0 --qmp "$d/qmp2"
+	exp 1 "QEMU has not accepted vmpace's connection to $d/s0 within --io-timeout" \
+		"${a[@]}" --serial s0 --qmp "$d/qmp2" --io-timeout 500
+	# killed, it leaves its socket file behind: the next one replaces it
+	kill -KILL $v1; wait $v1 2>/dev/null
+	check "the killed vmpace left $d/n0.v" test -S "$d/n0.v"
+	"$vmpace" --pid $q --sync-unix "$d/sim2" --listen --proto framed --on-close release \
+		--net n0 --serial s0 --qmp "$d/qmp" > "$d/v2.log" 2>&1 & v2=$!
+	check "the next vmpace listens" until_ok test -S "$d/sim2"
+	# its simulator connects and closes: the session ends there
+	socat -u /dev/null "UNIX-CONNECT:$d/sim2"
+	wait $v2; rc=$?
+	check "it attached and ended when its simulator closed (exit $rc: $(cat "$d/v2.log"))" \
+		test "$rc" = 0
+	check "and removed the socket it bound" test ! -e "$d/n0.v"
+	check "QEMU runs on (--on-close release)" kill -0 $q
+	echo precious > "$d/n0.v"
+	exp 1 "cannot bind $d/n0.v, where QEMU sends its frames: a file that is not a socket is there" \
+		"${a[@]}" --net n0 --qmp "$d/qmp"
+	check "the file is still there" grep -q precious "$d/n0.v"
+	kill $q; wait $q 2>/dev/null
+	rm -rf "$d"
 }
 
 sim() { # scenario [simclient options...] -- qemu...: simclient, its vmpace log
@@ -356,9 +435,10 @@ proto-ns64)
 	"$simclient" --vmpace "$vmpace" --proto ns64 adevs -- "${bios_vmm[@]}" || fail=1 ;;
 proto-framed|proto-framed-errors|proto-framed-flood)
 	sim "${1#proto-}" --proto framed "${1#proto-}" -- "${bios_vmm[@]}" ;;
-netsim-udp|netsim-stall|netsim-boundary)
+netsim-udp|netsim-stall|netsim-boundary|netsim-attach)
 	netsim_udp "${1#netsim-}" ;;
-serial-virtio|serial-uart) serial_lines "${1#serial-}" ;;
+serial-virtio|serial-uart|serial-attach) serial_lines "${1#serial-}" ;;
+attach-io-errors) attach_io_errors ;;
 ns3-p2p) ns3_p2p ;;
 proto-framed-serial)
 	# a UART on vmpace's serial port that nobody reads (the firmware idles)
@@ -415,12 +495,6 @@ monitor-unload)
 	check "the family is back: vmpace status exits 0 ($rc: $out)" test "$rc" = 0
 	;;
 attach-errors)
-	exp() { # expected-status expected-message args...
-		local want=$1 msg=$2 out rc; shift 2
-		out=$("$@" 2>&1); rc=$?
-		check "'${*##*/}' exits $want with \"$msg\" (got $rc: $out)" \
-			test "$rc" = "$want" -a -n "$(grep -F -- "$msg" <<<"$out")"
-	}
 	exp 2 "name exactly one of" "$vmpace" --pid 1
 	exp 2 "--on-close is terminate|release" "$vmpace" --pid 1 --sync-fd 0 --on-close=x
 	exp 2 "unknown command" "$vmpace" frobnicate

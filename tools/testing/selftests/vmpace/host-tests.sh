@@ -17,13 +17,15 @@ n=0
 tap() { n=$((n + 1)); echo "$1 $n - $2"; }
 
 if gcc -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -I"$src" \
-	-o "$out/proto_test" "$here/host/proto_test.c" "$src/proto.c" 2>"$out/build.log"; then
+	-o "$out/proto_test" "$here/host/proto_test.c" "$src/proto.c" "$src/qemu-args.c" \
+	2>"$out/build.log"; then
 	"$out/proto_test" > "$out/proto_test.tap"
 	rc=$?
 	sed 's/^/# /' "$out/proto_test.tap"
-	[ $rc -eq 0 ] && tap ok "vmpace protocol unit tests" || tap "not ok" "vmpace protocol unit tests"
+	[ $rc -eq 0 ] && tap ok "vmpace unit tests (protocol, QEMU's command line)" ||
+		tap "not ok" "vmpace unit tests (protocol, QEMU's command line)"
 else
-	sed 's/^/# /' "$out/build.log"; tap "not ok" "vmpace protocol unit tests build"
+	sed 's/^/# /' "$out/build.log"; tap "not ok" "vmpace unit tests build"
 fi
 
 if clang -g -O1 -fsanitize=fuzzer,address,undefined -I"$src" -o "$out/proto_fuzz" \

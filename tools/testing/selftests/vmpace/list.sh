@@ -31,8 +31,9 @@ for t in first adevs-fork adevs-kill wrapper zero-step half-close half-close-ear
 line wrapper-lockstep 300
 line stopcont 300
 line lockstep-1vcpu 300
-for t in udp stall boundary; do line netsim-$t 300; done
-for t in virtio uart; do line serial-$t 300; done
+for t in udp stall boundary attach; do line netsim-$t 300; done
+for t in virtio uart attach; do line serial-$t 300; done
+line attach-io-errors 180
 line refsim-vmm-dies 180
 line lockstep-2vcpu 300
 line monitor 300

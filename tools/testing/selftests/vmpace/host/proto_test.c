@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Unit tests of vmpace's protocol codec and time conversions.  Prints TAP. */
+/*
+ * Unit tests of vmpace's protocol codec and time conversions, and of its
+ * reading of QEMU's command line (qemu-args.c).  Prints TAP.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
+#include "vmpace.h"
 
 static int n, failed;
 
@@ -192,6 +196,46 @@ static void framed(void)
 	  "framed: vmpace may not send SERIAL_TO_GUEST: %s", d.err);
 }
 
+/* QEMU's option strings as "vmpace --pid" reads them (ports.c) */
+static void qemu_args(void)
+{
+	char *argv[] = { "qemu-system-x86_64", "--netdev",
+			 "dgram,id=n0,local.type=unix,local.path=/a,,b,remote.type=unix,"
+			 "remote.path=/v", "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01",
+			 "-chardev", "socket,id=s0,path=/s,server,wait=off", "-serial", "chardev:s0",
+			 "-netdev", "type=user,id=u0", "-S", NULL };
+	char v[16], small[4];
+	const char *o;
+
+	o = vp_qemu_find(argv, "-netdev", "n0");
+	T(o == argv[2], "qemu args: --netdev found by its id, '--' spelling too");
+	T(o && vp_qemu_opt(o, "type", v, sizeof(v)) && !strcmp(v, "dgram"),
+	  "qemu args: a first element without '=' is the type");
+	T(o && vp_qemu_opt(o, "local.path", v, sizeof(v)) && !strcmp(v, "/a,b"),
+	  "qemu args: ',,' in a value is a comma, not the next option");
+	T(o && vp_qemu_opt(o, "remote.path", v, sizeof(v)) && !strcmp(v, "/v"),
+	  "qemu args: the option after an escaped comma");
+	T(o && !vp_qemu_opt(o, "b", v, sizeof(v)) && !vp_qemu_opt(o, "path", v, sizeof(v)),
+	  "qemu args: no key from inside a value, no key that is not there");
+	T(o && !vp_qemu_opt(o, "local.path", small, sizeof(small)),
+	  "qemu args: a value longer than the buffer is not cut but refused");
+	o = vp_qemu_find(argv, "-netdev", "u0");
+	T(o && vp_qemu_opt(o, "type", v, sizeof(v)) && !strcmp(v, "user"),
+	  "qemu args: type=user as a key too");
+	o = vp_qemu_find(argv, "-chardev", "s0");
+	T(o && vp_qemu_opt(o, "server", v, sizeof(v)) && vp_qemu_on(v) &&
+	  vp_qemu_opt(o, "wait", v, sizeof(v)) && !vp_qemu_on(v),
+	  "qemu args: a bare 'server' is on, wait=off is not");
+	T(!vp_qemu_find(argv, "-netdev", "n") && !vp_qemu_find(argv, "-chardev", "n0") &&
+	  !vp_qemu_find(argv, "-device", "n0"),
+	  "qemu args: no match on a prefix of an id, another option, or a netdev= reference");
+	T(vp_qemu_uses_id(argv, "netdev", "n0") && !vp_qemu_uses_id(argv, "netdev", "u0") &&
+	  vp_qemu_uses_id(argv, "chardev", "s0") && !vp_qemu_uses_id(argv, "netdev", "n"),
+	  "qemu args: netdev=n0 and chardev:s0 used, u0 not, no prefix match");
+	T(vp_qemu_has_arg(argv, "-S") && vp_qemu_has_arg(argv, "-netdev") &&
+	  !vp_qemu_has_arg(argv, "-daemonize"), "qemu args: -S, --netdev as -netdev");
+}
+
 int main(void)
 {
 	const uint8_t us[] = { 0x00, 0x00, 0x27, 0x10, 0xde, 0xad, 0xbe, 0xef };
@@ -259,6 +303,7 @@ int main(void)
 	  "pvclock: the largest inputs saturate instead of wrapping");
 
 	framed();
+	qemu_args();
 	printf("1..%d\n", n);
 	return failed != 0;
 }

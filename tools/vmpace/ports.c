@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The timed I/O ports of a QEMU that vmpace attaches to ("vmpace --pid PID
+ * --proto framed --net ID --serial ID --qmp PATH").  QEMU has made them
+ * itself, from its command line, which vmpace reads (/proc/PID/cmdline):
+ *
+ *   -netdev dgram,id=ID,local.type=unix,local.path=Q,remote.type=unix,remote.path=V
+ *	QEMU receives frames on Q and sends them to V: vmpace binds V and
+ *	sends to Q.  AF_UNIX charges a datagram to its sender until it is
+ *	read, so vmpace knows when QEMU took a frame (SIOCOUTQ), as in
+ *	"vmpace run".
+ *   -chardev socket,id=ID,path=P,server=on,wait=off
+ *	vmpace connects to P, then borrows QEMU's end of that connection
+ *	(pidfd_getfd, as it borrows the vCPUs): the bytes QEMU has not read
+ *	yet are that end's SIOCINQ, exact, as in "vmpace run".
+ *   -qmp unix:PATH,server=on,wait=off   (vmpace --qmp PATH)
+ *	a monitor for vmpace alone: one answered command is a pass of QEMU's
+ *	main loop, after which what vmpace handed over is in the device.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qmp.h"
+#include "vmpace.h"
+
+/*
+ * How long QEMU's monitor may take to answer vmpace's first commands (its
+ * greeting, capabilities, status): one that another client holds never
+ * does.  Longer than --io-timeout, as an emulated machine can be slow.
+ */
+#define QMP_ANSWER_MS	10000
+
+#define NET_FORM	"-netdev dgram,id=%s,local.type=unix,local.path=Q,remote.type=unix," \
+			"remote.path=V (QEMU receives on Q and sends to V; vmpace binds V)"
+#define SERIAL_FORM	"-chardev socket,id=%s,path=P,server=on,wait=off"
+
+/*
+ * A path of QEMU's as vmpace reaches it: a relative one is relative to
+ * QEMU's working directory.  Fills @a; -ENAMETOOLONG if it does not fit.
+ */
+static int qemu_addr(pid_t pid, const char *path, struct sockaddr_un *a)
+{
+	char cwd[PATH_MAX], link[64];
+	ssize_t n;
+	int w;
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (path[0] == '/') {
+		w = snprintf(a->sun_path, sizeof(a->sun_path), "%s", path);
+	} else {
+		snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
+		n = readlink(link, cwd, sizeof(cwd) - 1);
+		if (n < 0)
+			return -errno;
+		cwd[n] = '\0';
+		w = snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", cwd, path);
+	}
+	return w < 0 || (size_t)w >= sizeof(a->sun_path) ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Binds datagram socket @fd to @a.  A socket file there that nobody
+ * receives on (left by a vmpace that was killed) is replaced; one in use
+ * is -EADDRINUSE, another kind of file -EEXIST.  0 or -errno.
+ */
+static int bind_dgram(int fd, const struct sockaddr_un *a)
+{
+	struct stat st;
+	int probe, e;
+
+	if (!bind(fd, (const struct sockaddr *)a, sizeof(*a)))
+		return 0;
+	if (errno != EADDRINUSE)
+		return -errno;
+	if (lstat(a->sun_path, &st))
+		return -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;		/* not a socket: not vmpace's to remove */
+	probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return -errno;
+	e = connect(probe, (const struct sockaddr *)a, sizeof(*a)) ? errno : 0;
+	close(probe);
+	if (e != ECONNREFUSED)
+		return -EADDRINUSE;
+	if (unlink(a->sun_path) && errno != ENOENT)
+		return -errno;
+	return bind(fd, (const struct sockaddr *)a, sizeof(*a)) ? -errno : 0;
+}
+
+static int attach_net(struct vp_opts *o, int k, char **argv)
+{
+	const char *id = o->net_id[k], *opts = vp_qemu_find(argv, "-netdev", id);
+	char type[16], lt[16], rt[16], lp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char rp[sizeof(lp)];
+	struct sockaddr_un q, v;
+	int fd, r;
+
+	if (!opts) {
+		vp_err("--net %s: QEMU's command line has no -netdev with id=%s; vmpace "
+		       "attaches to " NET_FORM, id, id, id);
+		return VP_EXIT_USAGE;
+	}
+	if (!vp_qemu_opt(opts, "type", type, sizeof(type)) || strcmp(type, "dgram") ||
+	    !vp_qemu_opt(opts, "local.type", lt, sizeof(lt)) || strcmp(lt, "unix") ||
+	    !vp_qemu_opt(opts, "remote.type", rt, sizeof(rt)) || strcmp(rt, "unix") ||
+	    !vp_qemu_opt(opts, "local.path", lp, sizeof(lp)) ||
+	    !vp_qemu_opt(opts, "remote.path", rp, sizeof(rp)) ||
+	    (vp_qemu_opt(opts, "local.abstract", type, sizeof(type)) && vp_qemu_on(type)) ||
+	    (vp_qemu_opt(opts, "remote.abstract", type, sizeof(type)) && vp_qemu_on(type))) {
+		vp_err("--net %s: QEMU's -netdev %s is not one vmpace can attach to; it "
+		       "needs " NET_FORM, id, opts, id);
+		return VP_EXIT_USAGE;
+	}
+	r = qemu_addr(o->pid, lp, &q);
+	r = r ?: qemu_addr(o->pid, rp, &v);
+	if (r) {
+		vp_err("--net %s: QEMU's socket paths: %s", id, strerror(-r));
+		return VP_EXIT_USAGE;
+	}
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		vp_err("socket: %s", strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	r = bind_dgram(fd, &v);
+	if (r) {
+		vp_err("--net %s: cannot bind %s, where QEMU sends its frames: %s", id,
+		       v.sun_path, r == -EADDRINUSE ? "in use (by another vmpace?)" :
+		       r == -EEXIST ? "a file that is not a socket is there" : strerror(-r));
+		close(fd);
+		return VP_EXIT_ERROR;
+	}
+	o->net_bound[k] = strdup(v.sun_path);
+	if (!o->net_bound[k]) {
+		unlink(v.sun_path);
+		close(fd);
+		vp_err("out of memory");
+		return VP_EXIT_ERROR;
+	}
+	o->net_fd[k] = fd;
+	if (connect(fd, (const struct sockaddr *)&q, sizeof(q))) {
+		vp_err("--net %s: cannot reach QEMU's socket %s: %s", id, q.sun_path,
+		       strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	vp_info("--net %s: QEMU's %s, vmpace's %s", id, q.sun_path, v.sun_path);
+	return VP_EXIT_OK;
+}
+
+static bool getopt_int(int fd, int opt, int want)
+{
+	socklen_t len = sizeof(int);
+	int v;
+
+	return !getsockopt(fd, SOL_SOCKET, opt, &v, &len) && v == want;
+}
+
+/*
+ * QEMU's end of vmpace's connection to its socket at @path: a connected
+ * stream socket of QEMU's named @path whose peer is this process.  Waits
+ * up to @timeout_ms for QEMU to accept; returns a borrowed fd or -errno.
+ */
+static int borrow_accepted(const struct vp_vm *vm, const char *path, int timeout_ms)
+{
+	struct timespec t0, now, pause = { 0, 10 * 1000 * 1000 };
+	char dir[64], target[64];
+	struct sockaddr_un a;
+	struct ucred cred;
+	struct dirent *de;
+	socklen_t len;
+	DIR *d;
+	int fd;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)vm->pid);
+	for (;;) {
+		d = opendir(dir);
+		if (!d)
+			return -errno;
+		while ((de = readdir(d))) {
+			ssize_t n;
+
+			n = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+			if (n < 8 || strncmp(target, "socket:", 7))
+				continue;
+			fd = syscall(SYS_pidfd_getfd, vm->pidfd, atoi(de->d_name), 0);
+			if (fd < 0)
+				continue;
+			len = sizeof(cred);
+			if (getopt_int(fd, SO_DOMAIN, AF_UNIX) && getopt_int(fd, SO_TYPE, SOCK_STREAM) &&
+			    getopt_int(fd, SO_ACCEPTCONN, 0) &&
+			    !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) &&
+			    cred.pid == getpid()) {
+				len = sizeof(a);
+				memset(&a, 0, sizeof(a));
+				if (!getsockname(fd, (struct sockaddr *)&a, &len) &&
+				    !strncmp(a.sun_path, path, sizeof(a.sun_path))) {
+					closedir(d);
+					return fd;
+				}
+			}
+			close(fd);
+		}
+		closedir(d);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
+		    timeout_ms)
+			return -ETIMEDOUT;
+		nanosleep(&pause, NULL);
+	}
+}
+
+static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_vm *vm)
+{
+	const char *id = o->serial_id[k], *opts = vp_qemu_find(argv, "-chardev", id);
+	char type[16], path[sizeof(((struct sockaddr_un *)0)->sun_path)], v[16];
+	/* protocols QEMU would speak on the socket besides the bytes; a name
+	 * in the abstract namespace */
+	static const char *const no[] = { "telnet", "tn3270", "websocket", "abstract" };
+	struct sockaddr_un a;
+	size_t i;
+	int fd, r;
+
+	if (!opts) {
+		vp_err("--serial %s: QEMU's command line has no -chardev with id=%s; vmpace "
+		       "attaches to " SERIAL_FORM, id, id, id);
+		return VP_EXIT_USAGE;
+	}
+	r = !vp_qemu_opt(opts, "type", type, sizeof(type)) || strcmp(type, "socket") ||
+	    !vp_qemu_opt(opts, "path", path, sizeof(path)) ||
+	    !vp_qemu_opt(opts, "server", v, sizeof(v)) || !vp_qemu_on(v);
+	for (i = 0; !r && i < sizeof(no) / sizeof(no[0]); i++)
+		r = vp_qemu_opt(opts, no[i], v, sizeof(v)) && vp_qemu_on(v);
+	if (r) {
+		vp_err("--serial %s: QEMU's -chardev %s is not one vmpace can attach to; it "
+		       "needs a plain Unix socket server: " SERIAL_FORM, id, opts, id);
+		return VP_EXIT_USAGE;
+	}
+	r = qemu_addr(o->pid, path, &a);
+	if (r) {
+		vp_err("--serial %s: QEMU's socket path: %s", id, strerror(-r));
+		return VP_EXIT_USAGE;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		vp_err("socket: %s", strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	o->serial_fd[k] = fd;
+	if (connect(fd, (const struct sockaddr *)&a, sizeof(a))) {
+		vp_err("--serial %s: cannot connect to QEMU's %s: %s", id, a.sun_path,
+		       strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	/* QEMU's name for the socket is the path as it gave it */
+	r = borrow_accepted(vm, path, o->io_timeout_ms);
+	if (r < 0) {
+		vp_err("--serial %s: QEMU has not accepted vmpace's connection to %s%s%s",
+		       id, a.sun_path, r == -ETIMEDOUT ? " within --io-timeout: does another "
+		       "client hold it? (QEMU serves one at a time)" : ": ",
+		       r == -ETIMEDOUT ? "" : strerror(-r));
+		return VP_EXIT_ERROR;
+	}
+	o->serial_qemu_fd[k] = r;
+	vp_info("--serial %s: connected to QEMU's %s", id, a.sun_path);
+	return VP_EXIT_OK;
+}
+
+static int open_qmp(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(o->qmp_path) >= sizeof(a.sun_path)) {
+		vp_err("--qmp %s: path too long", o->qmp_path);
+		return VP_EXIT_USAGE;
+	}
+	strcpy(a.sun_path, o->qmp_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		vp_err("socket: %s", strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	if (connect(fd, (const struct sockaddr *)&a, sizeof(a))) {
+		vp_err("--qmp %s: cannot connect to QEMU's monitor: %s (QEMU needs -qmp "
+		       "unix:%s,server=on,wait=off)", o->qmp_path, strerror(errno), o->qmp_path);
+		close(fd);
+		return VP_EXIT_USAGE;
+	}
+	if (vp_qmp_open(qmp, fd, vm->pidfd, -1, QMP_ANSWER_MS > o->io_timeout_ms ?
+			QMP_ANSWER_MS : o->io_timeout_ms)) {
+		vp_err("--qmp %s: give vmpace a monitor of its own", o->qmp_path);
+		close(fd);
+		qmp->fd = -1;
+		return VP_EXIT_ERROR;
+	}
+	return VP_EXIT_OK;
+}
+
+int vp_attach_ports(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp)
+{
+	char **argv;
+	int k, r = VP_EXIT_OK;
+
+	qmp->fd = -1;
+	if (o->qmp_path) {
+		r = open_qmp(o, vm, qmp);
+		if (r)
+			return r;
+	}
+	if (!o->nr_net && !o->nr_serial)
+		return VP_EXIT_OK;
+	argv = vp_qemu_cmdline(vm->pid);
+	if (!argv) {
+		vp_err("cannot read the command line of process %d: %s", (int)vm->pid,
+		       strerror(errno));
+		return VP_EXIT_ERROR;
+	}
+	for (k = 0; !r && k < o->nr_net; k++) {
+		r = attach_net(o, k, argv);
+		if (!r && !vp_qemu_uses_id(argv, "netdev", o->net_id[k]))
+			vp_err("warning: --net %s: no device on QEMU's command line uses it "
+			       "(netdev=%s): frames for it will not be taken", o->net_id[k],
+			       o->net_id[k]);
+	}
+	for (k = 0; !r && k < o->nr_serial; k++) {
+		r = attach_serial(o, k, argv, vm);
+		if (!r && !vp_qemu_uses_id(argv, "chardev", o->serial_id[k]))
+			vp_err("warning: --serial %s: no device on QEMU's command line uses it "
+			       "(-serial chardev:%s, chardev=%s): bytes for it will not be taken",
+			       o->serial_id[k], o->serial_id[k], o->serial_id[k]);
+	}
+	free(argv);
+	return r;
+}
+
+void vp_release_ports(struct vp_opts *o)
+{
+	int k;
+
+	for (k = 0; k < VP_MAX_NET; k++) {
+		if (o->net_bound[k])
+			unlink(o->net_bound[k]);
+		free(o->net_bound[k]);
+		o->net_bound[k] = NULL;
+	}
+}
