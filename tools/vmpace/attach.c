@@ -268,7 +268,6 @@ int vp_cmd_attach(int argc, char **argv)
 	struct vp_qmp qmp = { .fd = -1 };
 	struct vp_opts o;
 	struct vp_vm vm;
-	bool start;
 	int r, fd, i;
 
 	r = vp_parse_pace_opts(argc, argv, &o, true);
@@ -292,15 +291,14 @@ int vp_cmd_attach(int argc, char **argv)
 		goto out;
 	}
 	o.sync_fd = fd;
+	/* what QEMU sent while nobody paced it has no guest time of the session */
+	vp_drain_ports(&o);
 	/*
-	 * A QEMU started with -S that has not run yet: started once every
-	 * vCPU is armed, so that the guest is paced from its first
-	 * instruction, as with "vmpace run".  One paused later stays paused.
+	 * --start: a QEMU started with -S that has not run yet is started once
+	 * every vCPU is armed, so that the guest is paced from its first
+	 * instruction, as with "vmpace run".
 	 */
-	start = qmp.fd >= 0 && !qmp.running && !strcmp(qmp.status, "prelaunch");
-	if (start)
-		vp_info("QEMU has not run yet (-S): vmpace starts it once its vCPUs are armed");
-	r = vp_session(&o, &vm, qmp.fd >= 0 ? &qmp : NULL, start);
+	r = vp_session(&o, &vm, qmp.fd >= 0 ? &qmp : NULL, o.start ? VP_SESSION_START : 0);
 	/* the session closed the ports */
 	o.nr_net = o.nr_serial = 0;
 out:

@@ -95,7 +95,7 @@ static const struct cmd cmds[] = {
 
 enum { OPT_SYNC_FD = 256, OPT_SYNC_UNIX, OPT_SYNC_TCP, OPT_LISTEN, OPT_PROTO,
        OPT_ON_CLOSE, OPT_KILL_TIMEOUT, OPT_TRACE, OPT_ZERO_GRANT, OPT_STALL_WARN,
-       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_SERIAL, OPT_IO_TIMEOUT, OPT_QMP };
+       OPT_PEER_TIMEOUT, OPT_VM, OPT_NET, OPT_SERIAL, OPT_IO_TIMEOUT, OPT_QMP, OPT_START };
 
 struct opt {
 	const char *name;
@@ -134,6 +134,8 @@ static const struct opt pace_opts[] = {
 	{ "qmp", 1, OPT_QMP, "PATH",
 	  "--pid: a QEMU monitor for vmpace alone (-qmp unix:PATH,server=on,wait=off); "
 	  "needed by --net and --serial" },
+	{ "start", 0, OPT_START, NULL,
+	  "--pid --qmp: start a QEMU that has not run yet (-S) once its vCPUs are armed" },
 	{ "io-timeout", 1, OPT_IO_TIMEOUT, "MS", "framed: wait this long for QEMU to take a frame or bytes (1000)" },
 	{ "verbose", 0, 'v', NULL, "say what happens (also: VMPACE_VERBOSE=1)" },
 	{ "help", 0, 'h', NULL, "this text" },
@@ -334,6 +336,9 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 			o->serial_fd[o->nr_serial - 1] = -1;
 			o->serial_qemu_fd[o->nr_serial - 1] = -1;
 			break;
+		case OPT_START:
+			o->start = true;
+			break;
 		case OPT_QMP:
 			if (!*optarg) {
 				vp_err("--qmp: a path");
@@ -383,6 +388,11 @@ int vp_parse_pace_opts(int argc, char **argv, struct vp_opts *o, bool want_pid)
 	}
 	if (o->qmp_path && !want_pid) {
 		vp_err("--qmp is for vmpace --pid: 'vmpace run' gives QEMU a monitor of its own");
+		return VP_EXIT_USAGE;
+	}
+	if (o->start && (!want_pid || !o->qmp_path)) {
+		vp_err("--start is for vmpace --pid with --qmp: it starts QEMU through that "
+		       "monitor ('vmpace run' starts its own QEMU)");
 		return VP_EXIT_USAGE;
 	}
 	if ((o->nr_net || o->nr_serial) && want_pid && !o->qmp_path) {

@@ -101,12 +101,64 @@ static int bind_dgram(int fd, const struct sockaddr_un *a)
 	return bind(fd, (const struct sockaddr *)a, sizeof(*a)) ? -errno : 0;
 }
 
+/*
+ * connect() that gives up after @timeout_ms: a listener whose queue is full
+ * (QEMU accepts one client per socket) would block it for ever.
+ */
+static int connect_unix(int fd, const struct sockaddr_un *a, int timeout_ms)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+		return -errno;
+	return connect(fd, (const struct sockaddr *)a, sizeof(*a)) ? -errno : 0;
+}
+
+/* The pid of the process that listens on the socket @fd is connected to. */
+static pid_t listener_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ? -1 : cred.pid;
+}
+
+/*
+ * A relative socket path of QEMU's is relative to its working directory,
+ * unless it changed that after it made its sockets (-daemonize) or runs in
+ * another root (-chroot, -run-with chroot=): then vmpace cannot tell where
+ * the socket is, and says so.  0, or VP_EXIT_USAGE (said why).
+ */
+static int path_ok(char **argv, const char *opt, const char *id, const char *path)
+{
+	char v[8];
+	int i;
+
+	for (i = 1; argv[i]; i++) {
+		if ((!strcmp(argv[i], "-chroot") || !strcmp(argv[i], "--chroot")) ||
+		    ((!strcmp(argv[i], "-run-with") || !strcmp(argv[i], "--run-with")) &&
+		     argv[i + 1] && vp_qemu_opt(argv[i + 1], "chroot", v, sizeof(v)))) {
+			vp_err("%s %s: QEMU runs in another root directory (%s): vmpace cannot "
+			       "reach its sockets", opt, id, argv[i]);
+			return VP_EXIT_USAGE;
+		}
+	}
+	if (path[0] != '/' && vp_qemu_has_arg(argv, "-daemonize")) {
+		vp_err("%s %s: QEMU's socket path %s is relative and QEMU was started with "
+		       "-daemonize (it changes directory after it made its sockets): give it "
+		       "absolute paths", opt, id, path);
+		return VP_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int attach_net(struct vp_opts *o, int k, char **argv)
 {
 	const char *id = o->net_id[k], *opts = vp_qemu_find(argv, "-netdev", id);
 	char type[16], lt[16], rt[16], lp[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char rp[sizeof(lp)];
 	struct sockaddr_un q, v;
+	struct stat st;
 	int fd, r;
 
 	if (!opts) {
@@ -125,6 +177,8 @@ static int attach_net(struct vp_opts *o, int k, char **argv)
 		       "needs " NET_FORM, id, opts, id);
 		return VP_EXIT_USAGE;
 	}
+	if (path_ok(argv, "--net", id, lp) || path_ok(argv, "--net", id, rp))
+		return VP_EXIT_USAGE;
 	r = qemu_addr(o->pid, lp, &q);
 	r = r ?: qemu_addr(o->pid, rp, &v);
 	if (r) {
@@ -145,12 +199,17 @@ static int attach_net(struct vp_opts *o, int k, char **argv)
 		return VP_EXIT_ERROR;
 	}
 	o->net_bound[k] = strdup(v.sun_path);
-	if (!o->net_bound[k]) {
+	if (!o->net_bound[k] || lstat(v.sun_path, &st)) {
 		unlink(v.sun_path);
 		close(fd);
-		vp_err("out of memory");
+		free(o->net_bound[k]);
+		o->net_bound[k] = NULL;
+		vp_err("--net %s: %s", id, errno == ENOMEM ? "out of memory" : strerror(errno));
 		return VP_EXIT_ERROR;
 	}
+	/* the file to remove at the end: this one, not one put there since */
+	o->net_bound_dev[k] = st.st_dev;
+	o->net_bound_ino[k] = st.st_ino;
 	o->net_fd[k] = fd;
 	if (connect(fd, (const struct sockaddr *)&q, sizeof(q))) {
 		vp_err("--net %s: cannot reach QEMU's socket %s: %s", id, q.sun_path,
@@ -250,6 +309,8 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 		       "needs a plain Unix socket server: " SERIAL_FORM, id, opts, id);
 		return VP_EXIT_USAGE;
 	}
+	if (path_ok(argv, "--serial", id, path))
+		return VP_EXIT_USAGE;
 	r = qemu_addr(o->pid, path, &a);
 	if (r) {
 		vp_err("--serial %s: QEMU's socket path: %s", id, strerror(-r));
@@ -261,9 +322,16 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 		return VP_EXIT_ERROR;
 	}
 	o->serial_fd[k] = fd;
-	if (connect(fd, (const struct sockaddr *)&a, sizeof(a))) {
+	r = connect_unix(fd, &a, o->io_timeout_ms);
+	if (r) {
 		vp_err("--serial %s: cannot connect to QEMU's %s: %s", id, a.sun_path,
-		       strerror(errno));
+		       r == -EAGAIN ? "its queue is full (other clients wait for it)" :
+		       strerror(-r));
+		return VP_EXIT_ERROR;
+	}
+	if (listener_pid(fd) != o->pid) {
+		vp_err("--serial %s: the socket %s is not process %d's (it listens in process "
+		       "%d)", id, a.sun_path, (int)o->pid, (int)listener_pid(fd));
 		return VP_EXIT_ERROR;
 	}
 	/* QEMU's name for the socket is the path as it gave it */
@@ -283,7 +351,8 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 static int open_qmp(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd;
+	int ms = QMP_ANSWER_MS > o->io_timeout_ms ? QMP_ANSWER_MS : o->io_timeout_ms;
+	int fd, r;
 
 	if (strlen(o->qmp_path) >= sizeof(a.sun_path)) {
 		vp_err("--qmp %s: path too long", o->qmp_path);
@@ -295,18 +364,28 @@ static int open_qmp(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qm
 		vp_err("socket: %s", strerror(errno));
 		return VP_EXIT_ERROR;
 	}
-	if (connect(fd, (const struct sockaddr *)&a, sizeof(a))) {
+	r = connect_unix(fd, &a, ms);
+	if (r) {
 		vp_err("--qmp %s: cannot connect to QEMU's monitor: %s (QEMU needs -qmp "
-		       "unix:%s,server=on,wait=off)", o->qmp_path, strerror(errno), o->qmp_path);
+		       "unix:%s,server=on,wait=off)", o->qmp_path, r == -EAGAIN ?
+		       "its queue is full (other clients wait for it)" : strerror(-r),
+		       o->qmp_path);
+		close(fd);
+		return r == -EAGAIN ? VP_EXIT_ERROR : VP_EXIT_USAGE;
+	}
+	if (listener_pid(fd) != o->pid) {
+		vp_err("--qmp %s: not a monitor of process %d (it listens in process %d)",
+		       o->qmp_path, (int)o->pid, (int)listener_pid(fd));
 		close(fd);
 		return VP_EXIT_USAGE;
 	}
-	if (vp_qmp_open(qmp, fd, vm->pidfd, -1, QMP_ANSWER_MS > o->io_timeout_ms ?
-			QMP_ANSWER_MS : o->io_timeout_ms)) {
-		vp_err("--qmp %s: give vmpace a monitor of its own", o->qmp_path);
+	r = vp_qmp_open(qmp, fd, vm->pidfd, -1, ms);
+	if (r) {
+		if (r == -ETIMEDOUT)
+			vp_err("--qmp %s: give vmpace a monitor of its own", o->qmp_path);
 		close(fd);
 		qmp->fd = -1;
-		return VP_EXIT_ERROR;
+		return r == -ESRCH ? VP_EXIT_VMM_DIED : VP_EXIT_ERROR;
 	}
 	return VP_EXIT_OK;
 }
@@ -317,13 +396,8 @@ int vp_attach_ports(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qm
 	int k, r = VP_EXIT_OK;
 
 	qmp->fd = -1;
-	if (o->qmp_path) {
-		r = open_qmp(o, vm, qmp);
-		if (r)
-			return r;
-	}
 	if (!o->nr_net && !o->nr_serial)
-		return VP_EXIT_OK;
+		return o->qmp_path ? open_qmp(o, vm, qmp) : VP_EXIT_OK;
 	argv = vp_qemu_cmdline(vm->pid);
 	if (!argv) {
 		vp_err("cannot read the command line of process %d: %s", (int)vm->pid,
@@ -345,17 +419,40 @@ int vp_attach_ports(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qm
 			       o->serial_id[k], o->serial_id[k], o->serial_id[k]);
 	}
 	free(argv);
-	return r;
+	/* last: a mistake on the command line is said before any wait for it */
+	return r ?: open_qmp(o, vm, qmp);
 }
 
 void vp_release_ports(struct vp_opts *o)
 {
 	int k;
 
+	struct stat st;
+
 	for (k = 0; k < VP_MAX_NET; k++) {
-		if (o->net_bound[k])
+		if (o->net_bound[k] && !lstat(o->net_bound[k], &st) && S_ISSOCK(st.st_mode) &&
+		    st.st_dev == o->net_bound_dev[k] && st.st_ino == o->net_bound_ino[k])
 			unlink(o->net_bound[k]);
 		free(o->net_bound[k]);
 		o->net_bound[k] = NULL;
 	}
+}
+
+void vp_drain_ports(struct vp_opts *o)
+{
+	char buf[65536];
+	long frames = 0, bytes = 0;
+	ssize_t n;
+	int k;
+
+	for (k = 0; k < o->nr_net; k++)
+		while (o->net_fd[k] >= 0 && recv(o->net_fd[k], buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+			frames++;
+	for (k = 0; k < o->nr_serial; k++)
+		while (o->serial_fd[k] >= 0 &&
+		       (n = recv(o->serial_fd[k], buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			bytes += n;
+	if (frames || bytes)
+		vp_info("discarded what QEMU sent before the session: %ld frames, %ld serial "
+			"bytes", frames, bytes);
 }

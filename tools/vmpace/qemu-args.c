@@ -72,32 +72,36 @@ static const char *next_elem(const char *p, char *buf, size_t len)
 
 bool vp_qemu_opt(const char *opts, const char *key, char *val, size_t len)
 {
-	char e[512], *eq;
-	bool first = true;
+	char e[512], *eq, *v;
+	bool first = true, found = false, fits = false;
 
+	/* a key given twice: the last one counts, as in QEMU (but for ids) */
 	while ((opts = next_elem(opts, e, sizeof(e)))) {
 		eq = strchr(e, '=');
 		if (!eq && first && !strcmp(key, "type")) {
-			snprintf(val, len, "%s", e);
-			return true;
+			v = e;
+		} else if (!eq && !strcmp(e, key)) {
+			v = "on";		/* a bare "server" is "server=on" */
+		} else if (eq) {
+			*eq = '\0';
+			if (strcmp(e, key)) {
+				first = false;
+				continue;
+			}
+			v = eq + 1;
+		} else {
+			first = false;
+			continue;
 		}
 		first = false;
-		if (!eq) {
-			/* a bare "server" is "server=on" */
-			if (strcmp(e, key))
-				continue;
-			snprintf(val, len, "on");
-			return true;
-		}
-		*eq = '\0';
-		if (!strcmp(e, key)) {
-			if (strlen(eq + 1) >= len)
-				return false;
-			snprintf(val, len, "%s", eq + 1);
-			return true;
-		}
+		found = true;
+		fits = strlen(v) < len;
+		if (fits)
+			snprintf(val, len, "%s", v);
+		if (!strcmp(key, "id"))
+			break;
 	}
-	return false;
+	return found && fits;
 }
 
 const char *vp_qemu_find(char **argv, const char *flag, const char *id)

@@ -171,6 +171,23 @@ int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
 	return strstr(reply, "\"return\"") ? 0 : -EREMOTEIO;
 }
 
+int vp_qmp_query_status(struct vp_qmp *q, int timeout_ms)
+{
+	char reply[4096];
+	const char *s;
+	int r;
+
+	r = vp_qmp_command(q, "{\"execute\":\"query-status\"}\n", reply, sizeof(reply),
+			   timeout_ms);
+	if (r)
+		return r;
+	s = strstr(reply, "\"status\"");
+	q->running = !!strstr(reply, "\"running\": true");
+	if (!s || sscanf(s, "\"status\": \"%31[a-z-]\"", q->status) != 1)
+		return -EPROTO;
+	return 0;
+}
+
 int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd, int timeout_ms)
 {
 	char reply[4096];
@@ -188,15 +205,7 @@ int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd, int timeout_ms)
 		r = vp_qmp_command(q, "{\"execute\":\"qmp_capabilities\"}\n", reply,
 				   sizeof(reply), timeout_ms);
 	if (!r)
-		r = vp_qmp_command(q, "{\"execute\":\"query-status\"}\n", reply,
-				   sizeof(reply), timeout_ms);
-	if (!r) {
-		const char *s = strstr(reply, "\"status\"");
-
-		q->running = !!strstr(reply, "\"running\": true");
-		if (!s || sscanf(s, "\"status\": \"%31[a-z-]\"", q->status) != 1)
-			r = -EPROTO;
-	}
+		r = vp_qmp_query_status(q, timeout_ms);
 	switch (r) {
 	case 0:
 		break;

@@ -45,6 +45,12 @@ int vp_qmp_open(struct vp_qmp *q, int fd, int pidfd, int sigfd, int timeout_ms);
 int vp_qmp_command(struct vp_qmp *q, const char *cmd, char *reply, size_t len,
 		   int timeout_ms);
 
+/*
+ * query-status: q->running and q->status as QEMU says now; 0 or -errno
+ * (-EPROTO on an answer without a status).
+ */
+int vp_qmp_query_status(struct vp_qmp *q, int timeout_ms);
+
 /* Processes what QEMU sent without blocking; 0, or -EPIPE once it closed. */
 int vp_qmp_read_events(struct vp_qmp *q);
 

@@ -228,7 +228,7 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 	if (user_paused)
 		vp_err("QEMU was started with -S: the guest starts with a 'cont' on one "
 		       "of its monitors");
-	r = vp_session(o, &vm, &qmp, !user_paused);
+	r = vp_session(o, &vm, &qmp, VP_SESSION_OWNS_VMM | (user_paused ? 0 : VP_SESSION_START));
 	vp_detach(&vm);
 	/*
 	 * The session terminated QEMU and waited for it, or released it:

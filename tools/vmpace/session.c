@@ -1631,11 +1631,12 @@ static void dispatch(struct session *s, struct epoll_event *ev)
 	}
 }
 
-int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool start)
+int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, unsigned int flags)
 {
 	struct session s = {
 		.o = o, .vm = vm, .qmp = qmp, .epfd = -1, .sigfd = -1, .tfd = -1,
-		.state = ST_FREEZING, .owns_vmm = !!qmp, .unit_ns = vp_unit_ns(o->proto),
+		.state = ST_FREEZING, .owns_vmm = flags & VP_SESSION_OWNS_VMM,
+		.unit_ns = vp_unit_ns(o->proto),
 		.exit_code = VP_EXIT_OK,
 	};
 	struct epoll_event ev[16];
@@ -1681,7 +1682,22 @@ int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool sta
 	if (vcpu_state(&s, 0, &st))
 		goto out;
 	start_quantum(&s, st.guest_tsc ? st.guest_tsc : 1, ST_FREEZING);
-	if (s.state != ST_DONE && start) {
+	/* a monitor's wait ends on a signal that the loop below then reads */
+	if (qmp && qmp->sigfd < 0)
+		qmp->sigfd = s.sigfd;
+	/*
+	 * Started only if it has not run yet: a QEMU that another client of
+	 * its monitors started, or started and stopped, meanwhile is left so.
+	 */
+	if (s.state != ST_DONE && (flags & VP_SESSION_START)) {
+		r = vp_qmp_query_status(qmp, 60000);
+		if (!r && (qmp->running || strcmp(qmp->status, "prelaunch"))) {
+			vp_err("QEMU is %s now, no longer prelaunch: vmpace does not start it",
+			       qmp->status);
+			flags &= ~VP_SESSION_START;
+		}
+	}
+	if (s.state != ST_DONE && (flags & VP_SESSION_START)) {
 		r = vp_qmp_command(qmp, "{\"execute\":\"cont\"}\n", NULL, 0, 60000);
 		/* -EINTR: a signal is pending, the loop below reads it */
 		if (r && r != -EINTR)

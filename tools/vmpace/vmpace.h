@@ -76,7 +76,10 @@ struct vp_opts {
 	int io_timeout_ms;		/* for QEMU to take a frame */
 	/* vmpace --pid: QEMU's ports found on its command line (ports.c) */
 	const char *qmp_path;		/* --qmp: a monitor of QEMU's for vmpace */
+	bool start;			/* --start: cont a QEMU that has not run yet */
 	char *net_bound[VP_MAX_NET];	/* the socket path vmpace bound, unlinked at the end */
+	dev_t net_bound_dev[VP_MAX_NET];	/* and its file, if still there */
+	ino_t net_bound_ino[VP_MAX_NET];
 };
 
 /*
@@ -104,10 +107,12 @@ struct vp_qmp;
  * vmpace --pid with --net/--serial (ports.c): opens each port on the socket
  * QEMU's command line gave it, and QEMU's monitor at --qmp into @qmp.
  * Returns a VP_EXIT_* code, with the reason printed.  vp_release_ports
- * removes the socket paths vmpace bound.
+ * removes the socket files vmpace bound (if they are still those).
  */
 int vp_attach_ports(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp);
 void vp_release_ports(struct vp_opts *o);
+/* Discards what QEMU sent on the ports so far (counted, vmpace -v). */
+void vp_drain_ports(struct vp_opts *o);
 
 /* Closes every fd above 2 but @keep (-1: none). */
 void vp_close_inherited_fds(int keep);
@@ -119,11 +124,15 @@ int vp_transport_open(struct vp_opts *o);
 /*
  * Freeze the VM of @vm and serve the protocol on o->sync_fd until the
  * session ends; then end or release the VMM as o->on_close says.  @qmp is
- * the monitor of a QEMU that vmpace started (NULL after an attach): with
- * @start, vmpace lets the guest run ("cont") once every vCPU is armed.
- * Returns a VP_EXIT_* code.
+ * a monitor of QEMU's for vmpace (NULL if none).  @flags:
+ * VP_SESSION_OWNS_VMM, vmpace started the VMM (vmpace run: a signal or a
+ * session that cannot start ends it too); VP_SESSION_START, vmpace lets
+ * the guest run ("cont") once every vCPU is armed, if QEMU's status is
+ * still "prelaunch" then.  Returns a VP_EXIT_* code.
  */
-int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, bool start);
+#define VP_SESSION_OWNS_VMM	0x1
+#define VP_SESSION_START	0x2
+int vp_session(struct vp_opts *o, struct vp_vm *vm, struct vp_qmp *qmp, unsigned int flags);
 
 /* The commands. */
 int vp_cmd_attach(int argc, char **argv);

@@ -164,7 +164,7 @@ static bool fs_qmp_greets(const char *path, int timeout_ms)
  * guest once it has armed the vCPUs; waits (30 s at most) until
  * it is up (a monitor of the example's own greets: as a management tool
  * knows its QEMU is up before it attaches vmpace); returns the argv for vmp_spawn() of "@vmpace --pid PID
- * --sync-fd 3 --proto framed @port_opt @port_id --qmp PATH", or NULL (said
+ * --sync-fd 3 --proto framed @port_opt @port_id --qmp PATH --start", or NULL (said
  * why).  fs_attach_end() reaps QEMU.
  */
 static const char **fs_attach_argv(const char *vmpace, const char *port_opt, const char *port_id,
@@ -195,7 +195,7 @@ static const char **fs_attach_argv(const char *vmpace, const char *port_opt, con
 	for (n = 0; qemu[n]; n++)
 		;
 	q = calloc(n + nr_dev + 8, sizeof(*q));
-	args = calloc(14, sizeof(*args));
+	args = calloc(15, sizeof(*args));
 	if (!q || !args || w < 0 || (size_t)w >= sizeof(port))
 		return NULL;
 	for (n = 0; qemu[n]; n++)
@@ -248,6 +248,7 @@ static const char **fs_attach_argv(const char *vmpace, const char *port_opt, con
 	i = fs_vmpace_opts(args, i, port_opt, port_id);
 	args[i++] = "--qmp";
 	args[i++] = fs_qmp;
+	args[i++] = "--start";
 	return args;
 }
 

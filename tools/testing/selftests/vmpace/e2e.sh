@@ -327,10 +327,17 @@ attach_io_errors() {
 		-chardev "socket,id=s0,path=$d/s0,server=on,wait=off" -serial chardev:s0 \
 		-chardev "socket,id=t0,path=$d/t0,server=on,wait=off,telnet=on" \
 		-qmp "unix:$d/qmp,server=on,wait=off" -qmp "unix:$d/qmp2,server=on,wait=off" & q=$!
-	until_ok has_vcpu $q
+	check "QEMU has its vCPU" until_ok has_vcpu $q
 	local a=("$vmpace" --pid $q --sync-fd 0 --proto framed)
 	exp 2 "--net with --pid needs --qmp PATH" "${a[@]}" --net n0
 	exp 2 "--qmp is for vmpace --pid" "$vmpace" run --sync-fd 0 --qmp "$d/qmp" -- true
+	exp 2 "--start is for vmpace --pid with --qmp" "${a[@]}" --start
+	# a monitor of another process
+	socat -u "UNIX-LISTEN:$d/other" /dev/null & h=$!
+	check "another process listens" until_ok test -S "$d/other"
+	exp 2 "--qmp $d/other: not a monitor of process $q (it listens in process $h)" \
+		"${a[@]}" --net n0 --qmp "$d/other"
+	kill $h; wait $h 2>/dev/null
 	exp 2 "QEMU's command line has no -netdev with id=n9" "${a[@]}" --net n9 --qmp "$d/qmp"
 	exp 2 "QEMU's -netdev user,id=u0 is not one vmpace can attach to" "${a[@]}" --net u0 \
 		--qmp "$d/qmp"
@@ -340,7 +347,7 @@ attach_io_errors() {
 	exp 2 "cannot connect to QEMU's monitor" "${a[@]}" --net n0 --qmp "$d/none"
 	# a monitor that another client holds: QEMU serves one at a time
 	socat -u "UNIX-CONNECT:$d/qmp2" - > "$d/greeting" & h=$!
-	until_ok grep -q QMP "$d/greeting"
+	check "another client holds the monitor" until_ok grep -q QMP "$d/greeting"
 	exp 1 "QEMU's monitor did not answer within 10000 ms" "${a[@]}" --net n0 --qmp "$d/qmp2" \
 		--io-timeout 500
 	kill $h
@@ -356,7 +363,7 @@ attach_io_errors() {
 	kill -KILL $v1; wait $v1 2>/dev/null
 	check "the killed vmpace left $d/n0.v" test -S "$d/n0.v"
 	"$vmpace" --pid $q --sync-unix "$d/sim2" --listen --proto framed --on-close release \
-		--net n0 --serial s0 --qmp "$d/qmp" > "$d/v2.log" 2>&1 & v2=$!
+		--net n0 --serial s0 --qmp "$d/qmp" --io-timeout 5000 > "$d/v2.log" 2>&1 & v2=$!
 	check "the next vmpace listens" until_ok test -S "$d/sim2"
 	# its simulator connects and closes: the session ends there
 	socat -u /dev/null "UNIX-CONNECT:$d/sim2"
@@ -364,7 +371,25 @@ attach_io_errors() {
 	check "it attached and ended when its simulator closed (exit $rc: $(cat "$d/v2.log"))" \
 		test "$rc" = 0
 	check "and removed the socket it bound" test ! -e "$d/n0.v"
-	check "QEMU runs on (--on-close release)" kill -0 $q
+	check "QEMU runs on (--on-close release)" has_vcpu $q
+	# a signal ends an attached vmpace's session: QEMU is released, not ended
+	# (it is not vmpace's, monitor or not), and keeps its ports
+	"$vmpace" --pid $q --sync-unix "$d/sim3" --listen --proto framed --net n0 --serial s0 \
+		--qmp "$d/qmp" --io-timeout 5000 > "$d/v3.log" 2>&1 & v3=$!
+	check "a third vmpace listens" until_ok test -S "$d/sim3"
+	python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(120)' "$d/sim3" & h=$!
+	frozen() {
+		"$vmpace" status -j | jq -e --argjson p $q \
+			'[.vms[] | select(.vmm_pid == $p and .frozen)] | length == 1' > /dev/null
+	}
+	check "it froze the VM (its simulator says nothing yet)" until_ok frozen
+	kill -TERM $v3; wait $v3; rc=$?
+	check "SIGTERM: exit 9 ($rc: $(cat "$d/v3.log"))" test "$rc" = 9
+	# (has_vcpu, not kill -0: a QEMU that died is this shell's zombie)
+	check "QEMU runs on after an attached vmpace's SIGTERM" has_vcpu $q
+	check "and is paced no longer" until_ok eval '! frozen'
+	kill $h; wait $h 2>/dev/null
 	echo precious > "$d/n0.v"
 	exp 1 "cannot bind $d/n0.v, where QEMU sends its frames: a file that is not a socket is there" \
 		"${a[@]}" --net n0 --qmp "$d/qmp"

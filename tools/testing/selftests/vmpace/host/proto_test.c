@@ -232,6 +232,16 @@ static void qemu_args(void)
 	T(vp_qemu_uses_id(argv, "netdev", "n0") && !vp_qemu_uses_id(argv, "netdev", "u0") &&
 	  vp_qemu_uses_id(argv, "chardev", "s0") && !vp_qemu_uses_id(argv, "netdev", "n"),
 	  "qemu args: netdev=n0 and chardev:s0 used, u0 not, no prefix match");
+	T(vp_qemu_opt("socket,id=a,path=/a,telnet=off,path=/b,id=b,telnet=on", "path", v,
+		      sizeof(v)) && !strcmp(v, "/b") &&
+	  vp_qemu_opt("socket,id=a,path=/a,telnet=off,path=/b,id=b,telnet=on", "telnet", v,
+		      sizeof(v)) && vp_qemu_on(v) &&
+	  vp_qemu_opt("socket,id=a,path=/a,telnet=off,path=/b,id=b,telnet=on", "id", v,
+		      sizeof(v)) && !strcmp(v, "a"),
+	  "qemu args: a key given twice counts as QEMU counts it (the last, the first id)");
+	T(!vp_qemu_opt("dgram-of-a-long-name,id=x", "type", small, sizeof(small)) &&
+	  !vp_qemu_opt("path=/x,path=/long/er", "path", small, sizeof(small)),
+	  "qemu args: a type, or the last value, longer than the buffer is refused");
 	T(vp_qemu_has_arg(argv, "-S") && vp_qemu_has_arg(argv, "-netdev") &&
 	  !vp_qemu_has_arg(argv, "-daemonize"), "qemu args: -S, --netdev as -netdev");
 }
