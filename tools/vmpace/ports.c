@@ -37,10 +37,20 @@
 
 /*
  * How long QEMU's monitor may take to answer vmpace's first commands (its
- * greeting, capabilities, status): one that another client holds never
- * does.  Longer than --io-timeout, as an emulated machine can be slow.
+ * greeting, capabilities, status), and QEMU to accept vmpace's connection
+ * to a serial port: one that another client holds never does.  Longer
+ * than --io-timeout, as an emulated machine can be slow.
  */
 #define QMP_ANSWER_MS	10000
+
+/*
+ * How long QEMU's main loop may take to answer vmpace's monitor or accept
+ * its connection: 10 s, or --io-timeout if longer.
+ */
+static int qemu_wait_ms(const struct vp_opts *o)
+{
+	return QMP_ANSWER_MS > o->io_timeout_ms ? QMP_ANSWER_MS : o->io_timeout_ms;
+}
 
 #define NET_FORM	"-netdev dgram,id=%s,local.type=unix,local.path=Q,remote.type=unix," \
 			"remote.path=V (QEMU receives on Q and sends to V; vmpace binds V)"
@@ -335,12 +345,16 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 		return VP_EXIT_ERROR;
 	}
 	/* QEMU's name for the socket is the path as it gave it */
-	r = borrow_accepted(vm, path, o->io_timeout_ms);
+	r = borrow_accepted(vm, path, qemu_wait_ms(o));
+	if (r == -ETIMEDOUT) {
+		vp_err("--serial %s: QEMU has not accepted vmpace's connection to %s within %d "
+		       "ms: does another client hold it? (QEMU serves one at a time)", id,
+		       a.sun_path, qemu_wait_ms(o));
+		return VP_EXIT_ERROR;
+	}
 	if (r < 0) {
-		vp_err("--serial %s: QEMU has not accepted vmpace's connection to %s%s%s",
-		       id, a.sun_path, r == -ETIMEDOUT ? " within --io-timeout: does another "
-		       "client hold it? (QEMU serves one at a time)" : ": ",
-		       r == -ETIMEDOUT ? "" : strerror(-r));
+		vp_err("--serial %s: QEMU has not accepted vmpace's connection to %s: %s", id,
+		       a.sun_path, strerror(-r));
 		return VP_EXIT_ERROR;
 	}
 	o->serial_qemu_fd[k] = r;
@@ -351,7 +365,7 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 static int open_qmp(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int ms = QMP_ANSWER_MS > o->io_timeout_ms ? QMP_ANSWER_MS : o->io_timeout_ms;
+	int ms = qemu_wait_ms(o);
 	int fd, r;
 
 	if (strlen(o->qmp_path) >= sizeof(a.sun_path)) {

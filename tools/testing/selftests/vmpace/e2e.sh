@@ -357,7 +357,7 @@ attach_io_errors() {
 	check "a first vmpace opened both ports" until_ok grep -q "serial s0: connected" "$d/v1.log"
 	exp 1 "cannot bind $d/n0.v, where QEMU sends its frames: in use (by another vmpace?)" \
 		"${a[@]}" --net n0 --qmp "$d/qmp2"
-	exp 1 "QEMU has not accepted vmpace's connection to $d/s0 within --io-timeout" \
+	exp 1 "QEMU has not accepted vmpace's connection to $d/s0 within 10000 ms" \
 		"${a[@]}" --serial s0 --qmp "$d/qmp2" --io-timeout 500
 	# killed, it leaves its socket file behind: the next one replaces it
 	kill -KILL $v1; wait $v1 2>/dev/null
