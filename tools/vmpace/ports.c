@@ -112,34 +112,74 @@ static int bind_dgram(int fd, const struct sockaddr_un *a)
 }
 
 /*
- * connect() that gives up after @timeout_ms: a listener whose queue is full
- * (QEMU accepts one client per socket) would block it for ever.
+ * A stream socket connected to @a, which must be process @o->pid's
+ * listener (SO_PEERCRED).  connect() gives up after @timeout_ms: a listener
+ * whose queue is full (QEMU accepts one client per socket) would block it
+ * for ever.  Returns the socket, or minus the exit status after saying why
+ * (as @what, with @hint if it cannot connect): @bad for a socket that is not
+ * QEMU's or cannot be reached, VP_EXIT_ERROR for a full queue (a busy QEMU,
+ * not a mistake).
  */
-static int connect_unix(int fd, const struct sockaddr_un *a, int timeout_ms)
+static int connect_qemu(const struct vp_opts *o, const struct sockaddr_un *a, int timeout_ms,
+			const char *what, const char *hint, int bad)
 {
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
-		return -errno;
-	return connect(fd, (const struct sockaddr *)a, sizeof(*a)) ? -errno : 0;
-}
-
-/* The pid of the process that listens on the socket @fd is connected to. */
-static pid_t listener_pid(int fd)
-{
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	int fd, e;
 
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ? -1 : cred.pid;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		vp_err("socket: %s", strerror(errno));
+		return -VP_EXIT_ERROR;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+	    connect(fd, (const struct sockaddr *)a, sizeof(*a))) {
+		e = errno;
+		vp_err("%s: cannot connect to QEMU's %s: %s%s", what, a->sun_path,
+		       e == EAGAIN ? "its queue is full (other clients wait for it)" : strerror(e),
+		       hint);
+		close(fd);
+		return e == EAGAIN ? -VP_EXIT_ERROR : -bad;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.pid != o->pid) {
+		vp_err("%s: the socket %s is not process %d's (it listens in process %d)",
+		       what, a->sun_path, (int)o->pid, len == sizeof(cred) ? (int)cred.pid : -1);
+		close(fd);
+		return -bad;
+	}
+	return fd;
 }
 
 /*
- * A relative socket path of QEMU's is relative to its working directory,
- * unless it changed that after it made its sockets (-daemonize) or runs in
- * another root (-chroot, -run-with chroot=): then vmpace cannot tell where
- * the socket is, and says so.  0, or VP_EXIT_USAGE (said why).
+ * Where vmpace reaches QEMU's socket @path, into @a: a relative path is
+ * relative to QEMU's working directory, unless QEMU changed that after it
+ * made its sockets (-daemonize).  0, or VP_EXIT_USAGE (said why).
  */
-static int path_ok(char **argv, const char *opt, const char *id, const char *path)
+static int qemu_path(const struct vp_opts *o, char **argv, const char *opt, const char *id,
+		     const char *path, struct sockaddr_un *a)
+{
+	int r;
+
+	if (path[0] != '/' && vp_qemu_has_arg(argv, "-daemonize")) {
+		vp_err("%s %s: QEMU's socket path %s is relative and QEMU was started with "
+		       "-daemonize (it changes directory after it made its sockets): give it "
+		       "absolute paths", opt, id, path);
+		return VP_EXIT_USAGE;
+	}
+	r = qemu_addr(o->pid, path, a);
+	if (r) {
+		vp_err("%s %s: QEMU's socket path %s: %s", opt, id, path, strerror(-r));
+		return VP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/*
+ * A QEMU in another root (-chroot, -run-with chroot=) names its sockets
+ * by paths vmpace cannot follow.  0, or VP_EXIT_USAGE (said why).
+ */
+static int root_ok(char **argv)
 {
 	char v[8];
 	int i;
@@ -148,16 +188,10 @@ static int path_ok(char **argv, const char *opt, const char *id, const char *pat
 		if ((!strcmp(argv[i], "-chroot") || !strcmp(argv[i], "--chroot")) ||
 		    ((!strcmp(argv[i], "-run-with") || !strcmp(argv[i], "--run-with")) &&
 		     argv[i + 1] && vp_qemu_opt(argv[i + 1], "chroot", v, sizeof(v)))) {
-			vp_err("%s %s: QEMU runs in another root directory (%s): vmpace cannot "
-			       "reach its sockets", opt, id, argv[i]);
+			vp_err("QEMU runs in another root directory (%s): vmpace cannot reach "
+			       "its sockets", argv[i]);
 			return VP_EXIT_USAGE;
 		}
-	}
-	if (path[0] != '/' && vp_qemu_has_arg(argv, "-daemonize")) {
-		vp_err("%s %s: QEMU's socket path %s is relative and QEMU was started with "
-		       "-daemonize (it changes directory after it made its sockets): give it "
-		       "absolute paths", opt, id, path);
-		return VP_EXIT_USAGE;
 	}
 	return 0;
 }
@@ -187,14 +221,8 @@ static int attach_net(struct vp_opts *o, int k, char **argv)
 		       "needs " NET_FORM, id, opts, id);
 		return VP_EXIT_USAGE;
 	}
-	if (path_ok(argv, "--net", id, lp) || path_ok(argv, "--net", id, rp))
+	if (qemu_path(o, argv, "--net", id, lp, &q) || qemu_path(o, argv, "--net", id, rp, &v))
 		return VP_EXIT_USAGE;
-	r = qemu_addr(o->pid, lp, &q);
-	r = r ?: qemu_addr(o->pid, rp, &v);
-	if (r) {
-		vp_err("--net %s: QEMU's socket paths: %s", id, strerror(-r));
-		return VP_EXIT_USAGE;
-	}
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		vp_err("socket: %s", strerror(errno));
@@ -300,6 +328,7 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 	/* protocols QEMU would speak on the socket besides the bytes; a name
 	 * in the abstract namespace */
 	static const char *const no[] = { "telnet", "tn3270", "websocket", "abstract" };
+	char what[160];	/* for messages: a long id is cut short */
 	struct sockaddr_un a;
 	size_t i;
 	int fd, r;
@@ -319,31 +348,13 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 		       "needs a plain Unix socket server: " SERIAL_FORM, id, opts, id);
 		return VP_EXIT_USAGE;
 	}
-	if (path_ok(argv, "--serial", id, path))
+	if (qemu_path(o, argv, "--serial", id, path, &a))
 		return VP_EXIT_USAGE;
-	r = qemu_addr(o->pid, path, &a);
-	if (r) {
-		vp_err("--serial %s: QEMU's socket path: %s", id, strerror(-r));
-		return VP_EXIT_USAGE;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		vp_err("socket: %s", strerror(errno));
-		return VP_EXIT_ERROR;
-	}
+	snprintf(what, sizeof(what), "--serial %s", id);
+	fd = connect_qemu(o, &a, o->io_timeout_ms, what, "", VP_EXIT_ERROR);
+	if (fd < 0)
+		return -fd;
 	o->serial_fd[k] = fd;
-	r = connect_unix(fd, &a, o->io_timeout_ms);
-	if (r) {
-		vp_err("--serial %s: cannot connect to QEMU's %s: %s", id, a.sun_path,
-		       r == -EAGAIN ? "its queue is full (other clients wait for it)" :
-		       strerror(-r));
-		return VP_EXIT_ERROR;
-	}
-	if (listener_pid(fd) != o->pid) {
-		vp_err("--serial %s: the socket %s is not process %d's (it listens in process "
-		       "%d)", id, a.sun_path, (int)o->pid, (int)listener_pid(fd));
-		return VP_EXIT_ERROR;
-	}
 	/* QEMU's name for the socket is the path as it gave it */
 	r = borrow_accepted(vm, path, qemu_wait_ms(o));
 	if (r == -ETIMEDOUT) {
@@ -365,6 +376,7 @@ static int attach_serial(struct vp_opts *o, int k, char **argv, const struct vp_
 static int open_qmp(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qmp)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char what[sizeof(a.sun_path) + 8], hint[sizeof(a.sun_path) + 64];
 	int ms = qemu_wait_ms(o);
 	int fd, r;
 
@@ -373,26 +385,12 @@ static int open_qmp(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qm
 		return VP_EXIT_USAGE;
 	}
 	strcpy(a.sun_path, o->qmp_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		vp_err("socket: %s", strerror(errno));
-		return VP_EXIT_ERROR;
-	}
-	r = connect_unix(fd, &a, ms);
-	if (r) {
-		vp_err("--qmp %s: cannot connect to QEMU's monitor: %s (QEMU needs -qmp "
-		       "unix:%s,server=on,wait=off)", o->qmp_path, r == -EAGAIN ?
-		       "its queue is full (other clients wait for it)" : strerror(-r),
-		       o->qmp_path);
-		close(fd);
-		return r == -EAGAIN ? VP_EXIT_ERROR : VP_EXIT_USAGE;
-	}
-	if (listener_pid(fd) != o->pid) {
-		vp_err("--qmp %s: not a monitor of process %d (it listens in process %d)",
-		       o->qmp_path, (int)o->pid, (int)listener_pid(fd));
-		close(fd);
-		return VP_EXIT_USAGE;
-	}
+	snprintf(what, sizeof(what), "--qmp %s", o->qmp_path);
+	snprintf(hint, sizeof(hint), " (a monitor of QEMU's: -qmp unix:%s,server=on,wait=off)",
+		 o->qmp_path);
+	fd = connect_qemu(o, &a, ms, what, hint, VP_EXIT_USAGE);
+	if (fd < 0)
+		return -fd;
 	r = vp_qmp_open(qmp, fd, vm->pidfd, -1, ms);
 	if (r) {
 		if (r == -ETIMEDOUT)
@@ -418,6 +416,7 @@ int vp_attach_ports(struct vp_opts *o, const struct vp_vm *vm, struct vp_qmp *qm
 		       strerror(errno));
 		return VP_EXIT_ERROR;
 	}
+	r = root_ok(argv);
 	for (k = 0; !r && k < o->nr_net; k++) {
 		r = attach_net(o, k, argv);
 		if (!r && !vp_qemu_uses_id(argv, "netdev", o->net_id[k]))

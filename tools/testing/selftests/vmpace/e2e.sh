@@ -202,8 +202,8 @@ refsim_vmm_dies() {
 # cannot see the echo before its time), every echo reaches QEMU at its time
 # with the NIC's interrupt; also when the simulator spends 20 ms of host time
 # per quantum ("stall"), and with
-# quantum-boundary stamps ("boundary", what a simulator without vmpace's
-# stamps gets), whose error netsim prints; and with a QEMU that netsim
+# quantum-boundary stamps and delivery ("boundary", what a simulator
+# without vmpace's timed I/O gets), whose error netsim prints; and with a QEMU that netsim
 # starts itself, its NIC on a dgram netdev with Unix paths, then "vmpace
 # --pid" on it ("attach").  An echo may be LATE (delivered at
 # once, said so): when a quantum overshoots by more than the rest of the
@@ -335,7 +335,7 @@ attach_io_errors() {
 	# a monitor of another process
 	socat -u "UNIX-LISTEN:$d/other" /dev/null & h=$!
 	check "another process listens" until_ok test -S "$d/other"
-	exp 2 "--qmp $d/other: not a monitor of process $q (it listens in process $h)" \
+	exp 2 "--qmp $d/other: the socket $d/other is not process $q's (it listens in process $h)" \
 		"${a[@]}" --net n0 --qmp "$d/other"
 	kill $h; wait $h 2>/dev/null
 	exp 2 "QEMU's command line has no -netdev with id=n9" "${a[@]}" --net n9 --qmp "$d/qmp"
@@ -344,7 +344,8 @@ attach_io_errors() {
 	exp 2 "QEMU's command line has no -chardev with id=s9" "${a[@]}" --serial s9 --qmp "$d/qmp"
 	exp 2 "is not one vmpace can attach to; it needs a plain Unix socket server" "${a[@]}" \
 		--serial t0 --qmp "$d/qmp"
-	exp 2 "cannot connect to QEMU's monitor" "${a[@]}" --net n0 --qmp "$d/none"
+	exp 2 "--qmp $d/none: cannot connect to QEMU's $d/none: No such file or directory (a monitor of QEMU's" \
+		"${a[@]}" --net n0 --qmp "$d/none"
 	# a monitor that another client holds: QEMU serves one at a time
 	socat -u "UNIX-CONNECT:$d/qmp2" - > "$d/greeting" & h=$!
 	check "another client holds the monitor" until_ok grep -q QMP "$d/greeting"
@@ -394,6 +395,24 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(120)' "$d/
 	exp 1 "cannot bind $d/n0.v, where QEMU sends its frames: a file that is not a socket is there" \
 		"${a[@]}" --net n0 --qmp "$d/qmp"
 	check "the file is still there" grep -q precious "$d/n0.v"
+	kill $q; wait $q 2>/dev/null
+	# QEMUs whose socket paths vmpace cannot follow: relative paths of a
+	# QEMU that daemonized (it changed directory since), one in another root
+	local dq=(-netdev dgram,id=n0,local.type=unix,local.path=r.q,remote.type=unix,remote.path=r.v)
+	(cd "$d" && "${bios_vmm[@]}" "${dq[@]}" -qmp "unix:$d/qmpd,server=on,wait=off" \
+		-daemonize -pidfile "$d/qemu.pid")
+	q=$(cat "$d/qemu.pid" 2>/dev/null)
+	check "a daemonized QEMU has its vCPU" until_ok has_vcpu "$q"
+	exp 2 "--net n0: QEMU's socket path r.q is relative and QEMU was started with -daemonize" \
+		"$vmpace" --pid "$q" --sync-fd 0 --proto framed --net n0 --qmp "$d/qmpd"
+	kill "$q"
+	check "it ended" until_ok eval "! kill -0 $q 2>/dev/null"
+	"${bios_vmm[@]}" -qmp "unix:$d/qmpc,server=on,wait=off" -chroot / \
+		-netdev "dgram,id=n0,local.type=unix,local.path=$d/c.q,remote.type=unix,remote.path=$d/c.v" &
+	q=$!
+	check "a chrooted QEMU has its vCPU" until_ok has_vcpu $q
+	exp 2 "QEMU runs in another root directory (-chroot): vmpace cannot reach its sockets" \
+		"$vmpace" --pid $q --sync-fd 0 --proto framed --net n0 --qmp "$d/qmpc"
 	kill $q; wait $q 2>/dev/null
 	rm -rf "$d"
 }
