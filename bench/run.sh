@@ -37,8 +37,18 @@ seed_qemu=$(BUILD=$BUILD "$here/seed/build.sh") || die "the seed QEMU did not bu
 out=/tmp/vmpace-results/csv	# the run's results share, see guest-init
 t() { [ "$mode" = quick ] && echo "$1" || echo "$2"; }
 measures=(precision:150:900 cost-1:150:1200 cost-2:150:1200 cost-4:200:1800
-	  drift:300:3600 overhead:200:900)
+	  drift:300:3600 io:300:900 overhead:200:900)
 
+# BENCH_MEASURES=a,b: only these measures (by name, as above), e.g. io
+if [ -n "${BENCH_MEASURES:-}" ]; then
+	sel=()
+	for w in ${BENCH_MEASURES//,/ }; do
+		for m in "${measures[@]}"; do [ "${m%%:*}" != "$w" ] || sel+=("$m"); done
+		[[ " ${sel[*]} " == *" $w:"* ]] || die "BENCH_MEASURES: no measure $w (measures: $(
+			printf '%s ' "${measures[@]%%:*}"))"
+	done
+	measures=("${sel[@]}")
+fi
 runs=${BENCH_RUNS:-$(t 1 3)}
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive number"
 rm -rf "$results"

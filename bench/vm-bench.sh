@@ -3,7 +3,7 @@
 #
 # One benchmark, inside the test VM (run.sh lists them as vm-run.sh test
 # lines): vm-bench.sh MEASURE MODE OUTDIR [OUR-MODULES-DIR]
-#   MEASURE  precision | cost-1 | cost-2 | cost-4 | drift | overhead
+#   MEASURE  precision | cost-1 | cost-2 | cost-4 | drift | io | overhead
 #   MODE     quick | full
 # Writes CSV files to OUTDIR (the run's results share).  BUILD points at the
 # build directory.
@@ -83,6 +83,27 @@ drift)
 	[ -z "$seed_qemu" ] ||
 		drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm
 	rm -f "$shm" "$shm2"
+	;;
+io)
+	# Timed network I/O (netsim, vmpace's framed protocol): the guest
+	# sends UDP probes one at a time, netsim echoes each after 2 x 10 ms
+	# of simulated link plus a pseudo-random 0 to one quantum (every phase
+	# against the quanta), the guest times each round trip on its own clock
+	# (its NIC's timestamps).  Quanta of 100 us, 1 ms and 10 ms; at each,
+	# vmpace's stamps and timed delivery, then quantum-boundary stamps and
+	# delivery (netsim --boundary), on a freshly booted guest each.  The
+	# probes go out a pseudo-random 0 to 10 ms apart (vmpace.jitter_us),
+	# so that they take every phase against the fixed quanta.
+	for qu in 100 1000 10000; do
+		for st in vmpace boundary; do
+			mapfile -t qemu < <("$repo/tools/testing/selftests/vmpace/guest/qemu-cmd.sh" \
+				"$BUILD/guest" 1 10 null "vmpace.udp=$(q 20 60) vmpace.jitter_us=10000")
+			opts=()
+			[ "$st" = vmpace ] || opts=(--boundary)
+			"$BUILD/vmpace/netsim" --vmpace "$BUILD/vmpace/vmpace" --delay-us 10000 \
+				--quantum-us "$qu" --jitter-us "$qu" --csv "$out/io.csv" "${opts[@]}" -- "${qemu[@]}"
+		done
+	done
 	;;
 overhead)
 	# Our modules against Debian's in the same VM, in turns: swap the

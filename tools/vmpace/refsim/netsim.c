@@ -13,9 +13,11 @@
  *
  * The test guest (vmpace.udp=N on its kernel command line) times each round
  * trip with its own clock and prints it on QEMU's debug console, which
- * netsim reads from a file.  With --boundary, netsim stamps each frame with
- * the end of the quantum it came in (what a simulator without vmpace's
- * stamps can do, as the adevs library does), to compare.
+ * netsim reads from a file.  With --boundary, netsim does what a simulator
+ * does that talks to the guest only between fixed quanta, as the adevs
+ * library does: it stamps each frame with the end of the quantum it came in,
+ * and hands each echo over at the first quantum boundary at or after its
+ * time; to compare.
  *
  * usage: netsim [options] -- QEMU-COMMAND-LINE
  *   --vmpace PATH       vmpace binary (default: vmpace from $PATH)
@@ -23,7 +25,12 @@
  *   --quantum-us N      grant per quantum once the guest is up (1000)
  *   --boot-quantum-us N grant per quantum while it boots (50000)
  *   --stall-us N        host time spent between quanta (0)
- *   --boundary          stamp frames at the end of their quantum
+ *   --boundary          stamp frames at the end of their quantum, hand
+ *                       echoes over at the first boundary at or after their time
+ *   --jitter-us J       each echo takes a pseudo-random 0 to J-1 us longer (as
+ *                       a network's queues would; the same sequence every run)
+ *   --csv FILE          append one line per round trip to FILE (bench/): its
+ *                       times on the guest's clock and in vmpace's reports
  *   --attach            start QEMU itself, its NIC's netdev a dgram socket on
  *                       Unix paths and a monitor for vmpace, then "vmpace
  *                       --pid" on it with --net n0 --qmp (vmpace(1), ATTACHED
@@ -50,10 +57,10 @@
 #define MAX_RTT	256
 
 static struct {
-	const char *vmpace;
-	uint64_t delay_ns, quantum_ns, boot_quantum_ns, stall_us;
+	const char *vmpace, *csv;
+	uint64_t delay_ns, jitter_ns, quantum_ns, boot_quantum_ns, stall_us;
 	bool boundary;
-} opt = { "vmpace", 1000000, 1000000, 50000000, 0, false };
+} opt = { "vmpace", NULL, 1000000, 0, 1000000, 50000000, 0, false };
 
 static int dbg = -1;
 static char dbg_buf[4096];
@@ -65,19 +72,45 @@ static long nr_wire;
 static uint64_t max_delivery_lag;
 /* frames sent to the guest, by id: their time, to check the DELIVERED */
 static uint64_t sent_t[4096];
+/* echoes netsim sent, by id: the guest's probe (0 if none) */
+static long sent_seq[4096];
+/*
+ * Each probe of the guest, by its number: vmpace's stamp of its frame, the
+ * stamp netsim used (vmpace's, or with --boundary the end of the quantum),
+ * when its echo was due (stamp + 2 delay) and when vmpace handed the echo
+ * to QEMU (DELIVERED), in vmpace's guest time; 0 if not known.
+ */
+#define MAX_SEQ	1024
+static struct probe {
+	uint64_t vstamp, stamp, due, handed;
+	int64_t rtt, wire;
+} probe[MAX_SEQ];
+/* --boundary: echoes waiting for the first quantum boundary at or after their time */
+static struct held {
+	uint64_t due;
+	long seq;
+	uint16_t port;
+	uint32_t len;
+	uint8_t f[2048];
+} held[64];
+static int nr_held;
 
 static uint16_t get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-/* A UDP datagram to 10.0.2.2:7 from the guest: its echo, in place. */
-static bool make_echo(uint8_t *f, size_t len)
+/*
+ * A UDP datagram to 10.0.2.2:7 from the guest: its echo, in place; *@seq is
+ * the guest's probe number ("vmpace-udp N" in the payload), 0 if none.
+ */
+static bool make_echo(uint8_t *f, size_t len, long *seq)
 {
 	static const uint8_t sim_mac[6] = { 2, 0, 0, 0, 0, 2 };
 	static const uint8_t sim_ip[4] = { 10, 0, 2, 2 };
 	uint8_t tmp[6];
-	size_t ihl;
+	char text[32];
+	size_t ihl, n;
 
 	if (len < 42 || get16(f + 12) != 0x0800 || (f[14] >> 4) != 4 || f[23] != 17)
 		return false;
@@ -85,6 +118,13 @@ static bool make_echo(uint8_t *f, size_t len)
 	if (ihl < 20 || len < 14 + ihl + 8 || memcmp(f + 30, sim_ip, 4) ||
 	    get16(f + 14 + ihl + 2) != 7)
 		return false;
+	n = len - (14 + ihl + 8);
+	if (n > sizeof(text) - 1)
+		n = sizeof(text) - 1;
+	memcpy(text, f + 14 + ihl + 8, n);
+	text[n] = '\0';
+	if (sscanf(text, "vmpace-udp %ld", seq) != 1 || *seq < 0 || *seq >= MAX_SEQ)
+		*seq = 0;
 	/* swapping addresses and ports keeps both checksums right */
 	memcpy(f, f + 6, 6);
 	memcpy(f + 6, sim_mac, 6);
@@ -118,6 +158,10 @@ static void on_line(const char *l)
 	} else if (sscanf(l, "vmpace-guest-rtt %ld %lld %lld", &seq, &ns, &wire) >= 2) {
 		if (nr_rtt < MAX_RTT)
 			rtt_ns[nr_rtt] = ns;
+		if (seq > 0 && seq < MAX_SEQ) {
+			probe[seq].rtt = ns;
+			probe[seq].wire = wire;
+		}
 		nr_rtt++;
 		if (wire > 0 && nr_wire < MAX_RTT)
 			wire_ns[nr_wire++] = wire;
@@ -154,13 +198,49 @@ static void read_lines(void)
 	}
 }
 
+/* Hands an echo to vmpace for guest time @t. */
+static void send_echo(uint16_t port, uint64_t t, uint64_t due, const uint8_t *f, size_t len,
+		      long seq)
+{
+	uint32_t id;
+
+	if (vmp_send_frame(fs_vm, port, t, f, len, &id))
+		fs_die("frame");
+	if (id < sizeof(sent_t) / sizeof(sent_t[0])) {
+		sent_t[id] = due;
+		sent_seq[id] = seq;
+	}
+	nr_sent++;
+}
+
+/* --boundary: the held echoes whose time has come, handed over now. */
+static void release_held(void)
+{
+	uint64_t now = vmp_now(fs_vm);
+	int i, j;
+
+	for (i = j = 0; i < nr_held; i++) {
+		struct held *h = &held[i];
+
+		if (h->due > now) {
+			if (j != i)
+				held[j] = *h;
+			j++;
+			continue;
+		}
+		send_echo(h->port, now, h->due, h->f, h->len, h->seq);
+	}
+	nr_held = j;
+}
+
 /* What vmpace read during the quantum that ended at vmp_now(). */
 static void events(void)
 {
 	static uint8_t f[65536];
 	struct vmp_event ev;
-	uint32_t id;
-	uint64_t t;
+	static uint32_t lcg = 1;
+	uint64_t stamp, due;
+	long seq;
 
 	while (!vmp_next_event(fs_vm, &ev)) {
 		switch (ev.type) {
@@ -168,14 +248,30 @@ static void events(void)
 			if (ev.len > sizeof(f))
 				break;
 			memcpy(f, ev.data, ev.len);
-			if (!make_echo(f, ev.len))
+			if (!make_echo(f, ev.len, &seq))
 				break;
-			t = (opt.boundary ? vmp_now(fs_vm) : ev.t) + 2 * opt.delay_ns;
-			if (vmp_send_frame(fs_vm, ev.port, t, f, ev.len, &id))
-				fs_die("frame");
-			if (id < sizeof(sent_t) / sizeof(sent_t[0]))
-				sent_t[id] = t;
-			nr_sent++;
+			stamp = opt.boundary ? vmp_now(fs_vm) : ev.t;
+			due = stamp + 2 * opt.delay_ns;
+			if (opt.jitter_ns) {
+				lcg = lcg * 1103515245u + 12345u;
+				due += (lcg >> 8) % (opt.jitter_ns / 1000) * 1000;
+			}
+			if (seq) {
+				probe[seq].vstamp = ev.t;
+				probe[seq].stamp = stamp;
+				probe[seq].due = due;
+			}
+			if (!opt.boundary) {
+				send_echo(ev.port, due, due, f, ev.len, seq);
+				break;
+			}
+			if (nr_held == sizeof(held) / sizeof(held[0]) || ev.len > sizeof(held[0].f))
+				fs_die("too many echoes held, or one too long");
+			held[nr_held].due = due;
+			held[nr_held].seq = seq;
+			held[nr_held].port = ev.port;
+			held[nr_held].len = ev.len;
+			memcpy(held[nr_held++].f, f, ev.len);
 			break;
 		case VMP_EV_DELIVERED:
 			if (ev.status == VMP_DELIVERED_LATE)
@@ -189,6 +285,8 @@ static void events(void)
 					bad_delivery++;
 				else if (ev.t - sent_t[ev.id] > max_delivery_lag)
 					max_delivery_lag = ev.t - sent_t[ev.id];
+				if (sent_seq[ev.id])
+					probe[sent_seq[ev.id]].handed = ev.t;
 			}
 			break;
 		case VMP_EV_REJECTED:
@@ -200,6 +298,45 @@ static void events(void)
 			break;
 		}
 	}
+	if (opt.boundary)
+		release_held();
+}
+
+/*
+ * --csv: one line per round trip the guest measured, appended (a header
+ * first if the file is empty): the guest's two measures and the echo's
+ * times in vmpace's reports, all in ns.
+ */
+static int write_csv(void)
+{
+	FILE *f = fopen(opt.csv, "a");
+	long seq;
+
+	if (!f) {
+		fprintf(stderr, "netsim: %s: %s\n", opt.csv, strerror(errno));
+		return -1;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && ftell(f) == 0)
+		fprintf(f, "stamps,quantum_us,delay_us,seq,rtt_ns,wire_ns,vmpace_stamp_ns,"
+			"stamp_ns,due_ns,handed_ns\n");
+	for (seq = 1; seq < MAX_SEQ; seq++) {
+		const struct probe *p = &probe[seq];
+
+		if (p->rtt <= 0)
+			continue;
+		fprintf(f, "%s,%llu,%llu,%ld,%lld,%lld,%llu,%llu,%llu,%llu\n",
+			opt.boundary ? "boundary" : "vmpace",
+			(unsigned long long)(opt.quantum_ns / 1000),
+			(unsigned long long)(opt.delay_ns / 1000), seq, (long long)p->rtt,
+			(long long)p->wire, (unsigned long long)p->vstamp,
+			(unsigned long long)p->stamp,
+			(unsigned long long)p->due, (unsigned long long)p->handed);
+	}
+	if (fclose(f)) {
+		fprintf(stderr, "netsim: %s: %s\n", opt.csv, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static void quantum(uint64_t ns)
@@ -225,9 +362,11 @@ int main(int argc, char **argv)
 		{ "boot-quantum-us", required_argument, NULL, 'b' },
 		{ "stall-us", required_argument, NULL, 's' },
 		{ "boundary", no_argument, NULL, 'B' },
+		{ "jitter-us", required_argument, NULL, 'j' },
+		{ "csv", required_argument, NULL, 'c' },
 		{ NULL }
 	};
-	char dbg_path[] = "/tmp/netsim-debugcon-XXXXXX", chardev[128];
+	char dbg_path[] = "/tmp/netsim-debugcon-XXXXXX", chardev[128], jitter[64];
 	const char *dev[] = { "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
 			      "-chardev", NULL, "-device",
 			      "isa-debugcon,iobase=0xe9,chardev=netsim-dbg" };
@@ -247,6 +386,8 @@ int main(int argc, char **argv)
 		case 'b': opt.boot_quantum_ns = strtoull(optarg, NULL, 0) * 1000; break;
 		case 's': opt.stall_us = strtoull(optarg, NULL, 0); break;
 		case 'B': opt.boundary = true; break;
+		case 'j': opt.jitter_ns = strtoull(optarg, NULL, 0) * 1000; break;
+		case 'c': opt.csv = optarg; break;
 		default: return 2;
 		}
 	}
@@ -278,10 +419,12 @@ int main(int argc, char **argv)
 			fs_attach_end();
 		return 2;
 	}
-	printf("netsim: guest up at %.3f s; link delay %.1f us each way, quanta of %.1f us, "
-	       "%s stamps, %llu us of host time between quanta\n", vmp_now(fs_vm) / 1e9,
-	       opt.delay_ns / 1e3, opt.quantum_ns / 1e3,
-	       opt.boundary ? "quantum-boundary" : "vmpace's", (unsigned long long)opt.stall_us);
+	snprintf(jitter, sizeof(jitter), " (+ 0 to %.0f us per echo)", opt.jitter_ns / 1e3);
+	printf("netsim: guest up at %.3f s; link delay %.1f us each way%s, quanta of %.1f us, "
+	       "%s, %llu us of host time between quanta\n", vmp_now(fs_vm) / 1e9,
+	       opt.delay_ns / 1e3, opt.jitter_ns ? jitter : "", opt.quantum_ns / 1e3,
+	       opt.boundary ? "quantum-boundary stamps and delivery" : "vmpace's stamps and delivery",
+	       (unsigned long long)opt.stall_us);
 	/* the guest's round trips, 10 s of guest time at most */
 	for (limit = vmp_now(fs_vm) + 10000000000ull; !done && vmp_now(fs_vm) < limit; )
 		quantum(opt.quantum_ns);
@@ -315,6 +458,8 @@ int main(int argc, char **argv)
 		printf("netsim: %ld of %ld round trips without the NIC's timestamps\n",
 		       nr_rtt - nr_wire, nr_rtt);
 	ok = !nr_lost && done && min >= two_d && nr_wire == nr_rtt && min_wire >= two_d && !nr_deferred && !nr_noirq && !bad_delivery;
+	if (opt.csv && write_csv())
+		return 2;
 	printf("netsim: %s\n", ok ? "every round trip took at least the simulated time, every "
 	       "frame reached the guest no earlier than its time, with an interrupt" : "FAILED");
 	return ok ? 0 : 1;

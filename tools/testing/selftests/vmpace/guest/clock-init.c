@@ -35,7 +35,10 @@
  * eth0 the address 10.0.2.1/24 and a static ARP entry for its peer 10.0.2.2
  * (MAC 02:00:00:00:00:02, the simulator's side of the link), and sends N UDP
  * datagrams "vmpace-udp <seq>" to 10.0.2.2:7, one at a time, each when the
- * previous one came back (or after 1 s), vmpace.period ms apart.  With
+ * previous one came back (or after 1 s), vmpace.period ms apart (plus, with
+ * vmpace.jitter_us=J, a pseudo-random 0 to J-1 us more, the same sequence
+ * every boot: so that the sends do not keep one phase against a simulator's
+ * fixed quanta).  With
  * vmpace.ping=N it sends N ICMP echo requests with the same payload instead
  * (answered by the peer's kernel).  A probe 0 goes first, again every 200 ms
  * until it comes back (100 times at most: the peer may still be booting),
@@ -387,8 +390,9 @@ static long long await_reply(int s, bool icmp, uint16_t id, long seq,
 	}
 }
 
-static void rtt_probe(long count, long period, bool icmp)
+static void rtt_probe(long count, long period, long jitter_us, bool icmp)
 {
+	uint32_t lcg = 1;
 	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(7) };
 	struct sockaddr_in self = { .sin_family = AF_INET, .sin_port = htons(4000) };
 	int flags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE |
@@ -419,7 +423,8 @@ static void rtt_probe(long count, long period, bool icmp)
 		tmo.tv_sec = !seq ? 0 : 1;
 		tmo.tv_usec = !seq ? 200000 : 0;
 		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
-		usleep(period * 1000);
+		lcg = lcg * 1103515245u + 12345u;
+		usleep(period * 1000 + (jitter_us > 0 ? (lcg >> 8) % jitter_us : 0));
 		len = snprintf(buf, sizeof(buf), "vmpace-udp %ld", seq);
 		if (icmp) {
 			struct icmphdr *ic = (struct icmphdr *)pkt;
@@ -584,9 +589,9 @@ int main(void)
 	mknod("/dev/port", S_IFCHR | 0600, makedev(1, 4));
 	debugcon = open("/dev/port", O_WRONLY);
 	if (param("udp", 0) > 0)
-		rtt_probe(param("udp", 0), period, false);
+		rtt_probe(param("udp", 0), period, param("jitter_us", 0), false);
 	if (param("ping", 0) > 0)
-		rtt_probe(param("ping", 0), period, true);
+		rtt_probe(param("ping", 0), period, param("jitter_us", 0), true);
 	if (param("echo", 0))
 		udp_echo();
 	if (param("serial", 0))
