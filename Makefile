@@ -114,7 +114,8 @@ fuzz: all
 demo: all
 	@$(RIG)/demo.sh
 
-# BENCH=full (default, for bench/README.md) or quick (CI smoke, ~5 minutes).
+# BENCH=full (default, for bench/README.md; BENCH_MEASURES=a,b for some) or quick
+# (CI smoke, about 13 minutes with the seed QEMU's first build).
 BENCH		?= full
 bench: all
 	@bench/run.sh $(BENCH)

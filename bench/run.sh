@@ -6,7 +6,9 @@
 # the CSVs to bench/results/ and write the summary and plots there.
 # Usage: run.sh [quick|full]        (default full)
 # Environment: BUILD (build dir), BENCH_MODULES (our modules, default
-# $BUILD/modules), BENCH_RESULTS (default bench/results).
+# $BUILD/modules), BENCH_RESULTS (default bench/results, emptied first),
+# BENCH_RUNS (runs, default 3, quick 1), BENCH_MEASURES (a comma-separated
+# list of measures to run, default all).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -42,10 +44,13 @@ measures=(precision:150:900 cost-1:150:1200 cost-2:150:1200 cost-4:200:1800
 # BENCH_MEASURES=a,b: only these measures (by name, as above), e.g. io
 if [ -n "${BENCH_MEASURES:-}" ]; then
 	sel=()
-	for w in ${BENCH_MEASURES//,/ }; do
-		for m in "${measures[@]}"; do [ "${m%%:*}" != "$w" ] || sel+=("$m"); done
-		[[ " ${sel[*]} " == *" $w:"* ]] || die "BENCH_MEASURES: no measure $w (measures: $(
-			printf '%s ' "${measures[@]%%:*}"))"
+	IFS=, read -r -a want <<< "$BENCH_MEASURES"
+	for m in "${measures[@]}"; do
+		for w in "${want[@]}"; do [ "${m%%:*}" != "$w" ] || { sel+=("$m"); break; }; done
+	done
+	for w in "${want[@]}"; do
+		printf '%s\n' "${sel[@]%%:*}" | grep -qxF -- "$w" ||
+			die "BENCH_MEASURES: no measure '$w' (measures: $(printf '%s ' "${measures[@]%%:*}"))"
 	done
 	measures=("${sel[@]}")
 fi

@@ -93,15 +93,21 @@ io)
 	# vmpace's stamps and timed delivery, then quantum-boundary stamps and
 	# delivery (netsim --boundary), on a freshly booted guest each.  The
 	# probes go out a pseudo-random 0 to 10 ms apart (vmpace.jitter_us),
-	# so that they take every phase against the fixed quanta.
+	# so that they take every phase against the fixed quanta.  A round
+	# trip lost or late (netsim's exit 1) is in the table; netsim failing to
+	# run (exit 2) fails the measure.
+	rm -f "$out/io.csv"	# a retry in the same VM starts afresh
 	for qu in 100 1000 10000; do
 		for st in vmpace boundary; do
 			mapfile -t qemu < <("$repo/tools/testing/selftests/vmpace/guest/qemu-cmd.sh" \
 				"$BUILD/guest" 1 10 null "vmpace.udp=$(q 20 60) vmpace.jitter_us=10000")
 			opts=()
 			[ "$st" = vmpace ] || opts=(--boundary)
+			r=0
 			"$BUILD/vmpace/netsim" --vmpace "$BUILD/vmpace/vmpace" --delay-us 10000 \
-				--quantum-us "$qu" --jitter-us "$qu" --csv "$out/io.csv" "${opts[@]}" -- "${qemu[@]}"
+				--quantum-us "$qu" --jitter-us "$qu" --csv "$out/io.csv" "${opts[@]}" \
+				-- "${qemu[@]}" || r=$?
+			[ "$r" -le 1 ] || exit "$r"
 		done
 	done
 	;;

@@ -124,7 +124,7 @@ static int connect_qemu(const struct vp_opts *o, const struct sockaddr_un *a, in
 			const char *what, const char *hint, int bad)
 {
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-	struct ucred cred;
+	struct ucred cred = { .pid = -1 };
 	socklen_t len = sizeof(cred);
 	int fd, e;
 
@@ -144,7 +144,7 @@ static int connect_qemu(const struct vp_opts *o, const struct sockaddr_un *a, in
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.pid != o->pid) {
 		vp_err("%s: the socket %s is not process %d's (it listens in process %d)",
-		       what, a->sun_path, (int)o->pid, len == sizeof(cred) ? (int)cred.pid : -1);
+		       what, a->sun_path, (int)o->pid, (int)cred.pid);
 		close(fd);
 		return -bad;
 	}
@@ -181,7 +181,7 @@ static int qemu_path(const struct vp_opts *o, char **argv, const char *opt, cons
  */
 static int root_ok(char **argv)
 {
-	char v[8];
+	char v[PATH_MAX];	/* any value: only whether chroot= is given counts */
 	int i;
 
 	for (i = 1; argv[i]; i++) {

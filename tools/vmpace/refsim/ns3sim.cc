@@ -33,7 +33,9 @@
  *             rounds (a slow simulator): guest time must not notice;
  *   boundary  frames stamped with the end of the quantum they came in (what
  *             a simulator without vmpace's stamps does, like the adevs
- *             library), to compare.
+ *             library), to compare; only the stamps: the frames to the
+ *             guests are still handed over at their time by vmpace (netsim
+ *             --boundary also hands them over at quantum boundaries).
  * Guest A's kernel command line must say vmpace.ping=<probes x phases>.
  *
  * usage: ns3sim [options] -- QEMU-COMMAND-LINE-A -- QEMU-COMMAND-LINE-B

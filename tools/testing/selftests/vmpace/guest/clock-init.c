@@ -36,8 +36,8 @@
  * (MAC 02:00:00:00:00:02, the simulator's side of the link), and sends N UDP
  * datagrams "vmpace-udp <seq>" to 10.0.2.2:7, one at a time, each when the
  * previous one came back (or after 1 s), vmpace.period ms apart (plus, with
- * vmpace.jitter_us=J, a pseudo-random 0 to J-1 us more, the same sequence
- * every boot: so that the sends do not keep one phase against a simulator's
+ * vmpace.jitter_us=J, a pseudo-random 0 to J-1 us more, the same for each
+ * probe every boot: so that the sends do not keep one phase against a simulator's
  * fixed quanta).  With
  * vmpace.ping=N it sends N ICMP echo requests with the same payload instead
  * (answered by the peer's kernel).  A probe 0 goes first, again every 200 ms
@@ -392,7 +392,6 @@ static long long await_reply(int s, bool icmp, uint16_t id, long seq,
 
 static void rtt_probe(long count, long period, long jitter_us, bool icmp)
 {
-	uint32_t lcg = 1;
 	struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(7) };
 	struct sockaddr_in self = { .sin_family = AF_INET, .sin_port = htons(4000) };
 	int flags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_RX_SOFTWARE |
@@ -423,8 +422,9 @@ static void rtt_probe(long count, long period, long jitter_us, bool icmp)
 		tmo.tv_sec = !seq ? 0 : 1;
 		tmo.tv_usec = !seq ? 200000 : 0;
 		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
-		lcg = lcg * 1103515245u + 12345u;
-		usleep(period * 1000 + (jitter_us > 0 ? (lcg >> 8) % jitter_us : 0));
+		/* a hash of the probe's number: the same gap for it every boot */
+		usleep(period * 1000 +
+		       (jitter_us > 0 ? ((uint32_t)seq * 2654435761u >> 8) % jitter_us : 0));
 		len = snprintf(buf, sizeof(buf), "vmpace-udp %ld", seq);
 		if (icmp) {
 			struct icmphdr *ic = (struct icmphdr *)pkt;
