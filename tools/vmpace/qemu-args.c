@@ -2,9 +2,13 @@
 /*
  * QEMU's command line as vmpace reads it: the one "vmpace run" is given,
  * or a running QEMU's /proc/PID/cmdline for "vmpace --pid".  Options are
- * QEMU's "-flag [type,]key=value,..." strings, a comma in a value doubled.
+ * QEMU's "-flag [type,]key=value,..." strings, a comma in a value doubled;
+ * those QEMU also takes as JSON objects (-netdev, -device, -object, ...:
+ * '{"type":"dgram","local":{"path":"/q"}}') are read as the same string
+ * with nested keys dotted ("type=dgram,local.path=/q").
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -120,6 +124,218 @@ bool vp_qemu_on(const char *v)
 	return !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "y");
 }
 
+/* A JSON object's dotted form, built in a growing string. */
+struct flat {
+	char *s;
+	size_t len, cap;
+	bool bad;
+};
+
+static void put(struct flat *f, const char *p, size_t n)
+{
+	if (f->bad)
+		return;
+	if (f->len + n + 1 > f->cap) {
+		size_t cap = (f->len + n + 1) * 2;
+		char *s = realloc(f->s, cap);
+
+		if (!s) {
+			f->bad = true;
+			return;
+		}
+		f->s = s;
+		f->cap = cap;
+	}
+	memcpy(f->s + f->len, p, n);
+	f->len += n;
+	f->s[f->len] = '\0';
+}
+
+static const char *ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+/*
+ * A JSON string at @p (after its opening quote) into @f, a comma doubled
+ * if @value (QEMU's escape in option strings); returns what follows its
+ * closing quote, or NULL.  \uXXXX becomes UTF-8 (surrogates refused).
+ */
+static const char *json_string(const char *p, struct flat *f, bool value)
+{
+	static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+	char u[4];
+	unsigned int c;
+	int i;
+
+	for (; *p != '"'; p++) {
+		if ((unsigned char)*p < 0x20)
+			return NULL;		/* also the end of the string */
+		if (*p == ',' && value)
+			put(f, ",,", 2);
+		else if (*p != '\\')
+			put(f, p, 1);
+		else if (*++p == 'u') {
+			c = 0;
+			for (i = 1; i <= 4; i++) {
+				if (!isxdigit((unsigned char)p[i]))
+					return NULL;
+				c = c * 16 + (isdigit((unsigned char)p[i]) ? p[i] - '0' :
+					      (tolower((unsigned char)p[i]) - 'a' + 10));
+			}
+			p += 4;
+			if (!c || (c >= 0xd800 && c <= 0xdfff))
+				return NULL;
+			if (c < 0x80) {
+				u[0] = c;
+				i = 1;
+			} else if (c < 0x800) {
+				u[0] = 0xc0 | c >> 6;
+				u[1] = 0x80 | (c & 0x3f);
+				i = 2;
+			} else {
+				u[0] = 0xe0 | c >> 12;
+				u[1] = 0x80 | ((c >> 6) & 0x3f);
+				u[2] = 0x80 | (c & 0x3f);
+				i = 3;
+			}
+			if (c == ',' && value)
+				put(f, ",,", 2);
+			else
+				put(f, u, i);
+		} else {
+			for (i = 0; esc[i] && esc[i] != *p; i += 2)
+				;
+			if (!esc[i])
+				return NULL;
+			put(f, &esc[i + 1], 1);
+		}
+	}
+	return p + 1;
+}
+
+/*
+ * The JSON value at @p under key @key (its dotted name, "" at the top):
+ * objects and arrays as key.member and key.N, true and false as on and
+ * off, strings and numbers as they are.  Returns what follows the value,
+ * or NULL if it is not JSON vmpace reads (null, too deep).
+ */
+static const char *json_value(const char *p, struct flat *f, const char *key, int depth)
+{
+	struct flat k = { 0 };
+	const char *q;
+	bool obj;
+	int n = 0;
+
+	p = ws(p);
+	obj = *p == '{';
+	if (obj || *p == '[') {
+		if (depth > 16)
+			return NULL;
+		p = ws(p + 1);
+		if (*p == (obj ? '}' : ']'))
+			return p + 1;
+		for (;;) {
+			k.len = 0;
+			if (*key) {
+				put(&k, key, strlen(key));
+				put(&k, ".", 1);
+			}
+			if (obj) {
+				if (*p != '"')
+					goto bad;
+				p = json_string(p + 1, &k, false);
+				if (!p || *(p = ws(p)) != ':')
+					goto bad;
+				p++;
+			} else {
+				char i[16];
+
+				put(&k, i, snprintf(i, sizeof(i), "%d", n++));
+			}
+			if (k.bad || !(p = json_value(p, f, k.s, depth + 1)))
+				goto bad;
+			p = ws(p);
+			if (*p == (obj ? '}' : ']'))
+				break;
+			if (*p != ',')
+				goto bad;
+			p = ws(p + 1);
+		}
+		free(k.s);
+		return p + 1;
+	}
+	if (!*key)
+		return NULL;			/* the top must be an object */
+	if (f->len)
+		put(f, ",", 1);
+	put(f, key, strlen(key));
+	put(f, "=", 1);
+	if (*p == '"')
+		return json_string(p + 1, f, true);
+	if (!strncmp(p, "true", 4) || !strncmp(p, "false", 5)) {
+		put(f, *p == 't' ? "on" : "off", *p == 't' ? 2 : 3);
+		return p + (*p == 't' ? 4 : 5);
+	}
+	if (*p != '-' && !isdigit((unsigned char)*p))
+		return NULL;		/* null, or not JSON */
+	for (q = p + 1; *q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E' ||
+		    isdigit((unsigned char)*q); q++)
+		;
+	put(f, p, q - p);
+	return q;
+bad:
+	free(k.s);
+	return NULL;
+}
+
+char *vp_qemu_json(const char *arg)
+{
+	struct flat f = { 0 };
+	const char *end;
+
+	if (ws(arg)[0] != '{')
+		return NULL;
+	put(&f, "", 0);
+	end = json_value(arg, &f, "", 0);
+	if (!end || *ws(end) || f.bad) {
+		free(f.s);
+		return NULL;
+	}
+	return f.s;
+}
+
+char **vp_qemu_flatten(char **argv)
+{
+	size_t n = 0, bytes = 0, i;
+	char **flat, **out, *p;
+
+	for (; argv[n]; n++)
+		;
+	flat = calloc(n + 1, sizeof(*flat));
+	if (!flat)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		flat[i] = i > 0 && argv[i - 1][0] == '-' ? vp_qemu_json(argv[i]) : NULL;
+		bytes += strlen(flat[i] ? flat[i] : argv[i]) + 1;
+	}
+	out = malloc((n + 1) * sizeof(*out) + bytes);
+	if (out) {
+		p = (char *)(out + n + 1);
+		for (i = 0; i < n; i++) {
+			out[i] = p;
+			p = stpcpy(p, flat[i] ? flat[i] : argv[i]) + 1;
+		}
+		out[n] = NULL;
+	}
+	for (i = 0; i < n; i++)
+		free(flat[i]);
+	free(flat);
+	return out;
+}
+
 char **vp_qemu_cmdline(pid_t pid)
 {
 	char path[64], *buf = NULL, *p, **argv;
@@ -162,6 +378,10 @@ char **vp_qemu_cmdline(pid_t pid)
 	for (i = 0; i < argc; i++, p += strlen(p) + 1)
 		argv[i] = p;
 	argv[argc] = NULL;
+	free(buf);
+	/* JSON options as the option strings they stand for */
+	buf = (char *)argv;
+	argv = vp_qemu_flatten(argv);
 	free(buf);
 	return argv;
 fail:

@@ -72,16 +72,18 @@ int vp_run_qemu(struct vp_opts *o, char **argv)
 		return VP_EXIT_USAGE;
 	}
 	/* a port that nothing uses: its messages would wait for ever, say so */
+	av = vp_qemu_flatten(argv);	/* -device in JSON too */
 	for (k = 0; k < o->nr_net; k++)
-		if (!vp_qemu_uses_id(argv, "netdev", o->net_id[k]))
+		if (!vp_qemu_uses_id(av ? av : argv, "netdev", o->net_id[k]))
 			vp_err("warning: --net %s: no device on QEMU's command line uses it "
 			       "(netdev=%s): frames for it will not be taken", o->net_id[k],
 			       o->net_id[k]);
 	for (k = 0; k < o->nr_serial; k++)
-		if (!vp_qemu_uses_id(argv, "chardev", o->serial_id[k]))
+		if (!vp_qemu_uses_id(av ? av : argv, "chardev", o->serial_id[k]))
 			vp_err("warning: --serial %s: no device on QEMU's command line uses it "
 			       "(-serial chardev:%s, chardev=%s): bytes for it will not be taken",
 			       o->serial_id[k], o->serial_id[k], o->serial_id[k]);
+	free(av);
 	fd = vp_transport_open(o);
 	if (fd < 0)
 		return -fd;

@@ -91,14 +91,21 @@ struct vp_opts {
  * in option string OPTS into VAL (",," read as a comma; "type" is also a
  * first element without '=', a bare KEY is "on"); false if absent or
  * longer than LEN.  vp_qemu_on: whether a value is QEMU's "on".
+ * vp_qemu_json: the option string a JSON object argument stands for
+ * (malloc'd: nested keys dotted, true/false as on/off, commas in values
+ * doubled), NULL if it is not one.  vp_qemu_flatten: a copy of ARGV (one
+ * allocation: free() it) with every option argument that is a JSON object
+ * replaced by its option string; NULL if out of memory.
  * vp_qemu_cmdline: a running process's argv (one allocation: free() it),
- * NULL with errno set.
+ * JSON options flattened, NULL with errno set.
  */
 bool vp_qemu_has_arg(char **argv, const char *a);
 bool vp_qemu_uses_id(char **argv, const char *key, const char *id);
 const char *vp_qemu_find(char **argv, const char *flag, const char *id);
 bool vp_qemu_opt(const char *opts, const char *key, char *val, size_t len);
 bool vp_qemu_on(const char *v);
+char *vp_qemu_json(const char *arg);
+char **vp_qemu_flatten(char **argv);
 char **vp_qemu_cmdline(pid_t pid);
 
 struct vp_qmp;

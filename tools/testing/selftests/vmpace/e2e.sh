@@ -321,8 +321,10 @@ has_vcpu() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q kvm-vcpu; }
 attach_io_errors() {
 	local d q h v1 v2 rc
 	d=$(mktemp -d /tmp/attach-io.XXXXXX)
-	"${bios_vmm[@]}" \
-		-netdev "dgram,id=n0,local.type=unix,local.path=$d/n0.q,remote.type=unix,remote.path=$d/n0.v" \
+	# n0 in QEMU's JSON syntax (netsim-attach has the key=value one)
+	"${bios_vmm[@]}" -netdev "{\"type\": \"dgram\", \"id\": \"n0\",
+		\"local\": {\"type\": \"unix\", \"path\": \"$d/n0.q\"},
+		\"remote\": {\"type\": \"unix\", \"path\": \"$d/n0.v\"}}" \
 		-device virtio-net-pci,netdev=n0 -netdev user,id=u0 -device virtio-net-pci,netdev=u0 \
 		-chardev "socket,id=s0,path=$d/s0,server=on,wait=off" -serial chardev:s0 \
 		-chardev "socket,id=t0,path=$d/t0,server=on,wait=off,telnet=on" \

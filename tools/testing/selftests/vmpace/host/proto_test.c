@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
@@ -246,6 +247,73 @@ static void qemu_args(void)
 	  !vp_qemu_has_arg(argv, "-daemonize"), "qemu args: -S, --netdev as -netdev");
 }
 
+/* Expects vp_qemu_json(@in) to be @want (NULL: not an option in JSON). */
+static void json_is(const char *in, const char *want, const char *what)
+{
+	char *got = vp_qemu_json(in);
+	bool ok = want ? got && !strcmp(got, want) : !got;
+	const char *c;
+
+	T(ok, "qemu JSON: %s", what);
+	if (!ok) {
+		printf("# got: ");
+		for (c = got ? got : "(not JSON)"; *c; c++)
+			printf((unsigned char)*c < 0x20 ? "\\x%02x" : "%c", *c);
+		printf("\n");
+	}
+	free(got);
+}
+
+/* QEMU's options in JSON (-netdev '{"type":"dgram",...}'), as ports.c reads them */
+static void qemu_json(void)
+{
+	char *argv[] = { "qemu", "-netdev",
+			 "{ \"type\": \"dgram\", \"id\": \"n0\", \"local\": {\"type\": \"unix\", "
+			 "\"path\": \"/q,x\"}, \"remote\": {\"type\":\"unix\",\"path\":\"/v\"} }",
+			 "-device", "{\"driver\":\"virtio-net-pci\",\"netdev\":\"n0\"}",
+			 "{\"not\":\"an option's\"}", "-append", "x", NULL };
+	char **flat, v[16];
+	const char *o;
+
+	json_is("{\"type\":\"dgram\",\"id\":\"n0\"}", "type=dgram,id=n0", "keys in order");
+	json_is("{\"a\":{\"b\":{\"c\":1}},\"d\":-2.5e3}", "a.b.c=1,d=-2.5e3",
+		"nested objects dotted, numbers as written");
+	json_is("{\"server\":true,\"wait\":false}", "server=on,wait=off", "true/false are on/off");
+	json_is("{\"p\":\"a,b\"}", "p=a,,b", "a comma in a value doubled, as QEMU escapes it");
+	json_is("{\"p\":\"\\u002c\\\"\\u00e9\\n\"}", "p=,,\"\xc3\xa9\n",
+		"escapes: \\u002c a comma (doubled), \\\", \\u00e9 UTF-8, \\n");
+	json_is("{\"l\":[\"x\",{\"y\":1}]}", "l.0=x,l.1.y=1", "arrays as key.N");
+	json_is("{}", "", "an empty object is no keys");
+	json_is(" \t{ \"a\" : 1 } \n", "a=1", "white space around and inside");
+	json_is("dgram,id=n0", NULL, "an option string is not JSON");
+	json_is("[1]", NULL, "the top must be an object");
+	json_is("{\"a\":null}", NULL, "null is refused");
+	json_is("{\"a\":1", NULL, "unterminated object");
+	json_is("{\"a\":\"x}", NULL, "unterminated string");
+	json_is("{\"a\":1} x", NULL, "garbage after the object");
+	json_is("{\"a\":\"\\ud800\"}", NULL, "a surrogate refused");
+	json_is("{\"a\":\"\\u0000\"}", NULL, "a NUL refused");
+	json_is("{\"a\":\"\\q\"}", NULL, "an unknown escape refused");
+	json_is("{\"a\":\"\\u12\"}", NULL, "a short \\u refused");
+	json_is("{\"a\":tru}", NULL, "a word that is not true refused");
+	json_is("{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":"
+		"{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":1}}}}}}}}}}}}}}}}}}", NULL,
+		"nested deeper than 16 refused");
+	flat = vp_qemu_flatten(argv);
+	T(flat != NULL, "qemu JSON: flatten");
+	if (!flat)
+		return;
+	o = vp_qemu_find(flat, "-netdev", "n0");
+	T(o && vp_qemu_opt(o, "type", v, sizeof(v)) && !strcmp(v, "dgram") &&
+	  vp_qemu_opt(o, "local.path", v, sizeof(v)) && !strcmp(v, "/q,x") &&
+	  vp_qemu_opt(o, "remote.path", v, sizeof(v)) && !strcmp(v, "/v"),
+	  "qemu JSON: -netdev found by its id, its paths read");
+	T(vp_qemu_uses_id(flat, "netdev", "n0"), "qemu JSON: a JSON -device uses netdev n0");
+	T(!strcmp(flat[5], argv[5]) && !strcmp(flat[7], "x") && !strcmp(flat[0], "qemu") &&
+	  !flat[8], "qemu JSON: an argument that follows no option stays as it is");
+	free(flat);
+}
+
 int main(void)
 {
 	const uint8_t us[] = { 0x00, 0x00, 0x27, 0x10, 0xde, 0xad, 0xbe, 0xef };
@@ -314,6 +382,7 @@ int main(void)
 
 	framed();
 	qemu_args();
+	qemu_json();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
