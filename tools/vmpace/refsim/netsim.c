@@ -74,10 +74,14 @@ static long nr_rtt, nr_lost, nr_sent, nr_late, nr_deferred, nr_noirq, bad_delive
 static int64_t rtt_ns[MAX_RTT], wire_ns[MAX_RTT];
 static long nr_wire;
 static uint64_t max_delivery_lag;
-/* frames sent to the guest, by id: their time, to check the DELIVERED */
-static uint64_t sent_t[4096];
-/* echoes netsim sent, by id: the guest's probe (0 if none) */
-static long sent_seq[4096];
+/*
+ * Frames sent to the guest, by id: their time, to check the DELIVERED, and
+ * the guest's probe they echo (0 if none).
+ */
+static struct sent {
+	uint64_t t;
+	long seq;
+} sent[4096];
 /*
  * Each probe of the guest, by its number: vmpace's stamp of its frame, the
  * stamp netsim used (vmpace's, or with --boundary the end of the quantum),
@@ -98,8 +102,8 @@ static struct held {
 	uint8_t *f;
 } held[256];
 static int nr_held;
-/* the time of the last echo sent on each port: echoes leave a link in order */
-static uint64_t last_due[65536];
+/* the time of the last echo on netsim's one link: echoes leave it in order */
+static uint64_t last_due;
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -212,10 +216,8 @@ static void send_echo(uint16_t port, uint64_t t, uint64_t due, const uint8_t *f,
 
 	if (vmp_send_frame(fs_vm, port, t, f, len, &id))
 		fs_die("frame");
-	if (id < sizeof(sent_t) / sizeof(sent_t[0])) {
-		sent_t[id] = due;
-		sent_seq[id] = seq;
-	}
+	if (id < sizeof(sent) / sizeof(sent[0]))
+		sent[id] = (struct sent){ due, seq };
 	nr_sent++;
 }
 
@@ -263,9 +265,9 @@ static void events(void)
 				lcg = lcg * 1103515245u + 12345u;
 				due += (lcg >> 8) % (opt.jitter_ns / 1000) * 1000;
 			}
-			if (due < last_due[ev.port])
-				due = last_due[ev.port];
-			last_due[ev.port] = due;
+			if (due < last_due)
+				due = last_due;
+			last_due = due;
 			if (seq) {
 				probe[seq].vstamp = ev.t;
 				probe[seq].stamp = stamp;
@@ -293,13 +295,13 @@ static void events(void)
 				nr_deferred++;
 			if (!(ev.flags & VMP_DELIVERED_IRQ))
 				nr_noirq++;
-			if (ev.id < sizeof(sent_t) / sizeof(sent_t[0])) {
-				if (ev.t < sent_t[ev.id])
+			if (ev.id < sizeof(sent) / sizeof(sent[0])) {
+				if (ev.t < sent[ev.id].t)
 					bad_delivery++;
-				else if (ev.t - sent_t[ev.id] > max_delivery_lag)
-					max_delivery_lag = ev.t - sent_t[ev.id];
-				if (sent_seq[ev.id])
-					probe[sent_seq[ev.id]].handed = ev.t;
+				else if (ev.t - sent[ev.id].t > max_delivery_lag)
+					max_delivery_lag = ev.t - sent[ev.id].t;
+				if (sent[ev.id].seq)
+					probe[sent[ev.id].seq].handed = ev.t;
 			}
 			break;
 		case VMP_EV_REJECTED:
