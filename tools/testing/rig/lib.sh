@@ -169,6 +169,13 @@ target_kernel() {
 	       "$SUPPORTED_BASES (Debian 12: linux-image-6.12.*-amd64, linux-image-6.1.0-*-amd64);" \
 	       "no series for $base yet. See README.md, \"Kernels\"." ;;
 	esac
+	if [ "$base" = 6.1 ] &&
+	   [ "$(printf '%s\n' "$MIN61_VERSION" "$TK_VERSION" | sort -V | head -n 1)" != "$MIN61_VERSION" ]; then
+		die "kernel $TK_REL is Linux $TK_VERSION: kernel/patches-6.1 needs Linux" \
+		    "$MIN61_VERSION or later (it uses struct kvm_vcpu's wants_to_run and" \
+		    "GENL_MCAST_CAP_SYS_ADMIN, which 6.1's stable releases got after 6.1.176;" \
+		    "Debian 12: linux-image-6.1.0-53-amd64 or later). See README.md, \"Linux 6.1\"."
+	fi
 	[ "$base" = 6.12 ] || SERIES_DIR=$repo/kernel/patches-$base
 	TK_OUT=$BUILD
 	# The pinned kernel, or one built from its source (the debug test
@@ -307,15 +314,29 @@ tap_summary() { # all.tap
 	[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
 }
 
-# A kernel of a base with no series (a stand-in Linux 5.10 source tree in
-# DIR): build-kvm.sh must refuse it before kbuild, with a clear error.
-# Its output goes to LOG.  make check and make matrix run it.
-UNSUPPORTED_BASE_TEST="a kernel without a series (Linux 5.10) is refused with a clear error"
-unsupported_base_refused() { # dir log
-	mkdir -p "$1/include/generated"
-	printf 'VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 0\nEXTRAVERSION =\nkernelversion:\n\t@echo 5.10.0\n' \
-		> "$1/Makefile"
-	echo '#define UTS_RELEASE "5.10.0-fake"' > "$1/include/generated/utsrelease.h"
-	! KERNEL_SRC=$1 "$repo/tools/testing/rig/build-kvm.sh" modules > "$2" 2>&1 &&
-		grep -q "no series for 5.10 yet" "$2"
+# Kernels build-kvm.sh must refuse before kbuild, with a clear error: a
+# base with no series (Linux 5.10) and a 6.1 older than the 6.1 series
+# needs, each as a stand-in source tree under DIR (only its Makefile and
+# utsrelease.h).  Their outputs go to DIR/<version>.log.  make check and
+# make matrix run it; on failure it prints what went wrong.
+REFUSED_KERNELS_TEST="kernels without a series (Linux 5.10) or too old for theirs (Linux 6.1.176) are refused with a clear error"
+refused_kernels() { # dir
+	local v msg t
+	for v in 5.10.0 6.1.176; do
+		case $v in
+		5.10.0) msg="no series for 5.10 yet" ;;
+		*) msg="kernel/patches-6.1 needs Linux $MIN61_VERSION or later" ;;
+		esac
+		t=$1/$v
+		mkdir -p "$t/include/generated"
+		printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = %s\nEXTRAVERSION =\nkernelversion:\n\t@echo %s\n' \
+			"${v%%.*}" "$(echo "$v" | cut -d. -f2)" "${v##*.}" "$v" > "$t/Makefile"
+		echo "#define UTS_RELEASE \"$v-fake\"" > "$t/include/generated/utsrelease.h"
+		if KERNEL_SRC=$t "$repo/tools/testing/rig/build-kvm.sh" modules > "$t.log" 2>&1 ||
+		   ! grep -qF "$msg" "$t.log"; then
+			echo "Linux $v: not refused with \"$msg\":"
+			tail -n 5 "$t.log"
+			return 1
+		fi
+	done
 }

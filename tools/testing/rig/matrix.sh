@@ -6,9 +6,11 @@
 # applies (quilt, no fuzz), kvm.ko kvm-amd.ko kvm-intel.ko build with
 # KVM_WERROR=y against that kernel's linux-headers, and the ABI check passes
 # against its vmlinux; the same for each linux-source-6.1 version (Debian
-# 12's default kernel) with kernel/patches-6.1, the ABI check against the
-# vmlinux inside its linux-image package (fetched, not installed).  A base
-# without a series must fail with the clear "no series" error, not in kbuild.
+# 12's default kernel) from $MIN61_VERSION on with kernel/patches-6.1, the
+# ABI check against the vmlinux inside its linux-image package (fetched,
+# not installed); older 6.1 versions get a row saying they are refused.  A
+# base without a series, or a 6.1 older than that, must fail with a clear
+# error, not in kbuild.
 #
 # As root, installs the linux-headers package of each version (pulls its
 # -common and linux-kbuild); otherwise a version whose headers are missing
@@ -176,14 +178,20 @@ for ver in $v61; do
 		result skip "matrix: $krel" "not built in this run (MATRIX_NEWEST=$newest: the newest $newest and the pinned version)"
 		continue
 	fi
+	if [ "$(printf '%s\n' "$MIN61_VERSION" "${ver%%-*}" | sort -V | head -n 1)" != "$MIN61_VERSION" ]; then
+		row "$ver" "$krel" - - - "refused before kbuild: older than $MIN61_VERSION, the 6.1 series' minimum"
+		result skip "matrix: $krel" "Linux ${ver%%-*} is older than $MIN61_VERSION, the 6.1 series' minimum (refused, see the refusal test)"
+		continue
+	fi
 	build_row 6.1 "$ver" "$krel"
 done
 
-# A base without a series must be refused before kbuild, with a clear error.
-if unsupported_base_refused "$M/fake-5.10" "$M/logs/unsupported.log"; then
-	result ok "matrix: $UNSUPPORTED_BASE_TEST"
+# Kernels without a series, or older than theirs needs, are refused before
+# kbuild, with a clear error.
+if refused_kernels "$M/fake-kernels" > "$M/logs/refused-kernels.log" 2>&1; then
+	result ok "matrix: $REFUSED_KERNELS_TEST"
 else
-	result fail "matrix: $UNSUPPORTED_BASE_TEST" "$M/logs/unsupported.log"
+	result fail "matrix: $REFUSED_KERNELS_TEST" "$M/logs/refused-kernels.log"
 fi
 
 echo "$pass passed, $fail failed, $skip skipped"

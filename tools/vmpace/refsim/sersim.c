@@ -38,7 +38,8 @@
  *     offset plus the guest's usual latency: in the emulated test VM a
  *     guest loses a few to tens of ms of its own time now and then, see
  *     README);
- *   - UART: the long line (more than its 16-byte receive FIFO) DEFERRED
+ *   - UART: the long line (more than the 8 bytes QEMU's UART takes, up to
+ *     the receive FIFO's trigger level Linux sets) DEFERRED
  *     (QEMU took only part of it while the guest was frozen) and still
  *     whole.  A UART raises its interrupt for fewer bytes than its FIFO's
  *     trigger level only after a timeout that QEMU counts in host time, and
