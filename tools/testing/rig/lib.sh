@@ -133,6 +133,12 @@ debian_source_tarball() { # base version
 	echo "$t"
 }
 
+# True if Linux VERSION (x.y.z) is older than $MIN61_VERSION, the oldest 6.1
+# the 6.1 series builds on (target_kernel refuses it, make matrix says so).
+older_than_min61() { # version
+	[ "$(printf '%s\n' "$MIN61_VERSION" "$1" | sort -V | head -n 1)" != "$MIN61_VERSION" ]
+}
+
 # The kernel the modules are built for: the pinned $KREL unless KVER (a
 # kernel release) or KERNEL_SRC (its build tree) names another.  Sets and
 # exports KERNEL_SRC; sets TK_REL (its release), TK_VERSION (its upstream
@@ -169,8 +175,7 @@ target_kernel() {
 	       "$SUPPORTED_BASES (Debian 12: linux-image-6.12.*-amd64, linux-image-6.1.0-*-amd64);" \
 	       "no series for $base yet. See README.md, \"Kernels\"." ;;
 	esac
-	if [ "$base" = 6.1 ] &&
-	   [ "$(printf '%s\n' "$MIN61_VERSION" "$TK_VERSION" | sort -V | head -n 1)" != "$MIN61_VERSION" ]; then
+	if [ "$base" = 6.1 ] && older_than_min61 "$TK_VERSION"; then
 		die "kernel $TK_REL is Linux $TK_VERSION: kernel/patches-6.1 needs Linux" \
 		    "$MIN61_VERSION or later (it uses struct kvm_vcpu's wants_to_run and" \
 		    "GENL_MCAST_CAP_SYS_ADMIN, which 6.1's stable releases got after 6.1.176;" \

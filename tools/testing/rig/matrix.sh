@@ -178,7 +178,7 @@ for ver in $v61; do
 		result skip "matrix: $krel" "not built in this run (MATRIX_NEWEST=$newest: the newest $newest and the pinned version)"
 		continue
 	fi
-	if [ "$(printf '%s\n' "$MIN61_VERSION" "${ver%%-*}" | sort -V | head -n 1)" != "$MIN61_VERSION" ]; then
+	if older_than_min61 "${ver%%-*}"; then
 		row "$ver" "$krel" - - - "refused before kbuild: older than $MIN61_VERSION, the 6.1 series' minimum"
 		result skip "matrix: $krel" "Linux ${ver%%-*} is older than $MIN61_VERSION, the 6.1 series' minimum (refused, see the refusal test)"
 		continue
