@@ -338,7 +338,7 @@ char **vp_qemu_flatten(char **argv)
 
 char **vp_qemu_cmdline(pid_t pid)
 {
-	char path[64], *buf = NULL, *p, **argv;
+	char path[64], *buf = NULL, *p, **raw, **argv;
 	size_t len = 0, cap = 0;
 	ssize_t n;
 	int fd, argc = 0, i;
@@ -369,19 +369,14 @@ char **vp_qemu_cmdline(pid_t pid)
 	buf[len] = '\0';
 	for (p = buf; p < buf + len; p += strlen(p) + 1)
 		argc++;
-	/* the pointers, then the strings, in one allocation */
-	argv = malloc((argc + 1) * sizeof(*argv) + len + 1);
-	if (!argv)
+	raw = calloc(argc + 1, sizeof(*raw));
+	if (!raw)
 		goto fail;
-	memcpy(argv + argc + 1, buf, len + 1);
-	p = (char *)(argv + argc + 1);
-	for (i = 0; i < argc; i++, p += strlen(p) + 1)
-		argv[i] = p;
-	argv[argc] = NULL;
-	free(buf);
-	/* JSON options as the option strings they stand for */
-	buf = (char *)argv;
-	argv = vp_qemu_flatten(argv);
+	for (i = 0, p = buf; i < argc; i++, p += strlen(p) + 1)
+		raw[i] = p;
+	/* one allocation, JSON options as the option strings they stand for */
+	argv = vp_qemu_flatten(raw);
+	free(raw);
 	free(buf);
 	return argv;
 fail:

@@ -68,13 +68,15 @@ case $distro_kvm in
 *) die "modprobe's kvm for $KREL is '$distro_kvm', not Debian's: remove what installed it first" ;;
 esac
 
-# A kernel of a base with no series, a stand-in with a headers directory
-# (a release of Linux 5.10) while the packages are installed: DKMS must skip
-# it, at installation and in its kernel hook, without failing either.
+# A kernel of a base with no series and a Debian 12 6.1 older than the 6.1
+# series needs (6.1.0-50 is 6.1.176), stand-ins with a headers directory
+# while the packages are installed: DKMS must skip them, at installation and
+# in their kernel hook, without failing either.
 fake=5.10.0-0-vmpace-check-deb
-rm -rf "/lib/modules/$fake"
-mkdir -p "/lib/modules/$fake/build/include"
-trap 'rm -rf "/lib/modules/$fake"' EXIT
+old61=6.1.0-50-vmpace-check-deb
+rm -rf "/lib/modules/$fake" "/lib/modules/$old61"
+mkdir -p "/lib/modules/$fake/build/include" "/lib/modules/$old61/build/include"
+trap 'rm -rf "/lib/modules/$fake" "/lib/modules/$old61"' EXIT
 
 # --- 1. install ------------------------------------------------------------------
 log "apt-get install ${debs[*]##*/} (DKMS builds for each kernel with headers)"
@@ -93,10 +95,14 @@ check "kvm, kvm-amd and kvm-intel are in $upd" \
 check "modprobe's kvm and kvm_amd for $KREL are DKMS's" \
 	eval "modpath kvm | grep -q '^$upd/' && modpath kvm_amd | grep -q '^$upd/'"
 # Every other installed kernel with headers: a 6.12 or 6.1 one got the
-# modules (built from its own base's series), any other was skipped.
+# modules (built from its own base's series), any other was skipped, and so
+# was a Debian 6.1 older than 6.1.0-53 (6.1.187).
 for k in $(ls /lib/modules); do
 	[ "$k" != "$KREL" ] && [ -e "/lib/modules/$k/build/include" ] || continue
 	case $k in
+	6.1.0-[0-9]-*|6.1.0-[0-4][0-9]-*|6.1.0-5[0-2]-*)
+	   check "no modules for $k (a 6.1 older than 6.1.187): DKMS skipped it" \
+		eval "! ls /lib/modules/$k/updates/dkms/kvm.ko* 2>/dev/null" ;;
 	6.12.*|6.1.*)
 	   check "kvm, kvm-amd and kvm-intel for $k are in its updates/dkms, built for it" \
 		eval "(for m in kvm kvm-amd kvm-intel; do
@@ -115,13 +121,15 @@ ver=$(dpkg-query -W -f='${Version}' vmpace-dkms)
 autoinstall_for() { # release: dkms.conf's AUTOINSTALL for "dkms autoinstall -k" it
 	bash -c '. "$1"; echo "$AUTOINSTALL"' _ "/usr/src/vmpace-$ver/dkms.conf" autoinstall -k "$1" 2>&1
 }
-check "the kernel hook would build for $KREL61 and $KREL, not for 6.10.1 or $fake" \
-	eval "[ \"\$(autoinstall_for $KREL61)\$(autoinstall_for $KREL)\" = yesyes ] &&
-	      [ -z \"\$(autoinstall_for 6.10.1)\$(autoinstall_for $fake)\" ]"
-check "the kernel hook for $fake (Linux 5.10, a stand-in) succeeds and builds nothing" \
-	eval "/etc/kernel/postinst.d/dkms '$fake' && ! ls /lib/modules/$fake/updates/dkms/kvm.ko* 2>/dev/null &&
-	      ! grep -q '$fake' <<<\"\$(dkms status -m vmpace)\""
-rm -rf "/lib/modules/$fake"
+check "the kernel hook would build for $KREL61, 6.1.0-53-amd64, 6.1.187 and $KREL, not for 6.10.1, $fake, 6.1.0-52-amd64 or 6.1.186" \
+	eval "[ \"\$(autoinstall_for $KREL61)\$(autoinstall_for 6.1.0-53-amd64)\$(autoinstall_for 6.1.187)\$(autoinstall_for $KREL)\" = yesyesyesyes ] &&
+	      [ -z \"\$(autoinstall_for 6.10.1)\$(autoinstall_for $fake)\$(autoinstall_for 6.1.0-52-amd64)\$(autoinstall_for 6.1.186)\" ]"
+for k in "$fake" "$old61"; do
+	check "the kernel hook for $k (a stand-in) succeeds and builds nothing" \
+		eval "/etc/kernel/postinst.d/dkms '$k' && ! ls /lib/modules/$k/updates/dkms/kvm.ko* 2>/dev/null &&
+		      ! grep -q '$k' <<<\"\$(dkms status -m vmpace)\""
+done
+rm -rf "/lib/modules/$fake" "/lib/modules/$old61"
 again=$(ls /lib/modules | grep '^6\.12\.' | grep -vxF "$KREL" | head -n 1)
 if [ -n "$again" ]; then
 	dkms remove "vmpace/$ver" -k "$again" >> "$C/checks.log" 2>&1

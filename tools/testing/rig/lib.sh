@@ -319,6 +319,22 @@ tap_summary() { # all.tap
 	[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
 }
 
+# refused_kernel DIR VERSION MESSAGE: build-kvm.sh refuses a stand-in tree
+# of Linux VERSION under DIR with MESSAGE.
+refused_kernel() {
+	local t=$1/$2 v=$2
+	mkdir -p "$t/include/generated"
+	printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = %s\nEXTRAVERSION =\nkernelversion:\n\t@echo %s\n' \
+		"${v%%.*}" "$(echo "$v" | cut -d. -f2)" "${v##*.}" "$v" > "$t/Makefile"
+	echo "#define UTS_RELEASE \"$v-fake\"" > "$t/include/generated/utsrelease.h"
+	if KERNEL_SRC=$t "$repo/tools/testing/rig/build-kvm.sh" modules > "$t.log" 2>&1 ||
+	   ! grep -qF "$3" "$t.log"; then
+		echo "Linux $v: not refused with \"$3\":"
+		tail -n 5 "$t.log"
+		return 1
+	fi
+}
+
 # Kernels build-kvm.sh must refuse before kbuild, with a clear error: a
 # base with no series (Linux 5.10) and a 6.1 older than the 6.1 series
 # needs, each as a stand-in source tree under DIR (only its Makefile and
@@ -326,22 +342,6 @@ tap_summary() { # all.tap
 # make matrix run it; on failure it prints what went wrong.
 REFUSED_KERNELS_TEST="kernels without a series (Linux 5.10) or too old for theirs (Linux 6.1.176) are refused with a clear error"
 refused_kernels() { # dir
-	local v msg t
-	for v in 5.10.0 6.1.176; do
-		case $v in
-		5.10.0) msg="no series for 5.10 yet" ;;
-		*) msg="kernel/patches-6.1 needs Linux $MIN61_VERSION or later" ;;
-		esac
-		t=$1/$v
-		mkdir -p "$t/include/generated"
-		printf 'VERSION = %s\nPATCHLEVEL = %s\nSUBLEVEL = %s\nEXTRAVERSION =\nkernelversion:\n\t@echo %s\n' \
-			"${v%%.*}" "$(echo "$v" | cut -d. -f2)" "${v##*.}" "$v" > "$t/Makefile"
-		echo "#define UTS_RELEASE \"$v-fake\"" > "$t/include/generated/utsrelease.h"
-		if KERNEL_SRC=$t "$repo/tools/testing/rig/build-kvm.sh" modules > "$t.log" 2>&1 ||
-		   ! grep -qF "$msg" "$t.log"; then
-			echo "Linux $v: not refused with \"$msg\":"
-			tail -n 5 "$t.log"
-			return 1
-		fi
-	done
+	refused_kernel "$1" 5.10.0 "no series for 5.10 yet" &&
+	refused_kernel "$1" 6.1.176 "kernel/patches-6.1 needs Linux $MIN61_VERSION or later"
 }

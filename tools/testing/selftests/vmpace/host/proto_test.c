@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "proto.h"
 #include "vmpace.h"
@@ -314,6 +316,48 @@ static void qemu_json(void)
 	free(flat);
 }
 
+/*
+ * A running process's command line, as vmpace --pid reads QEMU's: a shell
+ * that says it runs (so it has exec'd) and waits for its stdin to close.
+ */
+static void qemu_cmdline(void)
+{
+	int in[2], out[2], status;
+	char **argv, c;
+	pid_t pid;
+
+	if (pipe(in) || pipe(out)) {
+		T(0, "qemu cmdline: pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (!pid) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl("/bin/sh", "sh", "-c", "echo; read x", "qemu", "-netdev",
+		      "{\"type\":\"dgram\",\"id\":\"n0\",\"local\":{\"path\":\"/q,x\"}}",
+		      "", "-S", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	argv = pid > 0 && read(out[0], &c, 1) == 1 ? vp_qemu_cmdline(pid) : NULL;
+	T(argv && !strcmp(argv[0], "sh") && !strcmp(argv[2], "echo; read x") &&
+	  !strcmp(argv[4], "-netdev") &&
+	  !strcmp(argv[5], "type=dgram,id=n0,local.path=/q,,x") && !strcmp(argv[6], "") &&
+	  !strcmp(argv[7], "-S") && !argv[8],
+	  "qemu cmdline: a process's arguments, an empty one kept, JSON flattened");
+	free(argv);
+	close(in[1]);
+	close(out[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	errno = 0;
+	T(!vp_qemu_cmdline(pid) && errno == ENOENT, "qemu cmdline: a process that is gone: ENOENT");
+}
+
 int main(void)
 {
 	const uint8_t us[] = { 0x00, 0x00, 0x27, 0x10, 0xde, 0xad, 0xbe, 0xef };
@@ -383,6 +427,7 @@ int main(void)
 	framed();
 	qemu_args();
 	qemu_json();
+	qemu_cmdline();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
