@@ -8,9 +8,11 @@
  * guest read <before> (ns) at most at @end, and the next line's <after> at
  * least at @start.  If guest = simulated + C, then C (in us, rounded down)
  * lies in [lo, hi] after every line; the clock is exact when lo <= hi + 1
- * (1 us for rounding), whatever the host's speed.
+ * (1 us for rounding), whatever the host's speed.  clock_bounds_fit() takes
+ * any reading known to lie between two simulated times (sersim: a line's
+ * handover and the report after its answer).
  *
- * Shared by refsim and the end-to-end test client.
+ * Shared by refsim, sersim and the end-to-end test client.
  */
 #ifndef VMPACE_CLOCK_BOUNDS_H
 #define VMPACE_CLOCK_BOUNDS_H
@@ -30,6 +32,24 @@ static inline void clock_bounds_init(struct clock_bounds *b)
 	b->hi = INT64_MAX;
 	b->prev_start = 0;
 	b->lines = 0;
+}
+
+/*
+ * One reading of the guest's clock (@guest_ns) known to have been taken at
+ * a simulated time from @from_ns to @to_ns: guest - simulated lies in
+ * [guest - to, guest - from], rounded down to us.
+ */
+static inline void clock_bounds_fit(struct clock_bounds *b, int64_t guest_ns,
+				    int64_t from_ns, int64_t to_ns)
+{
+	int64_t lo = guest_ns / 1000 - to_ns / 1000;
+	int64_t hi = guest_ns / 1000 - from_ns / 1000;
+
+	if (lo > b->lo)
+		b->lo = lo;
+	if (hi < b->hi)
+		b->hi = hi;
+	b->lines++;
 }
 
 /*
@@ -54,7 +74,10 @@ static inline int64_t clock_bounds_add(struct clock_bounds *b, int64_t before_ns
 	return v;
 }
 
-/* Guest time is simulated time plus a constant, within 1 us of rounding. */
+/*
+ * Guest time is simulated time plus a constant, within 1 us of rounding
+ * (two floors of a difference, each off by less than 1 us).
+ */
 static inline bool clock_bounds_exact(const struct clock_bounds *b)
 {
 	return b->lines >= 2 && b->lo <= b->hi + 1;

@@ -16,14 +16,14 @@ mkdir -p "$out"
 n=0
 tap() { n=$((n + 1)); echo "$1 $n - $2"; }
 
-if gcc -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -I"$src" \
+if gcc -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -I"$src" -I"$src/refsim" \
 	-o "$out/proto_test" "$here/host/proto_test.c" "$src/proto.c" "$src/qemu-args.c" \
 	2>"$out/build.log"; then
 	"$out/proto_test" > "$out/proto_test.tap"
 	rc=$?
 	sed 's/^/# /' "$out/proto_test.tap"
-	[ $rc -eq 0 ] && tap ok "vmpace unit tests (protocol, QEMU's command line)" ||
-		tap "not ok" "vmpace unit tests (protocol, QEMU's command line)"
+	[ $rc -eq 0 ] && tap ok "vmpace unit tests (protocol, QEMU's command line, the simulators' clock fit)" ||
+		tap "not ok" "vmpace unit tests (protocol, QEMU's command line, the simulators' clock fit)"
 else
 	sed 's/^/# /' "$out/build.log"; tap "not ok" "vmpace unit tests build"
 fi

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock-bounds.h"
 #include "proto.h"
 #include "vmpace.h"
 
@@ -358,6 +359,44 @@ static void qemu_cmdline(void)
 	T(!vp_qemu_cmdline(pid) && errno == ENOENT, "qemu cmdline: a process that is gone: ENOENT");
 }
 
+/*
+ * The simulators' check of a guest clock: readings each known to lie between
+ * two simulated times fit one offset, up to rounding, or they do not.
+ */
+static void clock_fit(void)
+{
+	/* guest = simulated + 7 654 321.987 us; reads 0.1 to 3 ms after "from" */
+	const int64_t c = 7654321987;
+	const int64_t from[] = { 1000000, 21000333, 41000999, 61999001, 80000500 };
+	const int64_t lat[] = { 100000, 2999999, 1, 640500, 1999 };
+	struct clock_bounds b;
+	int i;
+
+	clock_bounds_init(&b);
+	for (i = 0; i < 5; i++)
+		clock_bounds_fit(&b, from[i] + lat[i] + c, from[i], from[i] + lat[i] + 999);
+	T(clock_bounds_exact(&b) && b.lo <= 7654322 && b.hi >= 7654321 && b.hi - b.lo <= 2,
+	  "clock fit: readings of one offset fit it, rounding aside (lo %lld, hi %lld)",
+	  (long long)b.lo, (long long)b.hi);
+
+	clock_bounds_init(&b);
+	clock_bounds_fit(&b, from[0] + lat[0] + c, from[0], from[0] + lat[0] + 999);
+	T(!clock_bounds_exact(&b), "clock fit: one reading proves nothing");
+
+	/* one line read 3 us before it was handed over (as the guest sees it) */
+	clock_bounds_init(&b);
+	for (i = 0; i < 4; i++)
+		clock_bounds_fit(&b, from[i] + 200 + c, from[i], from[i] + 500);
+	clock_bounds_fit(&b, from[4] - 3000 + c, from[4], from[4] + 500);
+	T(!clock_bounds_exact(&b), "clock fit: a reading 3 us before its window does not fit");
+
+	/* a guest clock 1 % fast: 0.2 ms over 20 ms, windows of 0.1 ms */
+	clock_bounds_init(&b);
+	for (i = 0; i < 5; i++)
+		clock_bounds_fit(&b, from[i] + from[i] / 100 + c, from[i], from[i] + 100000);
+	T(!clock_bounds_exact(&b), "clock fit: a clock 1 %% fast over 80 ms does not fit");
+}
+
 int main(void)
 {
 	const uint8_t us[] = { 0x00, 0x00, 0x27, 0x10, 0xde, 0xad, 0xbe, 0xef };
@@ -428,6 +467,7 @@ int main(void)
 	qemu_args();
 	qemu_json();
 	qemu_cmdline();
+	clock_fit();
 	printf("1..%d\n", n);
 	return failed != 0;
 }
