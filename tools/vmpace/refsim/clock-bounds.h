@@ -37,7 +37,8 @@ static inline void clock_bounds_init(struct clock_bounds *b)
 /*
  * One reading of the guest's clock (@guest_ns) known to have been taken at
  * a simulated time from @from_ns to @to_ns: guest - simulated lies in
- * [guest - to, guest - from], rounded down to us.
+ * [guest - to, guest - from], rounded down to us (all three >= 0, so the
+ * divisions round down).
  */
 static inline void clock_bounds_fit(struct clock_bounds *b, int64_t guest_ns,
 				    int64_t from_ns, int64_t to_ns)

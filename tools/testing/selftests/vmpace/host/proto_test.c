@@ -365,7 +365,7 @@ static void qemu_cmdline(void)
  */
 static void clock_fit(void)
 {
-	/* guest = simulated + 7 654 321.987 us; reads 0.1 to 3 ms after "from" */
+	/* guest = simulated + 7 654 321.987 us; reads 1 ns to 3 ms after "from" */
 	const int64_t c = 7654321987;
 	const int64_t from[] = { 1000000, 21000333, 41000999, 61999001, 80000500 };
 	const int64_t lat[] = { 100000, 2999999, 1, 640500, 1999 };
