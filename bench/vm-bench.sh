@@ -80,8 +80,25 @@ drift)
 				$(sample_dev "$shm2") "$@"}
 	}
 	drift_run "$pacers" seed
-	[ -z "$seed_qemu" ] ||
-		drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm
+	# The seed's recommended guest (no TSC, no kvmclock: the PIT and the PM
+	# timer) once died while booting under the seed's QEMU in CI (its
+	# socket closed before the guest was up, 2026-12-04): such a run is run
+	# once more, said so, its rows taken back first.
+	keep_rows() { # file lines: its first lines only (none: no file, so a header again)
+		if [ "$2" -eq 0 ]; then rm -f "$1"
+		elif [ -e "$1" ]; then head -n "$2" "$1" > "$1.tmp" && mv "$1.tmp" "$1"; fi
+	}
+	if [ -n "$seed_qemu" ]; then
+		n1=0 n2=0
+		[ ! -e "$out/drift.csv" ] || n1=$(wc -l < "$out/drift.csv")
+		[ ! -e "$out/drift-quanta.csv" ] || n2=$(wc -l < "$out/drift-quanta.csv")
+		if ! drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm; then
+			echo "vm-bench: drift: the seed-recommended run failed (above): once more" >&2
+			keep_rows "$out/drift.csv" "$n1"
+			keep_rows "$out/drift-quanta.csv" "$n2"
+			drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm
+		fi
+	fi
 	rm -f "$shm" "$shm2"
 	;;
 io)

@@ -196,7 +196,10 @@ refsim_vmm_dies() {
 	if [ -n "$qp" ] && kill -KILL "$qp"; then
 		check "QEMU found (pid $qp, $comm) and killed" true
 	else
+		cat "$out"
+		ps -o pid,ppid,stat,comm --ppid "$sim_pid"
 		check "QEMU found and killed (refsim's grandchild: '$qp')" false
+		pkill -KILL -P "$sim_pid"
 		kill -KILL "$sim_pid"
 	fi
 	wait "$sim_pid"; rc=$?
