@@ -89,14 +89,15 @@ drift)
 		elif [ -e "$1" ]; then head -n "$2" "$1" > "$1.tmp" && mv "$1.tmp" "$1"; fi
 	}
 	if [ -n "$seed_qemu" ]; then
+		rec=(seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm)
 		n1=0 n2=0
 		[ ! -e "$out/drift.csv" ] || n1=$(wc -l < "$out/drift.csv")
 		[ ! -e "$out/drift-quanta.csv" ] || n2=$(wc -l < "$out/drift-quanta.csv")
-		if ! drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm; then
+		if ! drift_run "${rec[@]}"; then
 			echo "vm-bench: drift: the seed-recommended run failed (above): once more" >&2
 			keep_rows "$out/drift.csv" "$n1"
 			keep_rows "$out/drift-quanta.csv" "$n2"
-			drift_run seed seed-recommended -cpu host,-xsave,kvm=off,-tsc,-kvmclock -rtc clock=vm
+			drift_run "${rec[@]}"
 		fi
 	fi
 	rm -f "$shm" "$shm2"

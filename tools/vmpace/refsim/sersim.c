@@ -249,7 +249,8 @@ int main(int argc, char **argv)
 	int64_t err, median, lag[MAX_LINES];
 	int nr_lag = 0, within = 0, nbusy = 0;
 	struct clock_bounds clk;
-	bool ok, clock_ok;
+	bool ok, clock_ok, fits;
+	char bound[32];
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -338,7 +339,6 @@ int main(int argc, char **argv)
 	clock_bounds_init(&clk);
 	for (i = 0; i < nr_lines; i++) {
 		struct line *l = &line[i];
-		bool busy;
 
 		if (!l->got_delivered || !l->got_answer) {
 			printf("sersim: line %s: %s\n", l->text, !l->got_delivered ?
@@ -360,14 +360,13 @@ int main(int argc, char **argv)
 		 * line's stop (a stamp equal to the handover is bytes QEMU
 		 * passed on while the VM was frozen, written before it).
 		 */
-		busy = l->busy = i && line[i - 1].got_answer &&
-				 line[i - 1].stamp > l->delivered;
+		l->busy = i && line[i - 1].got_answer && line[i - 1].stamp > l->delivered;
 		if (i < opt.lines) {
-			nbusy += busy;
+			nbusy += l->busy;
 			late += l->status != VMP_DELIVERED_OK &&
-				!(busy && l->status == VMP_DELIVERED_DEFERRED);
+				!(l->busy && l->status == VMP_DELIVERED_DEFERRED);
 			noirq += l->status == VMP_DELIVERED_OK && !(l->flags & VMP_DELIVERED_IRQ) &&
-				 !busy;
+				 !l->busy;
 			within += err <= (int64_t)opt.max_err_ns && -err <= (int64_t)opt.max_err_ns;
 		}
 		/* before its time, after a stop past it, or answered before it */
@@ -378,7 +377,7 @@ int main(int argc, char **argv)
 		       "median line's time\n", l->text, l->due / 1e3,
 		       ((int64_t)l->delivered - (int64_t)l->due) / 1e3, status_name(l->status),
 		       l->flags & VMP_DELIVERED_IRQ ? ", IRQ" : "",
-		       busy ? ", guest busy" : "",
+		       l->busy ? ", guest busy" : "",
 		       ((int64_t)l->stamp - (int64_t)l->delivered) / 1e3, err / 1e3);
 	}
 	printf("sersim: %d of %d lines answered in order; %d short lines not OK, %d without "
@@ -390,25 +389,22 @@ int main(int argc, char **argv)
 	       "the median line's time (not judged)\n",
 	       nr_answers, nr_lines, late, noirq, nbusy, early, within, opt.lines,
 	       opt.max_err_ns / 1e3);
-	clock_ok = clock_bounds_exact(&clk) &&
-		   (!opt.virtio || (clk.hi - clk.lo) * 1000 <= (int64_t)opt.max_err_ns);
+	fits = clock_bounds_exact(&clk);
+	clock_ok = fits && (!opt.virtio || (clk.hi - clk.lo) * 1000 <= (int64_t)opt.max_err_ns);
 	if (clk.lines < 2)
 		printf("sersim: the guest's clock minus simulated time: fewer than 2 lines "
 		       "read, nothing to compare\n");
-	else if (clock_bounds_exact(&clk) && opt.virtio)
+	else if (fits) {
+		snprintf(bound, sizeof(bound), "at most %.0f us", opt.max_err_ns / 1e3);
 		printf("sersim: the guest's clock minus simulated time, from every line it "
-		       "read: one value fits them all, known within %lld us (at most %.0f "
-		       "us)\n", (long long)(clk.hi > clk.lo ? clk.hi - clk.lo : 0),
-		       opt.max_err_ns / 1e3);
-	else if (clock_bounds_exact(&clk))
-		printf("sersim: the guest's clock minus simulated time, from every line it "
-		       "read: one value fits them all, known within %lld us (how well is not "
-		       "judged for a UART, whose reads come in batches)\n",
-		       (long long)(clk.hi > clk.lo ? clk.hi - clk.lo : 0));
-	else
+		       "read: one value fits them all, known within %lld us (%s)\n",
+		       (long long)(clk.hi > clk.lo ? clk.hi - clk.lo : 0), opt.virtio ? bound :
+		       "how well is not judged for a UART, whose reads come in batches");
+	} else {
 		printf("sersim: the guest's clock minus simulated time, from every line it "
 		       "read: no one value fits them all (%lld us apart): the guest's clock "
 		       "is not on the simulated timeline\n", (long long)(clk.lo - clk.hi));
+	}
 	printf("sersim: the long line (%zu bytes, more than a UART's FIFO): %s%s\n",
 	       strlen(LONG_LINE) + 1, line[opt.lines].got_delivered ?
 	       status_name(line[opt.lines].status) : "not delivered",

@@ -164,6 +164,14 @@ wrapper_lockstep() {
 # refsim must end with libvmpace's account of it: the connection closed
 # (vmp_await or vmp_grant), then vmpace's exit status and what it means
 # (vmp_close).
+# refsim's output and children, then refsim and they are killed: a failed start
+refsim_dump_kill() { # out pid
+	cat "$1"
+	ps -o pid,ppid,stat,comm --ppid "$2"
+	pkill -KILL -P "$2"
+	kill -KILL "$2" 2>/dev/null
+}
+
 refsim_vmm_dies() {
 	local out=/tmp/refsim-dies.out qp rc i
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1)
@@ -177,13 +185,9 @@ refsim_vmm_dies() {
 		sleep 0.1
 	done
 	if ! grep -q 'refsim: guest up' "$out"; then
-		# what refsim said, whether it still ran and what it ran
-		cat "$out"
 		kill -0 "$sim_pid" 2>/dev/null && rc="still running" || rc=ended
-		ps -o pid,stat,comm --ppid "$sim_pid"
+		refsim_dump_kill "$out" "$sim_pid"
 		check "the guest came up under refsim (refsim $rc)" false
-		pkill -KILL -P "$sim_pid"
-		kill -KILL "$sim_pid" 2>/dev/null
 		wait "$sim_pid"
 		return
 	fi
@@ -196,11 +200,8 @@ refsim_vmm_dies() {
 	if [ -n "$qp" ] && kill -KILL "$qp"; then
 		check "QEMU found (pid $qp, $comm) and killed" true
 	else
-		cat "$out"
-		ps -o pid,ppid,stat,comm --ppid "$sim_pid"
+		refsim_dump_kill "$out" "$sim_pid"
 		check "QEMU found and killed (refsim's grandchild: '$qp')" false
-		pkill -KILL -P "$sim_pid"
-		kill -KILL "$sim_pid"
 	fi
 	wait "$sim_pid"; rc=$?
 	tail -n 3 "$out"
