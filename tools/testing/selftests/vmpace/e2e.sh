@@ -261,7 +261,7 @@ netsim_udp() { # udp|stall|boundary
 serial_lines() { # virtio|uart|attach (the virtio console, attached)
 	local out=/tmp/sersim-$1.out rc opts=() mode=1 long=DEFERRED longd=DEFERRED
 	if [ "$1" != uart ]; then
-		opts=(--virtio) mode=2 long='(OK|DEFERRED, the guest busy)$'
+		opts=(--virtio) mode=2 long='(OK(, the guest busy)?|DEFERRED, the guest busy)$'
 		longd="OK (or DEFERRED to a busy guest)"
 	fi
 	[ "$1" = attach ] && opts+=(--attach)
