@@ -112,6 +112,12 @@ struct vmm {
 	} con;
 	volatile struct sample *sample_shm;
 	int sync;	/* seed: our end of its -external_sim socket */
+	/* the last lines its console printed, for a failure's message */
+	char tail[2048];
+	size_t tail_len;
+	/* reaped: how it ended */
+	bool ended;
+	int status;
 };
 
 static struct vmm stock = { .name = "QEMU", .pid = -1, .console = -1, .sync = -1 };
@@ -127,14 +133,67 @@ static int blk_count(void)
 	return quiet ? opt.warmup : opt.count;
 }
 
+/* Whether the QEMU process has ended (reaped then, its status kept). */
+static bool vmm_ended(struct vmm *m)
+{
+	if (!m->ended && m->pid > 0 && waitpid(m->pid, &m->status, WNOHANG) == m->pid)
+		m->ended = true;
+	return m->ended;
+}
+
+static int console_drain(struct vmm *m, int wait_ms);
+
+/* On a failure: how a QEMU ended, or that it still runs, and its console's last lines. */
+static void vmm_post_mortem(struct vmm *m)
+{
+	if (m->pid <= 0)
+		return;
+	console_drain(m, 0);
+	if (!vmm_ended(m))
+		err("%s (pid %d) still runs", m->name, (int)m->pid);
+	else if (WIFEXITED(m->status))
+		err("%s exited with status %d", m->name, WEXITSTATUS(m->status));
+	else
+		err("%s was killed by signal %d (%s)", m->name, WTERMSIG(m->status),
+		    strsignal(WTERMSIG(m->status)));
+	if (m->tail_len)
+		err("%s: the last lines its guest's console printed:\n%.*s", m->name,
+		    (int)m->tail_len - 1, m->tail);
+	else
+		err("%s: its guest's console printed nothing", m->name);
+}
+
 static void die(const char *what, int e)
 {
 	err("%s: %s", what, strerror(e));
-	if (stock.pid > 0)
+	vmm_post_mortem(&stock);
+	vmm_post_mortem(&seed);
+	if (stock.pid > 0 && !stock.ended)
 		kill(stock.pid, SIGKILL);
-	if (seed.pid > 0)
+	if (seed.pid > 0 && !seed.ended)
 		kill(seed.pid, SIGKILL);
 	exit(1);
+}
+
+/* Keeps @line (without its newline) among the console's last lines. */
+static void tail_add(struct vmm *m, const char *line)
+{
+	size_t n = strlen(line) + 1, cut;
+	char *nl;
+
+	if (n > sizeof(m->tail)) {
+		line += n - sizeof(m->tail);
+		n = sizeof(m->tail);
+	}
+	while (m->tail_len + n > sizeof(m->tail)) {
+		nl = memchr(m->tail, '\n', m->tail_len);
+		cut = nl ? (size_t)(nl + 1 - m->tail) : m->tail_len;
+		m->tail_len -= cut;
+		memmove(m->tail, m->tail + cut, m->tail_len);
+	}
+	memcpy(m->tail + m->tail_len, line, n - 1);
+	m->tail[m->tail_len + n - 1] = '\n';
+	m->tail_len += n;
 }
 
 static uint64_t now_ns(void)
@@ -171,6 +230,7 @@ static int console_drain(struct vmm *m, int wait_ms)
 		m->con.buf[m->con.len] = '\0';
 		while ((nl = strchr(m->con.buf, '\n'))) {
 			*nl = '\0';
+			tail_add(m, m->con.buf);
 			if (opt.wait_line && strstr(m->con.buf, opt.wait_line) && !m->con.ready) {
 				m->con.ready = true;
 				err("%s: %s", m->name, m->con.buf);
@@ -586,7 +646,7 @@ static void spawn(struct vmm *m, char **argv, int keep_fd)
 static void wait_vcpus(struct vmm *m, uint64_t end)
 {
 	while (vcpu_fds(m, NULL, 64) < opt.vcpus) {
-		if (now_ns() > end || waitpid(m->pid, NULL, WNOHANG) == m->pid)
+		if (now_ns() > end || vmm_ended(m))
 			die(m->name, ETIMEDOUT);
 		console_drain(m, 10);
 	}
@@ -614,12 +674,12 @@ static void start_qemu(char **argv, int argc)
 	end = now_ns() + 180000000000ull;
 	wait_vcpus(&stock, end);
 	while (access(qmp_path, F_OK)) {
-		if (now_ns() > end || waitpid(stock.pid, NULL, WNOHANG) == stock.pid)
+		if (now_ns() > end || vmm_ended(&stock))
 			die("QEMU did not start", ETIMEDOUT);
 		console_drain(&stock, 10);
 	}
 	while (opt.wait_line && !stock.con.ready) {
-		if (now_ns() > end || waitpid(stock.pid, NULL, WNOHANG) == stock.pid)
+		if (now_ns() > end || vmm_ended(&stock))
 			die("the guest did not print its ready line", ETIMEDOUT);
 		if (console_drain(&stock, 1000))
 			die("guest console", EPIPE);
@@ -698,21 +758,16 @@ static void map_sample(struct vmm *m, const char *path)
 static void end_seed(void)
 {
 	uint64_t end = now_ns() + 10000000000ull;
-	int status;
 
 	close(seed.sync);
-	while (waitpid(seed.pid, &status, WNOHANG) != seed.pid) {
-		if (now_ns() > end) {
-			kill(seed.pid, SIGKILL);
-			waitpid(seed.pid, NULL, 0);
-			seed.pid = -1;
+	while (!vmm_ended(&seed)) {
+		if (now_ns() > end)
 			die("the seed QEMU did not end when its socket closed", ETIMEDOUT);
-		}
 		console_drain(&seed, 10);
 	}
-	seed.pid = -1;
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
+	if (!WIFEXITED(seed.status) || WEXITSTATUS(seed.status))
 		die("the seed QEMU failed", EPROTO);
+	seed.pid = -1;
 }
 
 int main(int argc, char **argv)
