@@ -370,7 +370,10 @@ static void send_report(struct session *s);
  * The guest time at which a frame from the guest is received: the frozen
  * time if the VM is frozen, else the most advanced vCPU's kvmclock (KVM
  * reports a running vCPU's live guest time); never before the last report
- * or the last stamp.  In ns since the session started.
+ * or the last stamp.  In ns since the session started.  A vCPU that runs
+ * past the stop (the overshoot) is stamped where it is: the VM freezes where
+ * its last vCPU is held, at least that, so the quantum's report is not
+ * before the stamp.
  */
 static uint64_t guest_stamp(struct session *s)
 {
@@ -383,9 +386,6 @@ static uint64_t guest_stamp(struct session *s)
 			if (!ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, &st) &&
 			    st.guest_ns > t)
 				t = st.guest_ns;
-		/* the quantum's report is at least its stop: never past it */
-		if (t > s->stop_ns)
-			t = s->stop_ns;
 	}
 	t = t > s->base_ns ? t - s->base_ns : 0;
 	if (t < reported_ns(s))
