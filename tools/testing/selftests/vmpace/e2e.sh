@@ -290,13 +290,17 @@ serial_lines() { # virtio|uart|attach (the virtio console, attached)
 # the round trip that is the simulation's (A's request stamped to B's reply
 # handed to A, less B's turnaround) exceeds the simulated round trip by at
 # most twice the grants' overshoot p99 (the two stops at which the frames
-# were handed over); and the stall moves the median round trip A measures by
-# less than 10 ms (host time leaking into guest time would add 20 ms per
-# round of 0.5 ms).
+# were handed over); and the stall moves the shortest round trip A measures
+# by less than 10 ms: host time leaking into guest time would add 20 ms per
+# round of 0.5 ms, to every round trip, the shortest too, while the guests'
+# own paths in this nested test VM (the relay through QEMU, B's turnaround)
+# only ever add, and more after each idle stall: the medians, printed, moved
+# by 5 to 13 ms in runs without any leak (2026-12-01..04).
 ns3_out=/tmp/ns3.out
-ns3_field() { # phase, rtt|net|p99: that median (or p99) from ns3sim's summary
+ns3_field() { # phase, rtt|min|net|p99: that median (min, p99) from ns3sim's summary
 	case $2 in
 	rtt) sed -n "s/^ns3sim: $1: [0-9]* round trips, A's NIC timestamps: .* error min [-+0-9.]* median \([-+0-9.]*\) .*/\1/p" ;;
+	min) sed -n "s/^ns3sim: $1: [0-9]* round trips, A's NIC timestamps: .* error min \([-+0-9.]*\) median .*/\1/p" ;;
 	net) sed -n "s/^ns3sim: $1: the simulation's part .* by min [-+0-9.]* median \([-+0-9.]*\) .*/\1/p" ;;
 	p99) sed -n "s/^ns3sim: $1: grants overshot by median [0-9.]* us, p99 \([0-9.]*\) us.*/\1/p" ;;
 	esac < "$ns3_out" | head -n 1
@@ -321,8 +325,9 @@ ns3_p2p() {
 	echo "# median error of the round trips A measured: $(ns3_field plain rtt) us as is," \
 		"$(ns3_field stall rtt) us with 20 ms of host time per round," \
 		"$(ns3_field boundary rtt) us with quantum-boundary stamps"
-	check "20 ms of host time per round moves the median round trip A measures by less than 10 ms" \
-		awk -v a="$(ns3_field plain rtt)" -v b="$(ns3_field stall rtt)" \
+	echo "# shortest: $(ns3_field plain min) us as is, $(ns3_field stall min) us with the stall"
+	check "20 ms of host time per round moves the shortest round trip A measures by less than 10 ms" \
+		awk -v a="$(ns3_field plain min)" -v b="$(ns3_field stall min)" \
 		'BEGIN { d = a - b; exit !(a != "" && b != "" && d < 10000 && d > -10000) }'
 }
 
