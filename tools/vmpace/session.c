@@ -370,10 +370,14 @@ static void send_report(struct session *s);
  * The guest time at which a frame from the guest is received: the frozen
  * time if the VM is frozen, else the most advanced vCPU's kvmclock (KVM
  * reports a running vCPU's live guest time); never before the last report
- * or the last stamp.  In ns since the session started.  A vCPU that runs
- * past the stop (the overshoot) is stamped where it is: the VM freezes where
- * its last vCPU is held, at least that, so the quantum's report is not
- * before the stamp.
+ * or the last stamp.  In ns since the session started.
+ *
+ * Never past the quantum's stop while the VM runs, although a vCPU past its
+ * deadline but not yet held is later (the overshoot): its live time is not
+ * a bound of where the VM freezes on a host whose TSC is unstable (KVM
+ * reads it from the VM's clock, the hold from the vCPU's own TSC), nor while
+ * QEMU has stopped the VM in a quantum (its "cont" sets kvmclock back), and
+ * a stamp past the quantum's report would break the protocol's order.
  */
 static uint64_t guest_stamp(struct session *s)
 {
@@ -386,6 +390,8 @@ static uint64_t guest_stamp(struct session *s)
 			if (!ioctl(s->vm->vcpu_fd[i], KVM_GET_PACE_STATE, &st) &&
 			    st.guest_ns > t)
 				t = st.guest_ns;
+		if (t > s->stop_ns)
+			t = s->stop_ns;
 	}
 	t = t > s->base_ns ? t - s->base_ns : 0;
 	if (t < reported_ns(s))
