@@ -56,9 +56,10 @@
  * driver had not asked for one yet; this is counted and printed, and on
  * the virtio console at most half the short lines may be handed over so.  A UART raises its
  * interrupt for fewer bytes than its FIFO's trigger level only after a
- * timeout that QEMU counts in host time, and the guest's 8250 driver was
- * seen to read in batches about 120 ms of guest time apart: how far each
- * line's read lies from the median line's is printed, not judged.
+ * timeout that QEMU counts in host time, and a guest answers through a
+ * UART slowly (every register access traps), falling behind lines that
+ * come closer than its answers take: how far each line's read lies from
+ * the median line's is printed, not judged.
  * Exit status 1 if a check failed, 2 on errors.
  */
 #define _GNU_SOURCE
@@ -399,7 +400,7 @@ int main(int argc, char **argv)
 		printf("sersim: the guest's clock minus simulated time, from every line it "
 		       "read: one value fits them all, known within %lld us (%s)\n",
 		       (long long)(clk.hi > clk.lo ? clk.hi - clk.lo : 0), opt.virtio ? bound :
-		       "how well is not judged for a UART, whose reads come in batches");
+		       "how well is not judged for a UART, whose answers take the guest long");
 	} else {
 		printf("sersim: the guest's clock minus simulated time, from every line it "
 		       "read: no one value fits them all (%lld us apart): the guest's clock "

@@ -160,10 +160,6 @@ wrapper_lockstep() {
 	check "vmpace ended the session cleanly" grep -q 'vmpace_status=0' "$out"
 }
 
-# libvmpace with the real vmpace: the VMM dies in the middle of a session;
-# refsim must end with libvmpace's account of it: the connection closed
-# (vmp_await or vmp_grant), then vmpace's exit status and what it means
-# (vmp_close).
 # refsim's output and children, then refsim and they are killed: a failed start
 refsim_dump_kill() { # out pid
 	cat "$1"
@@ -172,6 +168,10 @@ refsim_dump_kill() { # out pid
 	kill -KILL "$2" 2>/dev/null
 }
 
+# libvmpace with the real vmpace: the VMM dies in the middle of a session;
+# refsim must end with libvmpace's account of it: the connection closed
+# (vmp_await or vmp_grant), then vmpace's exit status and what it means
+# (vmp_close).
 refsim_vmm_dies() {
 	local out=/tmp/refsim-dies.out qp rc i
 	mapfile -t qemu < <("$here/guest/qemu-cmd.sh" "$BUILD/guest" 1)
@@ -299,7 +299,7 @@ serial_lines() { # virtio|uart|attach (the virtio console, attached)
 # round of 0.5 ms, to every round trip, the shortest too, while the guests'
 # own paths in this nested test VM (the relay through QEMU, B's turnaround)
 # only ever add, and more after each idle stall: the medians, printed, moved
-# by 5 to 13 ms in runs without any leak (2026-12-01..04).
+# by 3 to 13 ms in runs without any leak (2026-12-01..04).
 ns3_out=/tmp/ns3.out
 ns3_field() { # phase, rtt|min|net|p99: that median (min, p99) from ns3sim's summary
 	case $2 in
